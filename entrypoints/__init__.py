@@ -1,0 +1,1 @@
+"""Thin Hydra apps, one per MLproject entry point: compose config, call one gfcore function."""

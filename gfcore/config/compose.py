@@ -1,0 +1,91 @@
+"""Turning Hydra's composed config into typed objects, and composing outside of an entry point."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gfcore.config.schema import Config
+from gfcore.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def to_typed(cfg: DictConfig) -> Config:
+    """The composed config as `Config` dataclasses; missing or invalid values raise ConfigError."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"the composed config is incomplete or invalid: {exc}".strip()) from exc
+    if not isinstance(obj, Config):
+        raise ConfigError("the config was not composed on GuardianFlow's schema: its defaults list must start "
+                          "with gf_schema (see conf/config.yaml).")
+    return obj
+
+
+def to_container(cfg: Config | DictConfig) -> dict[str, Any]:
+    """A plain, resolved dict of the config (enums as their values), for logging."""
+    node = OmegaConf.structured(cfg) if not isinstance(cfg, DictConfig) else cfg
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
+    """Compose the project's config as an entry point would (for the CLI, benchmarks and tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def split_overrides(args: list[str]) -> list[str]:
+    """Split arguments that hold several space-separated Hydra overrides; drop empty ones.
+
+    `mlflow run` shell-quotes every parameter, so `-P overrides="a=1 b=2"` reaches the entry point as one
+    argument `a=1 b=2` (and an empty parameter as ''). Spaces inside quotes or brackets stay, so
+    `site.zone='north gate'` and `train.extra.x=[1, 2]` keep their meaning.
+    """
+    out: list[str] = []
+    for arg in args:
+        out.extend(_split_one(arg))
+    return out
+
+
+def _split_one(arg: str) -> list[str]:
+    parts, current, quote, depth = [], [], "", 0
+    for ch in arg:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+        elif ch.isspace() and depth == 0:
+            if current:
+                parts.append("".join(current))
+                current = []
+            continue
+        current.append(ch)
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
+def normalise_argv() -> None:
+    """Apply `split_overrides` to this process's command line, before Hydra reads it."""
+    sys.argv[1:] = split_overrides(sys.argv[1:])
+
+
+def hydra_output_dir() -> Path | None:
+    """The output folder of the running Hydra app, or None outside of one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)

@@ -1,0 +1,227 @@
+"""Structured-config schema of a GuardianFlow scenario, registered with Hydra's ConfigStore.
+
+`conf/config.yaml` starts its defaults list with `gf_schema`, so every group (site, task, model,
+backend, data) and every scenario preset is merged onto these dataclasses: an unknown key or a value of
+the wrong type fails when Hydra composes the config, before any run exists. Checks that need more than
+a type (names MLflow would reject, a data path the data kind needs) run in `__post_init__`, which
+`OmegaConf.to_object` calls when the entry point turns the composed config into these objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+from gfcore.errors import ConfigError
+
+
+class TaskType(str, Enum):
+    ppe = "ppe"
+    fall = "fall"
+    fire = "fire"
+    collision = "collision"
+    stuck = "stuck"
+
+
+class BackendName(str, Enum):
+    pytorch = "pytorch"
+    onnx = "onnx"
+    openvino = "openvino"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class DataKind(str, Enum):
+    demo = "demo"  # the built-in synthetic set, generated on first use
+    yolo = "yolo"  # a YOLO data yaml on disk (data.path)
+
+
+class ExpDesign(str, Enum):
+    single = "single"
+    sweep = "sweep"
+    comparison = "comparison"
+
+
+# Site parts and task classes become parts of experiment, run and registered-model names and of metric
+# names: `.` separates the parts of a model name, MLflow rejects `/` and `:` in model names.
+_NAME_PART = re.compile(r"^[A-Za-z0-9\uac00-\ud7a3][A-Za-z0-9_\-\uac00-\ud7a3]*$")
+
+
+def check_name_part(where: str, value: str) -> None:
+    if not isinstance(value, str) or not _NAME_PART.match(value):
+        raise ConfigError(
+            f"{where}={value!r} cannot be part of an experiment or registered model name: use letters, digits, "
+            "'-' and '_' only (no '/', ':', '.', or spaces), starting with a letter or digit. "
+            f"Fix it in the scenario or override it, e.g. {where}=my-{where.split('.')[-1]}."
+        )
+
+
+@dataclass
+class SiteConfig:
+    customer: str = MISSING
+    region: str = MISSING
+    plant: str = MISSING
+    zone: str = MISSING
+
+    def __post_init__(self) -> None:
+        for part in ("customer", "region", "plant", "zone"):
+            check_name_part(f"site.{part}", getattr(self, part))
+
+
+@dataclass
+class TaskConfig:
+    type: TaskType = MISSING
+    classes: List[str] = MISSING
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            raise ConfigError("task.classes is empty: list the class names in the order of the dataset's ids.")
+        for name in self.classes:
+            check_name_part("task.classes[]", name)
+        if len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"task.classes={list(self.classes)} repeats a name: class names must be unique.")
+
+
+@dataclass
+class ModelConfig:
+    # `yolov8n.yaml` builds from scratch, `yolo11s.pt` starts from pretrained weights (a file on disk).
+    architecture: str = MISSING
+    imgsz: int = 640
+    # Optional path to weights to start from instead of the architecture's own (.pt).
+    weights: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.architecture.endswith((".yaml", ".yml", ".pt")):
+            raise ConfigError(
+                f"model.architecture={self.architecture!r} is neither a model yaml (e.g. yolov8n.yaml, built from "
+                "scratch) nor a weights file (e.g. yolo11s.pt)."
+            )
+        if self.imgsz < 32 or self.imgsz % 32:
+            raise ConfigError(f"model.imgsz={self.imgsz} must be a multiple of 32 and at least 32 (e.g. 160, 640).")
+
+
+@dataclass
+class BackendConfig:
+    name: BackendName = BackendName.pytorch
+    precision: Precision = Precision.fp32
+    device: str = "cpu"  # Ultralytics' device string: cpu, 0, 0,1, cuda:0, mps
+    calibration_size: int = 300  # images used to calibrate int8 quantization
+
+
+@dataclass
+class DemoDataConfig:
+    """Settings of the synthetic demo set; each distinct setting is generated once and cached."""
+
+    train_images: int = 200
+    val_images: int = 60
+    test_images: int = 60
+    image_size: int = 160
+    max_people: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.train_images, self.val_images, self.test_images) < 1:
+            raise ConfigError("data.demo needs at least one image in each split (train_images, val_images, "
+                              "test_images).")
+        if self.image_size < 32 or self.max_people < 1:
+            raise ConfigError("data.demo.image_size must be at least 32 and data.demo.max_people at least 1.")
+
+
+@dataclass
+class DataConfig:
+    kind: DataKind = DataKind.demo
+    name: str = "demo"  # the dataset's name in MLflow's dataset lineage
+    path: Optional[str] = None  # YOLO data yaml, required when kind=yolo
+    version: str = "v1"
+    cache_dir: Optional[str] = None  # where generated data lives; default $GF_CACHE_DIR or ~/.cache/guardianflow
+    demo: DemoDataConfig = field(default_factory=DemoDataConfig)
+
+    def __post_init__(self) -> None:
+        if self.kind == DataKind.yolo and not self.path:
+            raise ConfigError("data.kind=yolo needs data.path: the path of a YOLO data yaml "
+                              "(e.g. data.path=/data/site/data.yaml), or use data=demo for the synthetic set.")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the keys are Ultralytics' own and are passed to `YOLO.train` unchanged."""
+
+    epochs: int = 100
+    batch: int = 16
+    lr0: float = 0.01
+    lrf: float = 0.01
+    optimizer: str = "auto"
+    momentum: float = 0.937
+    weight_decay: float = 0.0005
+    warmup_epochs: float = 3.0
+    cos_lr: bool = False
+    patience: int = 100
+    workers: int = 8
+    seed: int = 0
+    deterministic: bool = True
+    amp: bool = True
+    mosaic: float = 1.0
+    close_mosaic: int = 10
+    fliplr: float = 0.5
+    cache: bool = False
+    val: bool = True
+    plots: bool = True
+    # Any other Ultralytics train argument, e.g. `+train.extra.mixup=0.1`; checked against Ultralytics' keys.
+    extra: Dict[str, Any] = field(default_factory=dict)
+    # GuardianFlow's own: on out-of-memory, retry with half the batch, but not below this.
+    min_batch: int = 2
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs={self.epochs}: train for at least one epoch.")
+        if self.batch < 1 and self.batch != -1:
+            raise ConfigError(f"train.batch={self.batch}: use a positive batch size, or -1 for Ultralytics' "
+                              "automatic batch size.")
+
+
+@dataclass
+class ExpConfig:
+    scenario: str = "custom"  # the preset's name, tag gf.scenario
+    version: str = "v1"  # tag exp.version and the run name's last part
+    design: ExpDesign = ExpDesign.single
+
+    def __post_init__(self) -> None:
+        check_name_part("exp.version", self.version)
+
+
+@dataclass
+class TrackingConfig:
+    system_metrics: bool = True  # MLflow's system/* metrics while the run is active
+    system_metrics_interval_s: float = 10.0
+    log_plots: bool = True
+
+
+@dataclass
+class Config:
+    site: SiteConfig = MISSING
+    task: TaskConfig = MISSING
+    model: ModelConfig = MISSING
+    backend: BackendConfig = MISSING
+    data: DataConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    exp: ExpConfig = field(default_factory=ExpConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def register() -> None:
+    """Register the schema with Hydra's ConfigStore; safe to call more than once."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="gf_schema", node=Config)
+
+
+register()

@@ -1,0 +1,1 @@
+"""Datasets: the synthetic demo set and YOLO datasets on disk."""

@@ -1,0 +1,111 @@
+"""Resolve a scenario's data section into a checked YOLO dataset, before any run exists."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gfcore.config.schema import DataConfig, DataKind, TaskConfig
+from gfcore.data import demo
+from gfcore.data.hashing import IMAGE_SUFFIXES, hash_yolo_dataset, image_files, label_file
+from gfcore.errors import DataError
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    data_yaml: Path  # what Ultralytics is given as `data=`
+    root: Path
+    names: list[str]
+    hash: str
+    # split -> image folders (or list files) and their image count
+    splits: dict[str, list[Path]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return self.hash[:16]
+
+
+def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
+    """The dataset of `cfg`: demo data is generated on first use; a YOLO yaml is checked and hashed."""
+    if cfg.kind == DataKind.demo:
+        root = demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir)
+        info = _from_yaml(root / "data.yaml", cfg.name, data_hash=demo.demo_manifest(root)["hash"])
+    else:
+        info = _from_yaml(Path(cfg.path).expanduser(), cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
+    if list(task.classes) != info.names:
+        raise DataError(
+            f"the dataset's classes {info.names} (in {info.data_yaml}) do not match task.classes "
+            f"{list(task.classes)}: set task.classes to the dataset's names, in the same order."
+        )
+    return info
+
+
+def _from_yaml(data_yaml: Path, name: str, data_hash: str | None, cache_dir: str | None = None) -> DatasetInfo:
+    if not data_yaml.is_file():
+        raise DataError(f"the data yaml {data_yaml} does not exist: set data.path to a YOLO data yaml "
+                        "(with path, train, val and names), or use data=demo for the synthetic set.")
+    from ultralytics.data.utils import check_det_dataset
+
+    try:
+        parsed = check_det_dataset(str(data_yaml), autodownload=False)
+    except Exception as exc:  # Ultralytics raises several types, all with a message
+        raise DataError(f"the data yaml {data_yaml} is not a usable YOLO dataset: {exc}") from exc
+
+    splits: dict[str, list[Path]] = {}
+    counts: dict[str, int] = {}
+    for split in ("train", "val", "test"):
+        entries = parsed.get(split)
+        if not entries:
+            continue
+        paths = [Path(p) for p in (entries if isinstance(entries, list) else [entries])]
+        splits[split] = paths
+        counts[split] = sum(_count_images(p) for p in paths)
+    for split in ("train", "val"):
+        if not counts.get(split):
+            raise DataError(f"the {split} split of {data_yaml} has no images (looked in "
+                            f"{', '.join(map(str, splits.get(split, []))) or 'nothing listed'}): check the "
+                            "paths in the yaml and that the images are there.")
+    names = [parsed["names"][i] for i in sorted(parsed["names"])]
+    root = Path(parsed["path"])
+    image_dirs = [p for paths in splits.values() for p in paths if p.is_dir()]
+    if data_hash is None:
+        data_hash = _cached_hash(root, image_dirs, names, cache_dir)
+    return DatasetInfo(name=name, data_yaml=data_yaml.resolve(), root=root, names=names, hash=data_hash,
+                       splits=splits, counts=counts)
+
+
+def _count_images(path: Path) -> int:
+    if path.is_dir():
+        return sum(1 for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if path.is_file() and path.suffix == ".txt":  # a list of image paths, one per line
+        return sum(1 for line in path.read_text().splitlines() if line.strip())
+    return 0
+
+
+def _cached_hash(root: Path, image_dirs: list[Path], names: list[str], cache_dir: str | None) -> str:
+    """Content hash of a dataset on disk, cached by the files' paths, sizes and modification times."""
+    import hashlib
+
+    stats = hashlib.sha256("\n".join(names).encode())
+    for img in (img for d in sorted(image_dirs) for img in image_files(d)):
+        for p in (img, label_file(img)):
+            st = p.stat() if p.is_file() else None
+            stats.update(f"{p}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+    key = stats.hexdigest()
+    cache = Path(cache_dir) if cache_dir else demo.default_cache_dir()
+    entry = cache / "hashes" / f"{key}.json"
+    if entry.is_file():
+        return json.loads(entry.read_text())["hash"]
+    value = hash_yolo_dataset(root, image_dirs, names)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"hash": value, "root": str(root)}))
+        tmp.replace(entry)
+    except OSError:
+        pass  # a read-only cache only costs the next run a rehash
+    return value

@@ -1,0 +1,27 @@
+"""GuardianFlow's error hierarchy: each message says what was wrong and what to do about it."""
+
+
+class GuardianFlowError(Exception):
+    """Base class: an expected failure with a message meant for the user, printed without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(GuardianFlowError):
+    """A composed configuration that cannot work (names MLflow would reject, unknown Ultralytics keys ...)."""
+
+
+class DataError(GuardianFlowError):
+    """A dataset that is missing, empty or does not match the task."""
+
+
+class ModelError(GuardianFlowError):
+    """A model that cannot be built or loaded (for example pretrained weights that are not on disk)."""
+
+
+class TrackingError(GuardianFlowError):
+    """The MLflow tracking store cannot be reached or refuses what GuardianFlow sends."""
+
+
+class TrainingError(GuardianFlowError):
+    """Training failed in a way GuardianFlow recognises (for example out of memory at the smallest batch)."""

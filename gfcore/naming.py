@@ -1,0 +1,41 @@
+"""The names of experiments, runs, registered models and metrics (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+from gfcore.config.schema import Config, SiteConfig
+
+_METRIC_BAD_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def experiment_name(site: SiteConfig) -> str:
+    """`{customer}/{region}-{plant}/{zone}`, e.g. `donghwa-entec/busan-plant1/welding`."""
+    return f"{site.customer}/{site.region}-{site.plant}/{site.zone}"
+
+
+def arch_name(architecture: str) -> str:
+    """`yolov8n.yaml` -> `yolov8n`, `/models/yolo11l.pt` -> `yolo11l`."""
+    return PurePath(architecture).stem
+
+
+def run_name(cfg: Config, exp_type: str) -> str:
+    """`{task}-{arch}-{type}-{version}`, e.g. `ppe-yolo11l-train-v2`."""
+    return f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-{exp_type}-{cfg.exp.version}"
+
+
+def registered_model_name(cfg: Config) -> str:
+    """`{customer}.{region}-{plant}.{zone}.{task}`: MLflow rejects `/` and `:` in model names, hence dots."""
+    s = cfg.site
+    return f"{s.customer}.{s.region}-{s.plant}.{s.zone}.{cfg.task.type.value}"
+
+
+def variant_model_name(base: str, backend: str, precision: str) -> str:
+    """`{base}__{backend}_{precision}`, e.g. `...welding.ppe__openvino_int8`."""
+    return f"{base}__{backend}_{precision}"
+
+
+def sanitize_metric_name(name: str) -> str:
+    """MLflow accepts letters, digits and `_ - . / space` in metric names; anything else becomes `_`."""
+    return _METRIC_BAD_CHARS.sub("_", name)

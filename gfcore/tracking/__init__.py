@@ -1,0 +1,1 @@
+"""Everything GuardianFlow records in MLflow."""

@@ -1,0 +1,52 @@
+"""The resolved config as MLflow params and the standard run tags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gfcore.config.compose import to_container
+from gfcore.config.schema import Config
+from gfcore.naming import arch_name
+
+# MLflow's limit on one param value; longer values are cut with a marker rather than failing the run.
+MAX_PARAM_VALUE = 6000
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"train": {"lr0": 0.01}}` -> `{"train.lr0": "0.01"}`; lists stay one value (JSON), empty dicts are kept."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+            flat[dotted] = text if len(text) <= MAX_PARAM_VALUE else text[: MAX_PARAM_VALUE - 3] + "..."
+    return flat
+
+
+def config_params(cfg: Config) -> dict[str, str]:
+    return flatten(to_container(cfg))
+
+
+def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None) -> dict[str, str]:
+    """The tags every GuardianFlow run carries (DESIGN.md section 3)."""
+    tags = {
+        "exp.type": exp_type,
+        "exp.version": cfg.exp.version,
+        "exp.design": cfg.exp.design.value,
+        "gf.scenario": cfg.exp.scenario,
+        "site.customer": cfg.site.customer,
+        "site.region": cfg.site.region,
+        "site.plant": cfg.site.plant,
+        "site.zone": cfg.site.zone,
+        "task.type": cfg.task.type.value,
+        "task.classes": ",".join(cfg.task.classes),
+        "model.architecture": arch_name(cfg.model.architecture),
+        "data.version": cfg.data.version,
+        "data.hash": data_hash,
+    }
+    if source_run_id:
+        tags["source.run_id"] = source_run_id
+    return tags

@@ -1,0 +1,233 @@
+"""The one owner of an entry point's MLflow run.
+
+Standalone, it creates the run in the site's experiment. Under `mlflow run` the run already exists
+(MLFLOW_RUN_ID): it is resumed as it is, never moved with `set_experiment`. Whatever happens inside,
+the run ends FINISHED, FAILED (error tag + traceback artifact) or KILLED (Ctrl-C, SIGTERM), never
+RUNNING, and what was logged before stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gfcore.config.compose import to_container
+from gfcore.config.schema import Config
+from gfcore.errors import TrackingError
+from gfcore.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.tracking.params import config_params, run_tags
+
+log = logging.getLogger(__name__)
+
+ERROR_TAG = "gf.error"
+MAX_TAG_VALUE = 5000
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
+
+
+@dataclass
+class OwnedRun:
+    run_id: str
+    experiment_id: str
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """All values in one batched call; names are sanitized, non-finite values dropped."""
+        import math
+
+        import mlflow
+
+        clean = {sanitize_metric_name(k): float(v) for k, v in metrics.items()
+                 if v is not None and math.isfinite(float(v))}
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def check_tracking_store(retries: int = 3, timeout_s: float = 3.0) -> str:
+    """Fail fast, with what to do, when the tracking store cannot be reached; return its URI."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        last: Exception | None = None
+        for attempt in range(retries):
+            try:
+                resp = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+                if resp.status_code < 500:
+                    return uri
+                last = RuntimeError(f"HTTP {resp.status_code}")
+            except requests.RequestException as exc:
+                last = exc
+            time.sleep(min(2.0, 0.5 * 2**attempt))
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) after {retries} tries: "
+            f"{_short(last)}. Start the server, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
+            "sqlite:///mlflow.db."
+        )
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if not db.parent.is_dir():
+            raise TrackingError(f"the tracking store {uri} is in a folder that does not exist ({db.parent}): "
+                                "create it or point MLFLOW_TRACKING_URI elsewhere.")
+    return uri
+
+
+@contextmanager
+def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str | None = None,
+              extra_tags: dict[str, str] | None = None) -> Iterator[OwnedRun]:
+    """Start (or resume under `mlflow run`) the run of one entry point, and always end it."""
+    import mlflow
+
+    check_tracking_store()
+    tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **(extra_tags or {})}
+    name = run_name(cfg, exp_type)
+    experiment = experiment_name(cfg.site)
+    system_metrics = cfg.tracking.system_metrics
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
+        mlflow.set_system_metrics_samples_before_logging(1)
+
+    try:
+        env_run_id = os.environ.get("MLFLOW_RUN_ID")
+        if env_run_id:
+            active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics)
+            mlflow.MlflowClient().update_run(env_run_id, name=name)
+            _warn_if_elsewhere(active.info.experiment_id, experiment)
+        else:
+            exp_id = _experiment_id(experiment)
+            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"MLflow refused to start the run: {_short(exc)}") from exc
+
+    run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
+    with _sigterm_raises():
+        try:
+            mlflow.set_tags(tags)
+            mlflow.log_params(config_params(cfg))
+            _log_config_artifacts(cfg)
+            yield run
+        except KeyboardInterrupt as exc:
+            reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+            _record_failure(reason, exc)
+            _end("KILLED")
+            raise
+        except BaseException as exc:
+            _record_failure(f"{type(exc).__name__}: {exc}", exc)
+            _end("FAILED")
+            raise
+        else:
+            _end("FINISHED")
+
+
+def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
+    """Under `mlflow run`: end the run MLflow created when the entry point failed before owning it."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_VALUE])
+            client.set_terminated(run_id, status)
+    except Exception as err:  # the store itself may be what failed
+        log.warning("could not mark run %s %s: %s", run_id, status, _short(err))
+
+
+def _experiment_id(name: str) -> str:
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise TrackingError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore "
+                                f"--experiment-id {found.experiment_id}) or delete it for good before running.")
+        return found.experiment_id
+    try:
+        return mlflow.create_experiment(name)
+    except mlflow.exceptions.MlflowException:
+        # Another job of a parallel sweep created it first.
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _warn_if_elsewhere(experiment_id: str, wanted: str) -> None:
+    import mlflow
+
+    actual = mlflow.get_experiment(experiment_id).name
+    if actual != wanted:
+        log.warning("this run is filed under experiment %r, not the site's %r: pass --experiment-name %s to "
+                    "`mlflow run` (or set MLFLOW_EXPERIMENT_NAME=%s).", actual, wanted, wanted, wanted)
+
+
+def _log_config_artifacts(cfg: Config) -> None:
+    import mlflow
+
+    from gfcore.config.compose import hydra_output_dir
+
+    mlflow.log_dict(to_container(cfg), "config/resolved.yaml")
+    out = hydra_output_dir()
+    if out is not None and (out / ".hydra").is_dir():
+        mlflow.log_artifacts(str(out / ".hydra"), "config/.hydra")
+
+
+def _record_failure(reason: str, exc: BaseException) -> None:
+    import mlflow
+
+    try:
+        mlflow.set_tag(ERROR_TAG, reason[:MAX_TAG_VALUE])
+        mlflow.log_text("".join(traceback.format_exception(exc)), "error/traceback.txt")
+    except Exception as err:  # keep the original error; the store may be the thing that failed
+        log.warning("could not record the failure in MLflow: %s", _short(err))
+
+
+def _end(status: str) -> None:
+    import mlflow
+
+    try:
+        mlflow.end_run(status)
+    except Exception as err:
+        log.warning("could not end the run as %s: %s", status, _short(err))
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` while the run is open (main thread only: signals live there)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _short(exc: BaseException | None) -> str:
+    text = str(exc) if exc is not None else "unknown error"
+    return text.splitlines()[0][:300] if text else type(exc).__name__

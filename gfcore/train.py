@@ -1,0 +1,77 @@
+"""The `train` entry point's work: check everything, then train and record one MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gfcore.config.compose import hydra_output_dir
+from gfcore.config.schema import Config
+from gfcore.data.dataset import resolve_dataset
+from gfcore.tracking.lineage import log_dataset_inputs
+from gfcore.tracking.run import OwnedRun, owned_run
+from gfcore.yolo import env as yolo_env
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "det.mAP50_95"
+PLOT_SUFFIXES = {".png", ".jpg"}
+
+
+def train(cfg: Config) -> float:
+    """Train the scenario's model on its data; returns the objective (det.mAP50_95) for sweepers."""
+    yolo_env.configure()
+    from gfcore.yolo.model import check_model_source, model_stats
+    from gfcore.yolo.training import check_train_args, train_yolo
+
+    # Everything that can be wrong with the input is found before a run exists.
+    check_train_args(cfg.train)
+    check_model_source(cfg.model)
+    dataset = resolve_dataset(cfg.data, cfg.task)
+
+    with owned_run(cfg, "train", data_hash=dataset.hash) as run:
+        log_dataset_inputs(dataset, contexts={"train": "training", "val": "validation", "test": "testing"})
+
+        def on_retry(attempt: int, old: int, new: int, exc: BaseException) -> None:
+            run.set_tags({f"gf.oom_retry.{attempt}": f"batch {old} -> {new}: {str(exc).splitlines()[0][:200]}"})
+
+        with _work_dir() as work:
+            result = train_yolo(cfg, dataset.data_yaml, work / "ultralytics", run.log_metrics, on_retry)
+            # det.* of the final evaluation were logged by the epoch callback, at step epochs+1.
+            run.log_metrics({**result.per_class, **model_stats(result.best, cfg.model.imgsz)}, step=result.epochs + 1)
+            if result.oom_retries:
+                run.set_tags({"gf.train.batch_used": result.batch})
+            _log_training_artifacts(run, result.save_dir, cfg.tracking.log_plots)
+        objective = result.final.get(OBJECTIVE, 0.0)
+        log.info("trained %d epochs: det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
+                 result.final.get("det.mAP50", 0.0), objective, run.run_id)
+        return objective
+
+
+@contextmanager
+def _work_dir() -> Iterator[Path]:
+    """Ultralytics' output goes into the Hydra run folder, or a temporary one outside of Hydra."""
+    out = hydra_output_dir()
+    if out is not None:
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix="gf-train-") as tmp:
+        yield Path(tmp)
+
+
+def _log_training_artifacts(run: OwnedRun, save_dir: Path, plots: bool) -> None:
+    import mlflow
+
+    for name in ("best.pt", "last.pt"):
+        if (save_dir / "weights" / name).is_file():
+            mlflow.log_artifact(str(save_dir / "weights" / name), "weights")
+    for name in ("results.csv", "args.yaml"):
+        if (save_dir / name).is_file():
+            mlflow.log_artifact(str(save_dir / name), "results")
+    if plots:
+        for f in sorted(save_dir.iterdir()):
+            if f.suffix.lower() in PLOT_SUFFIXES:
+                mlflow.log_artifact(str(f), "plots")

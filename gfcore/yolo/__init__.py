@@ -1,0 +1,1 @@
+"""The Ultralytics integration: offline setup, model building, training and its metric callbacks."""

@@ -1,0 +1,67 @@
+"""Ultralytics trainer callbacks that turn its per-epoch figures into GuardianFlow's metric names.
+
+They know nothing of MLflow: they call `log(metrics, step)`, which the caller points at the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Ultralytics' detection metric keys -> DESIGN.md section 3 names.
+_DET_KEYS = {
+    "metrics/precision(B)": "det.precision",
+    "metrics/recall(B)": "det.recall",
+    "metrics/mAP50(B)": "det.mAP50",
+    "metrics/mAP50-95(B)": "det.mAP50_95",
+}
+
+
+def detection_metrics(raw: dict[str, Any]) -> dict[str, float]:
+    """det.* from Ultralytics' validator results, with det.f1 from precision and recall."""
+    out = {name: float(raw[key]) for key, name in _DET_KEYS.items() if key in raw}
+    p, r = out.get("det.precision"), out.get("det.recall")
+    if p is not None and r is not None:
+        out["det.f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    return out
+
+
+def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:
+    """`train/box_loss` -> `train.box_loss`, `val/cls_loss` -> `val.cls_loss`, `lr/pg0` -> `lr.pg0`."""
+    return {key.replace("/", ".", 1): float(v) for key, v in raw.items()
+            if key.startswith(("train/", "val/", "lr/"))}
+
+
+class EpochLogger:
+    """Logs every epoch at `step=epoch` (1-based, as in results.csv) in one call.
+
+    Ultralytics runs `on_fit_epoch_end` once more after training, for its final validation of best.pt;
+    no `on_train_epoch_end` precedes that call, which is how it is told apart. Its det.* figures are
+    the run's final ones, logged at step epochs+1 like Ultralytics does, and kept in `final`.
+    """
+
+    def __init__(self, log: Callable[[dict[str, float], int], None]):
+        self.log = log
+        self.final: dict[str, float] = {}
+        self.epochs_logged = 0
+        self._trained_epoch = False
+
+    def attach(self, model: Any) -> None:
+        model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
+        model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        self._trained_epoch = True
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        step = trainer.epoch + 1
+        det = detection_metrics(trainer.metrics)
+        if not self._trained_epoch:  # the final evaluation of best.pt
+            self.final = det
+            self.log(det, step)
+            return
+        self._trained_epoch = False
+        self.log({**det, **loss_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")),
+                  **loss_metrics(trainer.metrics), **loss_metrics(trainer.lr)}, step)
+        self.epochs_logged = step
+        self.final = det  # until a final evaluation replaces it

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import PurePath
 
 from gfcore.config.schema import Config, SiteConfig
 
-_METRIC_BAD_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+_METRIC_BAD_CHARS = re.compile(r"[^\w\-. /]")  # \w: Unicode letters and digits, as MLflow checks
 
 
 def experiment_name(site: SiteConfig) -> str:
@@ -37,5 +38,11 @@ def variant_model_name(base: str, backend: str, precision: str) -> str:
 
 
 def sanitize_metric_name(name: str) -> str:
-    """MLflow accepts letters, digits and `_ - . / space` in metric names; anything else becomes `_`."""
-    return _METRIC_BAD_CHARS.sub("_", name)
+    """MLflow accepts letters, digits and `_ - . / space` in metric names; anything else becomes `_`.
+
+    It also refuses names that are not normalised paths (`a//b`, `/a`, `a/`), so those lose their slashes.
+    """
+    clean = _METRIC_BAD_CHARS.sub("_", name)
+    if posixpath.normpath(clean) != clean or clean.startswith(("/", "..")) or clean == ".":
+        clean = clean.replace("/", "_")
+    return clean

@@ -1,0 +1,102 @@
+"""Every preset composes and validates; typos, wrong types and bad names fail at composition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from gfcore.config import compose, split_overrides, to_typed
+from gfcore.config.schema import BackendName, Config, DataKind, TaskType
+from gfcore.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+SCENARIOS = sorted(p.stem for p in (CONF / "scenario").glob("*.yaml"))
+
+
+def test_there_are_the_required_presets():
+    assert {"demo", "smoke", "donghwa-entec_welding_ppe", "sampyo_bct_ppe"} <= set(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_preset_composes_and_validates(scenario):
+    cfg = to_typed(compose([f"scenario={scenario}"]))
+    assert isinstance(cfg, Config)
+    assert cfg.exp.scenario == scenario, "a preset names itself in exp.scenario (tag gf.scenario)"
+    assert cfg.task.classes and cfg.site.customer and cfg.model.imgsz % 32 == 0
+
+
+def test_default_is_the_demo_scenario():
+    cfg = to_typed(compose())
+    assert (cfg.site.customer, cfg.site.region, cfg.site.plant, cfg.site.zone) == ("demo", "local", "plant1", "yard")
+    assert cfg.task.type == TaskType.ppe and cfg.task.classes == ["helmet", "vest"]
+    assert cfg.model.architecture == "yolov8n.yaml" and cfg.data.kind == DataKind.demo
+    assert cfg.backend.name == BackendName.pytorch and cfg.backend.device == "cpu"
+    assert cfg.exp.scenario == "demo"
+
+
+def test_seed_sites_are_described():
+    dh = to_typed(compose(["scenario=donghwa-entec_welding_ppe"]))
+    assert (dh.site.customer, dh.site.region, dh.site.plant, dh.site.zone) == ("donghwa-entec", "busan", "plant1",
+                                                                               "welding")
+    assert dh.task.classes == ["headgear", "harness", "hook"]
+    assert dh.model.architecture.startswith("yolo11l") and dh.model.imgsz == 1280
+    sp = to_typed(compose(["scenario=sampyo_bct_ppe"]))
+    assert (sp.site.customer, sp.site.region, sp.site.zone) == ("sampyo", "gimhae", "bct")
+    assert sp.task.classes == ["helmet", "vest"] and sp.model.architecture.startswith("yolo11s")
+
+
+def test_overrides_use_ultralytics_key_names():
+    cfg = to_typed(compose(["scenario=smoke", "train.epochs=7", "train.lr0=0.05", "train.optimizer=SGD",
+                            "model.imgsz=96", "model.architecture=yolo11n.yaml", "+train.extra.mixup=0.1"]))
+    assert (cfg.train.epochs, cfg.train.lr0, cfg.train.optimizer) == (7, 0.05, "SGD")
+    assert (cfg.model.imgsz, cfg.model.architecture, cfg.train.extra) == (96, "yolo11n.yaml", {"mixup": 0.1})
+
+
+def test_unknown_scenario_lists_the_valid_ones():
+    with pytest.raises(HydraException) as err:
+        compose(["scenario=nope"])
+    assert "Available options in 'scenario'" in str(err.value) and "smoke" in str(err.value)
+
+
+def test_unknown_group_option_fails():
+    with pytest.raises(HydraException, match="Available options in 'model'"):
+        compose(["model=yolov99"])
+
+
+@pytest.mark.parametrize("override", ["train.epochs=abc", "model.imgsz=big", "train.cos_lr=maybe",
+                                      "task.type=juggling"])
+def test_wrong_type_fails_at_composition(override):
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        compose(["scenario=smoke", override])
+
+
+def test_unknown_key_fails_at_composition():
+    with pytest.raises((HydraException, OmegaConfBaseException), match="foo"):
+        compose(["scenario=smoke", "train.foo=1"])
+
+
+@pytest.mark.parametrize("override", ["site.zone=a/b", "site.customer=acme:1", "site.plant='plant 1'",
+                                      "site.region=busan.north", "task.classes=[helmet,helmet]"])
+def test_names_mlflow_would_reject_fail_before_any_run(override):
+    with pytest.raises(ConfigError):
+        to_typed(compose(["scenario=smoke", override]))
+
+
+def test_yolo_data_needs_a_path():
+    with pytest.raises((ConfigError, OmegaConfBaseException)):
+        to_typed(compose(["scenario=smoke", "data=yolo"]))
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (["scenario=demo"], ["scenario=demo"]),
+    (["scenario=demo", ""], ["scenario=demo"]),
+    (["train.epochs=1 train.batch=4"], ["train.epochs=1", "train.batch=4"]),
+    (["  a=1   b=2 "], ["a=1", "b=2"]),
+    (["site.zone='north gate' a=1"], ["site.zone='north gate'", "a=1"]),
+    (["+train.extra.x=[1, 2] a=1"], ["+train.extra.x=[1, 2]", "a=1"]),
+])
+def test_split_overrides(raw, expected):
+    assert split_overrides(raw) == expected

@@ -25,3 +25,7 @@ class TrackingError(GuardianFlowError):
 
 class TrainingError(GuardianFlowError):
     """Training failed in a way GuardianFlow recognises (for example out of memory at the smallest batch)."""
+
+
+class RegistryError(GuardianFlowError):
+    """A registry request that cannot be done: unknown model or version, no candidate, a failing gate ..."""

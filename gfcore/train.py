@@ -7,13 +7,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfcore.config.compose import hydra_output_dir
 from gfcore.config.schema import Config
-from gfcore.data.dataset import resolve_dataset
+from gfcore.data.dataset import DatasetInfo, resolve_dataset
 from gfcore.tracking.lineage import log_dataset_inputs
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
+
+if TYPE_CHECKING:
+    from gfcore.yolo.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ def train(cfg: Config) -> float:
             if result.oom_retries:
                 run.set_tags({"gf.train.batch_used": result.batch})
             _log_training_artifacts(run, result.save_dir, cfg.tracking.log_plots)
+            if cfg.registry.register:
+                _register(cfg, run, result, dataset)
         objective = result.final.get(OBJECTIVE, 0.0)
         log.info("trained %d epochs: det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
                  result.final.get("det.mAP50", 0.0), objective, run.run_id)
@@ -60,6 +66,18 @@ def _work_dir() -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="gf-train-") as tmp:
         yield Path(tmp)
+
+
+def _register(cfg: Config, run: OwnedRun, result: TrainResult, dataset: DatasetInfo) -> None:
+    """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
+    from gfcore.naming import registered_model_name
+    from gfcore.registry.pyfunc import log_detector
+    from gfcore.registry.register import register_model, train_version_tags
+
+    info = log_detector(result.best, cfg.model.imgsz, example_image=dataset.example_image())
+    reg = register_model(info.model_uri, registered_model_name(cfg), cfg, run.run_id,
+                         train_version_tags(cfg, run.run_id, dataset.hash, result.final))
+    log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
 
 
 def _log_training_artifacts(run: OwnedRun, save_dir: Path, plots: bool) -> None:

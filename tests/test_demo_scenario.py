@@ -21,3 +21,17 @@ def test_demo_trains_to_a_useful_model_in_five_minutes(mlflow_store, tmp_path):
           f"det.mAP50_95 {run.data.metrics['det.mAP50_95']:.3f}")
     assert run.data.metrics["det.mAP50"] >= 0.5
     assert wall <= 300, f"the demo took {wall:.0f}s"
+
+    # The registered candidate finds helmets and vests at the default threshold.
+    import mlflow
+    import pandas as pd
+
+    from gfcore.config import compose, to_typed
+    from gfcore.data.dataset import resolve_dataset
+    from gfcore.registry.pyfunc import encode_image
+
+    cfg = to_typed(compose())
+    images = sorted(resolve_dataset(cfg.data, cfg.task).splits["test"][0].glob("*.png"))[:8]
+    model = mlflow.pyfunc.load_model("models:/demo.local-plant1.yard.ppe@candidate")
+    out = model.predict(pd.DataFrame({"image": [encode_image(p) for p in images]}))
+    assert set(out["class_name"]) == {"helmet", "vest"} and out["confidence"].min() >= 0.25

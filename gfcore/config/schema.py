@@ -206,6 +206,11 @@ class TrackingConfig:
 
 
 @dataclass
+class RegistryConfig:
+    register: bool = True  # train (and quant) register their model with alias `candidate`
+
+
+@dataclass
 class Config:
     site: SiteConfig = MISSING
     task: TaskConfig = MISSING
@@ -215,6 +220,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     exp: ExpConfig = field(default_factory=ExpConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 def register() -> None:

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gfcore import paths
 from gfcore.config.schema import DataConfig, DataKind, TaskConfig
 from gfcore.data import demo
 from gfcore.data.hashing import IMAGE_SUFFIXES, hash_yolo_dataset, image_files, label_file
@@ -27,6 +28,16 @@ class DatasetInfo:
     @property
     def digest(self) -> str:
         return self.hash[:16]
+
+    def example_image(self) -> Path | None:
+        """One image of the test split (else val), e.g. for a model's input example."""
+        for split in ("test", "val"):
+            for folder in self.splits.get(split, []):
+                if folder.is_dir():
+                    images = image_files(folder)
+                    if images:
+                        return images[0]
+        return None
 
 
 def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
@@ -96,7 +107,7 @@ def _cached_hash(root: Path, image_dirs: list[Path], names: list[str], cache_dir
             st = p.stat() if p.is_file() else None
             stats.update(f"{p}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
     key = stats.hexdigest()
-    cache = Path(cache_dir) if cache_dir else demo.default_cache_dir()
+    cache = Path(cache_dir) if cache_dir else paths.cache_dir()
     entry = cache / "hashes" / f"{key}.json"
     if entry.is_file():
         return json.loads(entry.read_text())["hash"]

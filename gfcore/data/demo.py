@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gfcore import paths
 from gfcore.config.schema import DemoDataConfig
 from gfcore.data import synthetic
 from gfcore.data.hashing import hash_yolo_dataset
@@ -28,10 +28,6 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("GF_CACHE_DIR") or Path.home() / ".cache" / "guardianflow")
-
-
 def settings_key(settings: DemoDataConfig) -> str:
     blob = json.dumps({"generator": GENERATOR_VERSION, **asdict(settings)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -39,7 +35,7 @@ def settings_key(settings: DemoDataConfig) -> str:
 
 def ensure_demo_dataset(settings: DemoDataConfig, cache_dir: str | Path | None = None) -> Path:
     """Return the folder of the demo set for `settings`, generating it on first use."""
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = Path(cache_dir) if cache_dir else paths.cache_dir()
     target = root / "data" / f"demo-{settings_key(settings)}"
     if (target / MANIFEST).is_file():
         return target

@@ -1,0 +1,1 @@
+"""The model registry: servable pyfunc packaging, registration and the champion lifecycle."""

@@ -1,0 +1,311 @@
+"""Which model runs at a site: listing, promotion behind gates, rollback, and custom aliases.
+
+Aliases: `candidate` (new, not yet trusted), `champion` (what the site runs), `rollback` (the previous
+champion). promote: the old champion becomes `rollback`, the target `champion`, and `candidate` goes if
+it pointed at the target. rollback: `rollback` becomes champion again, the demoted champion becomes
+`candidate`, and `rollback` is removed until the next promotion.
+
+Changes to one model are serialized by a lock file on this machine and verified after writing, so two
+promotions at once cannot leave a lost rollback or an alias on the wrong version.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import operator
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gfcore.errors import RegistryError
+from gfcore.registry.register import CANDIDATE, CHAMPION, ROLLBACK
+
+MANAGED_ALIASES = (CHAMPION, CANDIDATE, ROLLBACK)
+KEY_METRICS = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms")
+_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt,
+        "<": operator.lt}
+_GATE = re.compile(r"^\s*([\w.\-/ ]+?)\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+@dataclass
+class Gate:
+    metric: str
+    op: str
+    threshold: float
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.threshold:g}"
+
+
+@dataclass
+class VersionInfo:
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    status: str
+    created: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelSummary:
+    name: str
+    path: str
+    aliases: dict[str, str]  # alias -> version
+    champion_metrics: dict[str, float]
+
+
+def parse_gate(text: str) -> Gate:
+    m = _GATE.match(text)
+    if not m:
+        raise RegistryError(f"gate {text!r} is not of the form METRIC OP NUMBER, e.g. 'det.mAP50>=0.8' "
+                            f"(OP one of {', '.join(_OPS)}).")
+    return Gate(metric=m.group(1).strip(), op=m.group(2), threshold=float(m.group(3)))
+
+
+def list_models(customer: str | None = None, task: str | None = None) -> list[ModelSummary]:
+    client = _client()
+    out = []
+    for rm in _all_registered_models(client):
+        if customer and rm.tags.get("site.customer") != customer:
+            continue
+        if task and rm.tags.get("task.type") != task:
+            continue
+        aliases = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+        champ = aliases.get(CHAMPION)
+        out.append(ModelSummary(
+            name=rm.name, path=rm.tags.get("gf.path", ""), aliases=aliases,
+            champion_metrics=_version_metrics(client, rm.name, champ) if champ else {}))
+    return sorted(out, key=lambda m: m.name)
+
+
+def list_versions(name: str) -> list[VersionInfo]:
+    client = _client()
+    rm = _require_model(client, name)
+    # Search results do not carry aliases: take them from the registered model.
+    by_version: dict[str, list[str]] = {}
+    for alias, v in (rm.aliases or {}).items():
+        by_version.setdefault(str(v), []).append(alias)
+    versions = client.search_model_versions(f"name='{name}'")
+    out = []
+    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        out.append(VersionInfo(
+            version=str(mv.version), aliases=sorted(by_version.get(str(mv.version), [])), run_id=mv.run_id,
+            status=mv.status,
+            created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            metrics=_run_metrics(client, mv.run_id), tags=dict(mv.tags or {})))
+    return out
+
+
+def promote(name: str, version: str | None = None, requires: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Make `version` (default: the candidate) the champion, if every gate passes."""
+    gates = [parse_gate(g) for g in requires]
+    client = _client()
+    _require_model(client, name)
+    with _model_lock(name):
+        aliases = _aliases(client, name)
+        target = str(version) if version else aliases.get(CANDIDATE)
+        if target is None:
+            raise RegistryError(f"{name} has no candidate to promote: train a new version, or name one with "
+                                f"--version (see `guardianflow versions {name}`).")
+        mv = _require_version(client, name, target)
+        metrics = _run_metrics(client, mv.run_id)
+        _check_gates(name, target, gates, metrics)
+        old = aliases.get(CHAMPION)
+        if old == target:
+            return {"name": name, "champion": target, "rollback": aliases.get(ROLLBACK), "changed": False}
+        if old is not None:
+            client.set_registered_model_alias(name, ROLLBACK, old)
+        client.set_registered_model_alias(name, CHAMPION, target)
+        if aliases.get(CANDIDATE) == target:
+            client.delete_registered_model_alias(name, CANDIDATE)
+        stamp = _stamp()
+        client.set_model_version_tag(name, target, "gf.promoted_at", stamp)
+        client.set_model_version_tag(name, target, "gf.promoted_from", old or "none")
+        client.set_model_version_tag(name, target, "gf.promoted_by", _user())
+        client.set_model_version_tag(name, target, "gf.gates", ", ".join(map(str, gates)) or "none")
+        expected = {CHAMPION: target, ROLLBACK: old or aliases.get(ROLLBACK)}
+        if aliases.get(CANDIDATE) != target:
+            expected[CANDIDATE] = aliases.get(CANDIDATE)
+        _verify(client, name, expected)
+        return {"name": name, "champion": target, "rollback": old, "changed": True, "promoted_at": stamp}
+
+
+def rollback(name: str) -> dict[str, Any]:
+    """The `rollback` version becomes champion again; the demoted champion becomes `candidate`."""
+    client = _client()
+    _require_model(client, name)
+    with _model_lock(name):
+        aliases = _aliases(client, name)
+        back = aliases.get(ROLLBACK)
+        if back is None:
+            raise RegistryError(f"{name} has no rollback version: a rollback exists only after a promotion "
+                                "replaced a champion.")
+        demoted = aliases.get(CHAMPION)
+        client.set_registered_model_alias(name, CHAMPION, back)
+        if demoted is not None and demoted != back:
+            client.set_registered_model_alias(name, CANDIDATE, demoted)
+        client.delete_registered_model_alias(name, ROLLBACK)
+        stamp = _stamp()
+        client.set_model_version_tag(name, back, "gf.rolled_back_at", stamp)
+        client.set_model_version_tag(name, back, "gf.rolled_back_from", demoted or "none")
+        client.set_model_version_tag(name, back, "gf.rolled_back_by", _user())
+        expected = {CHAMPION: back, ROLLBACK: None}
+        if demoted is not None and demoted != back:
+            expected[CANDIDATE] = demoted
+        _verify(client, name, expected)
+        return {"name": name, "champion": back, "candidate": demoted, "rolled_back_at": stamp}
+
+
+def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
+    """A custom alias (e.g. `edge-box-3`); the lifecycle aliases change only through promote / rollback."""
+    if alias in MANAGED_ALIASES:
+        raise RegistryError(f"alias {alias!r} is managed by GuardianFlow: use `guardianflow promote` or "
+                            "`guardianflow rollback`.")
+    if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise RegistryError(f"alias {alias!r} is reserved by MLflow ('latest' and 'v<number>' name versions); "
+                            "pick another name, e.g. 'edge-box-3'.")
+    if not re.fullmatch(r"[\w\-]+", alias):
+        raise RegistryError(f"alias {alias!r} may contain only letters, digits, '_' and '-'.")
+    client = _client()
+    _require_model(client, name)
+    _require_version(client, name, version)
+    with _model_lock(name):
+        client.set_registered_model_alias(name, alias, version)
+        _verify(client, name, {alias: str(version)})
+    return {"name": name, "alias": alias, "version": str(version)}
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _client() -> Any:
+    import mlflow
+
+    from gfcore.tracking.run import check_tracking_store
+
+    check_tracking_store()
+    return mlflow.MlflowClient()
+
+
+def _all_registered_models(client: Any) -> Iterator[Any]:
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=200, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _require_model(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(rm.name for rm in _all_registered_models(client))
+        hint = f" Registered models: {', '.join(known)}." if known else " No model is registered yet."
+        raise RegistryError(f"no registered model named {name!r}.{hint}") from None
+
+
+def _require_version(client: Any, name: str, version: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        raise RegistryError(f"{name} has no version {version!r}; its versions are "
+                            f"{', '.join(map(str, versions)) or 'none'}.") from None
+
+
+def _aliases(client: Any, name: str) -> dict[str, str]:
+    return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
+
+
+def _run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(run_id).data.metrics)
+    except Exception:  # a deleted run leaves the version without figures, not broken
+        return {}
+
+
+def _version_metrics(client: Any, name: str, version: str) -> dict[str, float]:
+    metrics = _run_metrics(client, client.get_model_version(name, version).run_id)
+    return {k: metrics[k] for k in KEY_METRICS if k in metrics}
+
+
+def _check_gates(name: str, version: str, gates: list[Gate], metrics: dict[str, float]) -> None:
+    failures = []
+    for gate in gates:
+        if gate.metric not in metrics:
+            known = ", ".join(sorted(k for k in metrics if not k.startswith("system/"))) or "none"
+            raise RegistryError(f"gate {gate}: version {version} of {name} has no metric {gate.metric!r}. "
+                                f"Its metrics: {known}.")
+        value = metrics[gate.metric]
+        if not _OPS[gate.op](value, gate.threshold):
+            failures.append(f"{gate.metric} is {value:.4f}, needs {gate.op} {gate.threshold:g}")
+    if failures:
+        raise RegistryError(f"refused to promote version {version} of {name}: " + "; ".join(failures)
+                            + ". Aliases are unchanged.")
+
+
+def _verify(client: Any, name: str, expected: dict[str, str | None]) -> None:
+    """Read the aliases back: another writer (from another machine) may have interleaved."""
+    actual = _aliases(client, name)
+    wrong = {alias: (want, actual.get(alias)) for alias, want in expected.items() if actual.get(alias) != want}
+    if wrong:
+        detail = ", ".join(f"{a} is {got or 'unset'} (expected {want or 'unset'})" for a, (want, got) in wrong.items())
+        raise RegistryError(f"{name} changed while this command wrote it: {detail}. Another promotion ran at the "
+                            f"same time; check `guardianflow versions {name}` and repeat the command.")
+
+
+@contextmanager
+def _model_lock(name: str, timeout_s: float = 60.0) -> Iterator[None]:
+    """An exclusive lock per (tracking store, model) on this machine."""
+    import fcntl
+
+    import mlflow
+
+    from gfcore import paths
+
+    key = hashlib.sha256(f"{mlflow.get_tracking_uri()}\0{name}".encode()).hexdigest()[:24]
+    path = Path(os.environ.get("GF_LOCK_DIR") or paths.cache_dir() / "locks") / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"another GuardianFlow command has held the lock on {name} for over "
+                                        f"{timeout_s:.0f}s ({path}); wait for it or remove a stale lock.") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

@@ -1,0 +1,148 @@
+"""A YOLO detector as an MLflow pyfunc model that carries its weights.
+
+Input: a DataFrame with a column `image`, each cell base64-encoded image bytes (what `/invocations`
+receives as JSON) or, from Python, raw bytes or a numpy image (HxWx3, BGR as OpenCV reads it).
+Output: one row per detection: image (row index of the input), class_id, class_name, confidence,
+x1, y1, x2, y2 in pixels of the input image. Params `conf` and `iou` set the thresholds per call.
+
+The weights can be anything Ultralytics loads (.pt, .onnx, an OpenVINO folder, a TensorRT .engine),
+so quantized variants are packaged by the same class.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+# MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # text is colour-coded
+
+OUTPUT_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
+DEFAULT_CONF = 0.25
+DEFAULT_IOU = 0.7
+MODEL_NAME = "model"  # the logged model's name within its run: runs:/RUN_ID/model
+
+
+class YoloDetector(mlflow.pyfunc.PythonModel):
+    # No type hints on these two: MLflow would read them as a (list-typed) signature of its own.
+    def load_context(self, context):
+        import os
+
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+        from ultralytics import YOLO
+
+        config = context.model_config or {}
+        self.imgsz = int(config.get("imgsz", 640))
+        self.device = str(config.get("device", "cpu"))
+        self.model = YOLO(context.artifacts["weights"], task="detect")
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        params = params or {}
+        images = [decode_image(cell, row) for row, cell in enumerate(_image_column(model_input))]
+        rows: list[dict[str, Any]] = []
+        if images:
+            results = self.model.predict(images, conf=float(params.get("conf", DEFAULT_CONF)),
+                                         iou=float(params.get("iou", DEFAULT_IOU)), imgsz=self.imgsz,
+                                         device=self.device, verbose=False)
+            for idx, result in enumerate(results):
+                boxes = result.boxes
+                for (x1, y1, x2, y2), cls, conf in zip(boxes.xyxy.tolist(), boxes.cls.tolist(), boxes.conf.tolist()):
+                    rows.append({"image": idx, "class_id": int(cls), "class_name": result.names[int(cls)],
+                                 "confidence": float(conf), "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+        frame = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        return frame.astype({"image": "int64", "class_id": "int64", "confidence": "float64", "x1": "float64",
+                             "y1": "float64", "x2": "float64", "y2": "float64"})
+
+
+def _image_column(model_input: Any) -> list[Any]:
+    import pandas as pd
+
+    if isinstance(model_input, pd.DataFrame):
+        if "image" not in model_input.columns:
+            raise ValueError(f"the input needs a column 'image' (base64-encoded image bytes); it has "
+                             f"{list(model_input.columns)}")
+        return list(model_input["image"])
+    if isinstance(model_input, dict) and "image" in model_input:
+        value = model_input["image"]
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+    raise ValueError("the input must be a DataFrame with a column 'image' of base64-encoded image bytes")
+
+
+def decode_image(cell: Any, row: int) -> Any:
+    """base64 text, raw bytes or a numpy array -> a BGR image array."""
+    import cv2
+    import numpy as np
+
+    if isinstance(cell, np.ndarray) and cell.ndim in (2, 3):
+        return cell if cell.ndim == 3 else cv2.cvtColor(cell, cv2.COLOR_GRAY2BGR)
+    data = cell
+    if isinstance(cell, str):
+        try:
+            data = base64.b64decode(cell, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"row {row}: 'image' is not valid base64 ({exc})") from exc
+    if not isinstance(data, (bytes, bytearray)):
+        raise ValueError(f"row {row}: 'image' must be base64 text, bytes or an image array, not {type(cell).__name__}")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"row {row}: 'image' does not decode as an image (PNG, JPEG, ...)")
+    return img
+
+
+def encode_image(path: str | Path) -> str:
+    """An image file as the base64 text the model's `image` column takes."""
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    # AnyType: base64 text from JSON, and numpy arrays or bytes from Python, all pass.
+    inputs = Schema([ColSpec(AnyType(), "image")])
+    outputs = Schema([ColSpec("long", "image"), ColSpec("long", "class_id"), ColSpec("string", "class_name"),
+                      ColSpec("double", "confidence"), ColSpec("double", "x1"), ColSpec("double", "y1"),
+                      ColSpec("double", "x2"), ColSpec("double", "y2")])
+    params = ParamSchema([ParamSpec("conf", "double", DEFAULT_CONF), ParamSpec("iou", "double", DEFAULT_IOU)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def requirements() -> list[str]:
+    """What serving the model in its own environment needs: the versions it was logged with."""
+    from importlib.metadata import version
+
+    def pin(pkg: str) -> str:
+        return f"{pkg}=={version(pkg).split('+')[0]}"
+
+    return [pin("mlflow"), pin("ultralytics"), pin("torch"), pin("torchvision"), pin("pandas"), pin("numpy"),
+            pin("opencv-python")]
+
+
+def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: str = "cpu",
+                 extra_artifacts: dict[str, str] | None = None) -> Any:
+    """Log `weights` as the active run's pyfunc model `model`; returns MLflow's ModelInfo."""
+    import pandas as pd
+
+    import gfcore
+
+    example = pd.DataFrame({"image": [encode_image(example_image)]}) if example_image else None
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME,
+        # Models from code: the model is this definition, not a pickle of an instance.
+        python_model=str(Path(__file__).with_name("detector_model.py")),
+        artifacts={"weights": str(weights), **(extra_artifacts or {})},
+        model_config={"imgsz": imgsz, "device": device},
+        signature=signature(),
+        input_example=example,
+        # The model carries gfcore's code, so loading it needs no GuardianFlow install.
+        code_paths=[str(Path(gfcore.__file__).parent)],
+        pip_requirements=requirements(),
+    )

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gfcore.config.compose import hydra_output_dir
 from gfcore.config.schema import Config
 from gfcore.data.dataset import DatasetInfo, resolve_dataset
+from gfcore.paths import work_dir
 from gfcore.tracking.lineage import log_dataset_inputs
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
@@ -42,7 +39,7 @@ def train(cfg: Config) -> float:
         def on_retry(attempt: int, old: int, new: int, exc: BaseException) -> None:
             run.set_tags({f"gf.oom_retry.{attempt}": f"batch {old} -> {new}: {str(exc).splitlines()[0][:200]}"})
 
-        with _work_dir() as work:
+        with work_dir("gf-train-") as work:
             result = train_yolo(cfg, dataset.data_yaml, work / "ultralytics", run.log_metrics, on_retry)
             # det.* of the final evaluation were logged by the epoch callback, at step epochs+1.
             run.log_metrics({**result.per_class, **model_stats(result.best, cfg.model.imgsz)}, step=result.epochs + 1)
@@ -57,26 +54,14 @@ def train(cfg: Config) -> float:
         return objective
 
 
-@contextmanager
-def _work_dir() -> Iterator[Path]:
-    """Ultralytics' output goes into the Hydra run folder, or a temporary one outside of Hydra."""
-    out = hydra_output_dir()
-    if out is not None:
-        yield out
-        return
-    with tempfile.TemporaryDirectory(prefix="gf-train-") as tmp:
-        yield Path(tmp)
-
-
 def _register(cfg: Config, run: OwnedRun, result: TrainResult, dataset: DatasetInfo) -> None:
     """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
     from gfcore.naming import registered_model_name
-    from gfcore.registry.pyfunc import log_detector
-    from gfcore.registry.register import register_model, train_version_tags
+    from gfcore.registry.register import log_and_register, train_version_tags
 
-    info = log_detector(result.best, cfg.model.imgsz, example_image=dataset.example_image())
-    reg = register_model(info.model_uri, registered_model_name(cfg), cfg, run.run_id,
-                         train_version_tags(cfg, run.run_id, dataset.hash, result.final))
+    # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
+    reg = log_and_register(result.best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
+                           cfg, run.run_id, train_version_tags(cfg, run.run_id, dataset.hash, result.final))
     log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
 
 

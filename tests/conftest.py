@@ -60,3 +60,23 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
     for a in client.list_artifacts(run_id, path):
         out |= artifact_paths(client, run_id, a.path) if a.is_dir else {a.path}
     return out
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model."""
+    import mlflow
+
+    from gfcore.config import compose, to_typed
+    from gfcore.train import train
+
+    path = tmp_path_factory.mktemp("trained")
+    uri = f"sqlite:///{path / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    train(to_typed(compose(["scenario=smoke", "train.epochs=1"])))
+    yield uri
+    mlflow.set_tracking_uri(None)
+    mp.undo()

@@ -115,6 +115,18 @@ class BackendConfig:
     precision: Precision = Precision.fp32
     device: str = "cpu"  # Ultralytics' device string: cpu, 0, 0,1, cuda:0, mps
     calibration_size: int = 300  # images used to calibrate int8 quantization
+    calibration_split: str = "train"  # never the split the result is measured on
+
+    def __post_init__(self) -> None:
+        if self.calibration_size < 1:
+            raise ConfigError("backend.calibration_size must be at least 1 image.")
+        if self.calibration_split not in ("train", "val", "test"):
+            raise ConfigError(f"backend.calibration_split={self.calibration_split!r}: use train, val or test.")
+
+    @property
+    def variant(self) -> str:
+        """`{backend}_{precision}`, e.g. openvino_int8."""
+        return f"{self.name.value}_{self.precision.value}"
 
 
 @dataclass
@@ -206,6 +218,20 @@ class TrackingConfig:
 
 
 @dataclass
+class QuantConfig:
+    source_run_id: Optional[str] = None  # the train run whose best.pt is exported
+    split: str = "test"  # source and result are measured on this split, with the same settings
+    warmup: int = 5  # untimed batch-1 predictions before timing
+    runs: int = 30  # timed batch-1 predictions (cycling over the split's images)
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "val", "test"):
+            raise ConfigError(f"quant.split={self.split!r}: use train, val or test.")
+        if self.warmup < 0 or self.runs < 1:
+            raise ConfigError("quant.warmup must be >= 0 and quant.runs >= 1.")
+
+
+@dataclass
 class RegistryConfig:
     register: bool = True  # train (and quant) register their model with alias `candidate`
 
@@ -221,6 +247,7 @@ class Config:
     exp: ExpConfig = field(default_factory=ExpConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
 
 
 def register() -> None:

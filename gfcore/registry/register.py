@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gfcore.config.schema import Config
@@ -44,6 +45,15 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
     except MlflowException as exc:
         raise RegistryError(f"could not register {model_uri} as {name}: {exc.message}") from exc
     return Registration(name=name, version=str(mv.version))
+
+
+def log_and_register(weights: Path, imgsz: int, example_image: Path | None, device: str, name: str, cfg: Config,
+                     run_id: str, version_tags: dict[str, Any], path: str | None = None) -> Registration:
+    """Log `weights` as the run's pyfunc model and register it under `name` with alias `candidate`."""
+    from gfcore.registry.pyfunc import log_detector
+
+    info = log_detector(weights, imgsz, example_image=example_image, device=device)
+    return register_model(info.model_uri, name, cfg, run_id, version_tags, path=path)
 
 
 def train_version_tags(cfg: Config, run_id: str, data_hash: str, metrics: dict[str, float]) -> dict[str, Any]:

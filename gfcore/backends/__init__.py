@@ -1,0 +1,81 @@
+"""Export and quantization backends, one module per runtime; `get(backend)` picks the exporter.
+
+Every exporter takes a trained `.pt` and returns the exported model (a file or, for OpenVINO, a folder)
+that Ultralytics' `YOLO(...)` loads and predicts with, so measurement and the pyfunc model need no
+backend-specific code. `check(backend)` refuses, before any work, what cannot run on this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gfcore.config.schema import BackendConfig, BackendName, Precision
+from gfcore.errors import ConfigError
+
+
+@dataclass
+class Exported:
+    path: Path  # file or folder that YOLO(...) loads
+    method: str  # how it was made, e.g. "ultralytics onnx export + onnxruntime static QDQ"
+
+
+@dataclass
+class ExportRequest:
+    weights: Path
+    imgsz: int
+    out_dir: Path
+    data_yaml: Path | None
+    calibration_images: list[Path]  # for int8, taken from backend.calibration_split
+    backend: BackendConfig
+
+
+class Exporter(Protocol):
+    def __call__(self, req: ExportRequest) -> Exported: ...
+
+
+def is_cuda_device(device: str) -> bool:
+    return device not in ("cpu", "mps", "")
+
+
+def check(backend: BackendConfig) -> None:
+    """Refuse combinations that cannot work here, with what to do instead."""
+    name, precision, device = backend.name, backend.precision, backend.device
+    if name == BackendName.tensorrt:
+        from gfcore.backends import tensorrt
+
+        tensorrt.check_available(device)
+    elif name == BackendName.pytorch and precision == Precision.int8:
+        raise ConfigError("pytorch has no int8 variant here: use backend=onnx_int8 or backend=openvino_int8.")
+    elif name == BackendName.pytorch and precision == Precision.fp16 and not is_cuda_device(device):
+        raise ConfigError("backend=pytorch_fp16 needs an NVIDIA GPU (on a CPU Ultralytics computes in fp32): set "
+                          "backend.device=0 on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 on a CPU.")
+    elif name == BackendName.pytorch and precision == Precision.fp16:
+        _require_cuda("backend=pytorch_fp16", "run it on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 here")
+    elif name in (BackendName.onnx, BackendName.openvino) and is_cuda_device(device):
+        _require_cuda(f"backend={backend.variant} on device {device}", "set backend.device=cpu")
+
+
+def _require_cuda(what: str, instead: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{what} needs an NVIDIA GPU, and this machine has none (torch.cuda.is_available() is "
+                          f"False): {instead}.")
+
+
+def get(backend: BackendConfig) -> Exporter:
+    if backend.name == BackendName.pytorch:
+        from gfcore.backends.pytorch import export
+    elif backend.name == BackendName.onnx:
+        from gfcore.backends.onnx import export
+    elif backend.name == BackendName.openvino:
+        from gfcore.backends.openvino import export
+    else:
+        from gfcore.backends.tensorrt import export
+    return export
+
+
+def needs_calibration(backend: BackendConfig) -> bool:
+    return backend.precision == Precision.int8

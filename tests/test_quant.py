@@ -1,0 +1,144 @@
+"""`quant` end to end on the smoke scenario: every CPU variant exported, measured, compared and registered."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import pandas as pd
+import pytest
+
+from gfcore.config import compose, to_typed
+from gfcore.data.dataset import resolve_dataset
+from gfcore.errors import ConfigError
+from gfcore.quant import quant
+from gfcore.registry.pyfunc import encode_image
+from tests.conftest import artifact_paths, runs_of
+
+BASE = "demo.local-plant1.yard.ppe"
+CPU_VARIANTS = ["pytorch_fp32", "onnx_fp32", "onnx_fp16", "onnx_int8", "openvino_fp32", "openvino_fp16",
+                "openvino_int8"]
+
+
+def _source_run_id() -> str:
+    [run] = [r for r in runs_of(mlflow.get_tracking_uri()) if r.data.tags["exp.type"] == "train"]
+    return run.info.run_id
+
+
+def _cfg(backend: str, *extra: str):
+    return to_typed(compose(["scenario=smoke", f"backend={backend}", f"quant.source_run_id={_source_run_id()}",
+                             "quant.runs=5", "quant.warmup=1", "backend.calibration_size=8", *extra]))
+
+
+@pytest.mark.parametrize("backend", CPU_VARIANTS)
+def test_cpu_variant_end_to_end(trained_store, backend):
+    source = _source_run_id()
+    quant(_cfg(backend))
+    run = [r for r in runs_of(trained_store) if r.data.tags.get("backend.name") == backend.split("_")[0]
+           and r.data.tags.get("backend.precision") == backend.split("_")[1]][-1]
+    assert run.info.status == "FINISHED" and run.info.run_name == "ppe-yolov8n-quant-v1"
+    assert run.data.tags["exp.type"] == "quant" and run.data.tags["source.run_id"] == source
+    assert run.data.tags["quant.method"]
+    m = run.data.metrics
+    for side in ("original", "quantized"):
+        for key in ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb"):
+            assert math.isfinite(m[f"{side}.{key}"]), f"{side}.{key}"
+    for key in ("comparison.accuracy_drop_mAP50", "comparison.accuracy_drop_mAP50_95", "comparison.speedup_ratio",
+                "comparison.compression_ratio"):
+        assert math.isfinite(m[key]), key
+    assert m["comparison.speedup_ratio"] == pytest.approx(m["original.sys.latency_p50_ms"] /
+                                                          m["quantized.sys.latency_p50_ms"])
+    assert "plots/source_vs_quantized.png" in artifact_paths(mlflow.MlflowClient(), run.info.run_id)
+
+    name = f"{BASE}__{backend}"
+    client = mlflow.MlflowClient()
+    rm = client.get_registered_model(name)
+    version = str(rm.aliases["candidate"])
+    tags = client.get_model_version(name, version).tags
+    assert tags["source.run_id"] == source and tags["backend"] == backend.split("_")[0]
+    assert tags["precision"] == backend.split("_")[1] and tags["quant.method"] == run.data.tags["quant.method"]
+    assert rm.tags["gf.path"] == f"demo/local-plant1/yard/ppe/{backend}"
+
+    # The registered variant loads through pyfunc and predicts.
+    cfg = to_typed(compose(["scenario=smoke"]))
+    image = sorted(resolve_dataset(cfg.data, cfg.task).splits["test"][0].glob("*.png"))[0]
+    out = mlflow.pyfunc.load_model(f"models:/{name}@candidate").predict(
+        pd.DataFrame({"image": [encode_image(image)]}), params={"conf": 0.0001})
+    assert list(out.columns)[:4] == ["image", "class_id", "class_name", "confidence"] and len(out) > 0
+
+
+def _count(uri):
+    return len(runs_of(uri)), {rm.name for rm in mlflow.MlflowClient().search_registered_models()}
+
+
+def test_bad_source_runs(trained_store):
+    before = _count(trained_store)
+    base = ["scenario=smoke", "backend=onnx_fp32"]
+    with pytest.raises(ConfigError, match="needs the train run to start from"):
+        quant(to_typed(compose(base)))
+    with pytest.raises(ConfigError, match="does not exist"):
+        quant(to_typed(compose([*base, "quant.source_run_id=0123456789abcdef0123456789abcdef"])))
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name("demo/local-plant1/yard").experiment_id
+    unfinished = client.create_run(exp).info.run_id
+    with pytest.raises(ConfigError, match="is RUNNING, not FINISHED"):
+        quant(to_typed(compose([*base, f"quant.source_run_id={unfinished}"])))
+    client.set_terminated(unfinished, "FINISHED")
+    with pytest.raises(ConfigError, match="has no weights/best.pt"):
+        quant(to_typed(compose([*base, f"quant.source_run_id={unfinished}"])))
+    client.delete_run(unfinished)
+    assert _count(trained_store) == before, "no run and no model from bad input"
+
+
+@pytest.mark.parametrize("backend, message", [("tensorrt_fp16", "TensorRT needs an NVIDIA GPU"),
+                                              ("tensorrt_int8", "TensorRT needs an NVIDIA GPU"),
+                                              ("pytorch_fp16", "needs an NVIDIA GPU")])
+def test_backends_that_cannot_run_here_refuse_first(trained_store, backend, message):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has an NVIDIA GPU")
+    before = _count(trained_store)
+    with pytest.raises(ConfigError, match=message):
+        quant(_cfg(backend))
+    assert _count(trained_store) == before
+
+
+def test_int8_without_calibration_images(trained_store, tmp_path):
+    cfg = to_typed(compose(["scenario=smoke"]))
+    src = resolve_dataset(cfg.data, cfg.task)
+    root = tmp_path / "site"
+    for split in ("train", "val"):  # no test split
+        for kind in ("images", "labels"):
+            (root / kind / split).mkdir(parents=True)
+        for img in (src.root / "images" / split).glob("*.png"):
+            (root / "images" / split / img.name).write_bytes(img.read_bytes())
+            (root / "labels" / split / f"{img.stem}.txt").write_text(
+                (src.root / "labels" / split / f"{img.stem}.txt").read_text())
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: [helmet, vest]\n")
+    before = _count(trained_store)
+    with pytest.raises(ConfigError, match="no images in its test split"):
+        quant(_cfg("openvino_int8", "data=yolo", "data.name=site", f"data.path={root / 'data.yaml'}",
+                   "backend.calibration_split=test", "quant.split=val"))
+    assert _count(trained_store) == before
+
+
+def test_quant_under_mlflow_run(trained_store, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    source = _source_run_id()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_store}
+    env.pop("MLFLOW_RUN_ID", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "quant", "--env-manager", "local",
+         "-P", "scenario=smoke", "-P", f"source_run_id={source}",
+         "-P", f"overrides=backend=onnx_fp32 quant.runs=3 quant.warmup=1 hydra.run.dir={tmp_path}/out",
+         "--experiment-name", "demo/local-plant1/yard"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = runs_of(trained_store)[-1]
+    assert run.data.tags["mlflow.project.entryPoint"] == "quant" and run.info.status == "FINISHED"
+    assert run.data.tags["source.run_id"] == source and "comparison.speedup_ratio" in run.data.metrics

@@ -90,14 +90,6 @@ def run_demo(work: Path) -> tuple[float, float]:
     return wall, run.data.metrics["det.mAP50"]
 
 
-def write_results(section: str) -> None:
-    path = REPO / "bench" / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nLatest figures; each section names the command that produced it.\n"
-    head, sep, rest = text.partition("## train overhead")
-    tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-    path.write_text(head.rstrip() + "\n\n" + section.rstrip() + "\n" + tail)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3)
@@ -136,7 +128,9 @@ def main() -> None:
     section = "\n".join(lines)
     print("\n" + section)
     if not args.no_write:
-        write_results(section)
+        from bench.results import write_section
+
+        write_section("train overhead", section)
 
 
 if __name__ == "__main__":

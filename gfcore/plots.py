@@ -28,7 +28,10 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
         ax.set_title(title)
         if unit:
             ax.set_ylabel(unit)
-        ax.margins(y=0.2)
+        if title == "accuracy":
+            ax.set_ylim(0, 1.1)
+        else:
+            ax.margins(y=0.2)
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(f"source vs {label}")
     fig.tight_layout()

@@ -142,3 +142,16 @@ def test_quant_under_mlflow_run(trained_store, tmp_path):
     run = runs_of(trained_store)[-1]
     assert run.data.tags["mlflow.project.entryPoint"] == "quant" and run.info.status == "FINISHED"
     assert run.data.tags["source.run_id"] == source and "comparison.speedup_ratio" in run.data.metrics
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["tensorrt_fp16", "tensorrt_int8", "pytorch_fp16"])
+def test_gpu_variants(trained_store, backend):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT and PyTorch fp16 need an NVIDIA GPU; this machine has none")
+    quant(_cfg(backend))
+    run = runs_of(trained_store)[-1]
+    assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["comparison.speedup_ratio"])
+    assert mlflow.MlflowClient().get_registered_model(f"{BASE}__{backend}").aliases["candidate"]

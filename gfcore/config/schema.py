@@ -61,7 +61,7 @@ def check_name_part(where: str, value: str) -> None:
         raise ConfigError(
             f"{where}={value!r} cannot be part of an experiment or registered model name: use letters, digits, "
             "'-' and '_' only (no '/', ':', '.', or spaces), starting with a letter or digit. "
-            f"Fix it in the scenario or override it, e.g. {where}=my-{where.split('.')[-1]}."
+            "Fix it in the scenario or override it on the command line."
         )
 
 
@@ -86,7 +86,7 @@ class TaskConfig:
         if not self.classes:
             raise ConfigError("task.classes is empty: list the class names in the order of the dataset's ids.")
         for name in self.classes:
-            check_name_part("task.classes[]", name)
+            check_name_part("a name in task.classes", name)
         if len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"task.classes={list(self.classes)} repeats a name: class names must be unique.")
 

@@ -18,10 +18,6 @@ from gfcore.yolo import env as yolo_env
 
 log = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("det.mAP50", "det.mAP50_95", "det.precision", "det.recall", "det.f1", "sys.latency_ms",
-                "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.fps", "sys.model_size_mb")
-
-
 def quant(cfg: Config) -> float:
     """Export and (for int8) quantize the source run's best.pt; returns the variant's det.mAP50_95."""
     yolo_env.configure()

@@ -14,8 +14,6 @@ WEIGHTS = "weights/best.pt"
 class SourceRun:
     run_id: str
     tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]
 
 
 def check_source_run(run_id: str | None, entry: str) -> SourceRun:
@@ -38,8 +36,7 @@ def check_source_run(run_id: str | None, entry: str) -> SourceRun:
     if WEIGHTS not in names:
         raise ConfigError(f"source run {run_id} has no {WEIGHTS} (exp.type={run.data.tags.get('exp.type', '?')}): "
                           "use a train run, whose best weights are logged there.")
-    return SourceRun(run_id=run_id, tags=dict(run.data.tags), params=dict(run.data.params),
-                     metrics=dict(run.data.metrics))
+    return SourceRun(run_id=run_id, tags=dict(run.data.tags))
 
 
 def download_weights(source: SourceRun, dst: Path) -> Path:

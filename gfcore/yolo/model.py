@@ -54,10 +54,12 @@ def model_stats(weights: Path, imgsz: int) -> dict[str, float]:
     from ultralytics.nn.tasks import load_checkpoint
     from ultralytics.utils.torch_utils import get_flops
 
+    from gfcore.measure import model_size_mb
+
     net, _ = load_checkpoint(str(weights))
     params = sum(p.numel() for p in net.parameters())
     return {
-        "sys.model_size_mb": weights.stat().st_size / 2**20,
+        "sys.model_size_mb": model_size_mb(weights),
         "sys.model_params_m": params / 1e6,
         "sys.model_gflops": float(get_flops(net, imgsz)),
     }

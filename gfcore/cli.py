@@ -1,4 +1,4 @@
-"""The `guardianflow` command: scenarios, data and the model registry, without training."""
+"""The `guardianflow` command: scenarios, data, the model registry and MOT scoring, without training."""
 
 from __future__ import annotations
 
@@ -123,6 +123,23 @@ def cmd_alias(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else f"{args.name}@{args.alias} -> version {args.version}")
 
 
+def cmd_eval_mot(args: argparse.Namespace) -> None:
+    """TrackEval's HOTA, CLEAR and Identity metrics for MOTChallenge-format ground truth and tracks."""
+    from pathlib import Path
+
+    from gfcore.mot import METRICS
+    from gfcore.mot.evaluate import evaluate_mot
+
+    seqs = [s.strip() for s in args.seqs.split(",") if s.strip()] if args.seqs else None
+    results = evaluate_mot(Path(args.gt_dir), Path(args.pred_dir), seqs)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    rows = [{"sequence": seq, **{m: v if isinstance(v, int) else f"{v:.3f}" for m, v in row.items()}}
+            for seq, row in results.items()]
+    print(table(rows, ["sequence", *METRICS]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardianflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"guardianflow {__version__}")
@@ -167,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alias)
+
+    p = sub.add_parser("eval-mot", help="score MOTChallenge-format tracks with TrackEval (HOTA, CLEAR, Identity)",
+                       description="GT_DIR/<seq>/gt/gt.txt and GT_DIR/<seq>/seqinfo.ini against PRED_DIR/<seq>.txt. "
+                                   "Rates are fractions (0-1), counts are integers; motp is IoU-based.")
+    p.add_argument("gt_dir")
+    p.add_argument("pred_dir")
+    p.add_argument("--seqs", help="comma-separated sequence names (default: every sequence in GT_DIR)")
+    p.add_argument("--json", action="store_true", help="one JSON object: a key per sequence and COMBINED")
+    p.set_defaults(func=cmd_eval_mot)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +40,77 @@ def detection(model: Any, data_yaml: Path, split: str, imgsz: int, device: str, 
     return out
 
 
+@dataclass
+class LatencySamples:
+    """Timed calls of one batch size: wall time per call, and Ultralytics' own split of each call."""
+
+    batch: int
+    wall_ms: list[float] = field(default_factory=list)
+    preprocess_ms: list[float] = field(default_factory=list)
+    inference_ms: list[float] = field(default_factory=list)
+    postprocess_ms: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """latency_* of a call (one batch) in ms, throughput in images per second, the split as medians."""
+        wall = sorted(self.wall_ms)
+        mean = statistics.fmean(wall)
+        return {
+            "latency_ms": mean,
+            "latency_p50_ms": percentile(wall, 50),
+            "latency_p95_ms": percentile(wall, 95),
+            "latency_p99_ms": percentile(wall, 99),
+            "throughput_ips": 1000.0 * self.batch / mean,
+            "preprocess_ms": statistics.median(self.preprocess_ms),
+            "inference_ms": statistics.median(self.inference_ms),
+            "postprocess_ms": statistics.median(self.postprocess_ms),
+        }
+
+
+def time_batches(model: Any, frames: list[Any], imgsz: int, device: str, batch: int, warmup: int, runs: int,
+                 on_call: Any = None) -> LatencySamples:
+    """`predict` on batches of `batch` real frames (cycling), `warmup` untimed calls, then `runs` timed ones."""
+    samples = LatencySamples(batch=batch)
+    for i in range(warmup + runs):
+        chunk = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
+        start = time.perf_counter()
+        results = model.predict(chunk, imgsz=imgsz, device=device, batch=batch, verbose=False)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if i >= warmup:
+            # Ultralytics reports each stage per image (the batch's time over its size).
+            speed = results[0].speed
+            samples.wall_ms.append(elapsed)
+            samples.preprocess_ms.append(speed["preprocess"] * batch)
+            samples.inference_ms.append(speed["inference"] * batch)
+            samples.postprocess_ms.append(speed["postprocess"] * batch)
+        if on_call is not None:
+            on_call()
+    return samples
+
+
+def read_frames(images: list[Path]) -> list[Any]:
+    import cv2
+
+    return [cv2.imread(str(p)) for p in images]
+
+
 def latency(model: Any, images: list[Path], imgsz: int, device: str, warmup: int, runs: int,
             desc: str = "latency") -> dict[str, float]:
-    """Batch-1 wall time of `predict` over real images, after warm-up: sys.latency_* in milliseconds."""
-    import cv2
+    """Batch-1 figures over real images after warm-up, under the plain names: sys.latency_*, sys.fps ..."""
     from tqdm import tqdm
 
-    frames = [cv2.imread(str(p)) for p in images]
-    for i in range(warmup):
-        model.predict(frames[i % len(frames)], imgsz=imgsz, device=device, verbose=False)
-    times = []
-    for i in tqdm(range(runs), desc=desc, unit="img", leave=False):
-        start = time.perf_counter()
-        model.predict(frames[i % len(frames)], imgsz=imgsz, device=device, verbose=False)
-        times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
-    return {
-        "sys.latency_ms": statistics.fmean(times),
-        "sys.latency_p50_ms": _percentile(times, 50),
-        "sys.latency_p95_ms": _percentile(times, 95),
-        "sys.fps": 1000.0 / statistics.fmean(times),
-    }
+    with tqdm(total=warmup + runs, desc=desc, unit="call", leave=False) as bar:
+        samples = time_batches(model, read_frames(images), imgsz, device, 1, warmup, runs, bar.update)
+    return plain_latency_metrics(samples)
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def plain_latency_metrics(samples: LatencySamples) -> dict[str, float]:
+    out = {f"sys.{k}": v for k, v in samples.metrics().items()}
+    out["sys.fps"] = out["sys.throughput_ips"]
+    return out
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on an already sorted list."""
     if len(sorted_values) == 1:
         return sorted_values[0]
     k = (len(sorted_values) - 1) * q / 100.0

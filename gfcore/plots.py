@@ -5,13 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def source_vs_variant(original: dict[str, float], quantized: dict[str, float], label: str, out: Path) -> Path:
-    """Three panels, source vs variant: accuracy (mAP50, mAP50-95), batch-1 latency (p50, p95), size."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    fig.clf()
+    return out
+
+
+def source_vs_variant(original: dict[str, float], quantized: dict[str, float], label: str, out: Path) -> Path:
+    """Three panels, source vs variant: accuracy (mAP50, mAP50-95), batch-1 latency (p50, p95), size."""
+    plt = _pyplot()
     panels = [("accuracy", [("mAP50", "det.mAP50"), ("mAP50-95", "det.mAP50_95")], ""),
               ("batch-1 latency", [("p50", "sys.latency_p50_ms"), ("p95", "sys.latency_p95_ms")], "ms"),
               ("model size", [("size", "sys.model_size_mb")], "MB")]
@@ -34,8 +47,48 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
             ax.margins(y=0.2)
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(f"source vs {label}")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def latency_vs_batch(per_batch: dict[int, dict[str, float]], label: str, out: Path) -> Path:
+    """Latency per call (p50 with p95 above it) and throughput, against the batch size."""
+    plt = _pyplot()
+    sizes = sorted(per_batch)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    p50 = [per_batch[b]["latency_p50_ms"] for b in sizes]
+    p95 = [per_batch[b]["latency_p95_ms"] for b in sizes]
+    ax1.plot(sizes, p50, "o-", label="p50")
+    ax1.plot(sizes, p95, "s--", label="p95", alpha=0.7)
+    ax1.set(xlabel="batch size", ylabel="ms per batch", title="latency")
+    ax1.legend(fontsize=8)
+    bars = ax2.bar(range(len(sizes)), [per_batch[b]["throughput_ips"] for b in sizes], color="#1f77b4")
+    ax2.set_xticks(range(len(sizes)), [str(b) for b in sizes])
+    ax2.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax2.set(xlabel="batch size", ylabel="images / s", title="throughput")
+    ax2.margins(y=0.15)
+    fig.suptitle(label)
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def mot_per_sequence(rows: dict[str, dict[str, float]], out: Path) -> Path:
+    """HOTA, MOTA and IDF1 per sequence and combined."""
+    plt = _pyplot()
+    names = list(rows)
+    keys = [("HOTA", "hota"), ("MOTA", "mota"), ("IDF1", "idf1")]
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(names) + 2), 3.6))
+    width = 0.8 / len(keys)
+    for i, (label, key) in enumerate(keys):
+        xs = [n + (i - 1) * width for n in range(len(names))]
+        bars = ax.bar(xs, [rows[s][key] for s in names], width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(names)), names)
+    ax.set(ylabel="score", title="tracking quality per sequence")
+    ax.set_ylim(min(0.0, min(rows[s]["mota"] for s in names) - 0.05), 1.1)
+    ax.legend(fontsize=8)
+    _save(fig, out)
     plt.close(fig)
     return out

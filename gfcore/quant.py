@@ -8,8 +8,7 @@ from pathlib import Path
 
 from gfcore import backends, measure
 from gfcore.config.schema import Config
-from gfcore.data.dataset import DatasetInfo, resolve_dataset
-from gfcore.data.hashing import image_files
+from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.errors import ConfigError
 from gfcore.paths import work_dir
 from gfcore.tracking.run import OwnedRun, check_tracking_store, owned_run
@@ -27,10 +26,10 @@ def quant(cfg: Config) -> float:
     source = check_source_run(cfg.quant.source_run_id, "quant")
     _check_same_classes(source, cfg)
     dataset = resolve_dataset(cfg.data, cfg.task)
-    eval_images = _split_images(dataset, cfg.quant.split, "quant.split")
+    eval_images = split_images(dataset, cfg.quant.split, "quant.split")
     calibration = []
     if backends.needs_calibration(cfg.backend):
-        calibration = _split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
+        calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
         calibration = calibration[: cfg.backend.calibration_size]
 
     with owned_run(cfg, "quant", data_hash=dataset.hash, source_run_id=source.run_id,
@@ -85,14 +84,6 @@ def _check_same_classes(source: SourceRun, cfg: Config) -> None:
     if theirs is not None and theirs != ours:
         raise ConfigError(f"source run {source.run_id} was trained for classes {theirs}, but this scenario's "
                           f"task.classes is {ours}: use the scenario the model was trained with.")
-
-
-def _split_images(dataset: DatasetInfo, split: str, key: str) -> list[Path]:
-    images = [img for folder in dataset.splits.get(split, []) if folder.is_dir() for img in image_files(folder)]
-    if not images:
-        raise ConfigError(f"{key}={split}: the dataset {dataset.data_yaml} has no images in its {split} split; "
-                          "int8 calibration and measurement need real images (add them or pick another split).")
-    return images
 
 
 def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, float], label: str,

@@ -45,6 +45,11 @@ class DataKind(str, Enum):
     yolo = "yolo"  # a YOLO data yaml on disk (data.path)
 
 
+class TrackerName(str, Enum):
+    bytetrack = "bytetrack"
+    botsort = "botsort"
+
+
 class ExpDesign(str, Enum):
     single = "single"
     sweep = "sweep"
@@ -139,8 +144,13 @@ class DemoDataConfig:
     image_size: int = 160
     max_people: int = 3
     seed: int = 0
+    # Short video sequences for tracking (MOTChallenge layout), generated apart from the still images.
+    sequences: int = 3
+    sequence_frames: int = 40
 
     def __post_init__(self) -> None:
+        if self.sequences < 0 or (self.sequences and self.sequence_frames < 2):
+            raise ConfigError("data.demo.sequences must be >= 0 and data.demo.sequence_frames at least 2.")
         if min(self.train_images, self.val_images, self.test_images) < 1:
             raise ConfigError("data.demo needs at least one image in each split (train_images, val_images, "
                               "test_images).")
@@ -153,6 +163,9 @@ class DataConfig:
     kind: DataKind = DataKind.demo
     name: str = "demo"  # the dataset's name in MLflow's dataset lineage
     path: Optional[str] = None  # YOLO data yaml, required when kind=yolo
+    # Video sequences for tracking, MOTChallenge layout (<seq>/gt/gt.txt, seqinfo.ini, img1/); the demo
+    # kind generates its own.
+    sequences_dir: Optional[str] = None
     version: str = "v1"
     cache_dir: Optional[str] = None  # where generated data lives; default $GF_CACHE_DIR or ~/.cache/guardianflow
     demo: DemoDataConfig = field(default_factory=DemoDataConfig)
@@ -232,6 +245,40 @@ class QuantConfig:
 
 
 @dataclass
+class InferTrackingConfig:
+    enabled: bool = False  # track the dataset's video sequences and score them with TrackEval
+    tracker: TrackerName = TrackerName.bytetrack
+    conf: Optional[float] = None  # detection threshold fed to the tracker; None: Ultralytics' tracking default
+    iou: float = 0.7  # NMS IoU threshold
+
+
+@dataclass
+class InferConfig:
+    # The model, first that is set: a models:/NAME@alias, models:/NAME/VERSION or runs:/ URI, or a path; else
+    # the model of source_run_id (a train or quant run). The backend follows the model file.
+    model_uri: Optional[str] = None
+    source_run_id: Optional[str] = None
+    split: str = "test"  # detection metrics and latency images come from this split
+    conf: float = 0.001  # detection metrics: Ultralytics validation thresholds
+    iou: float = 0.7
+    batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
+    warmup: int = 5  # untimed calls per batch size
+    runs: int = 30  # timed calls per batch size
+    tracking: InferTrackingConfig = field(default_factory=InferTrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "val", "test"):
+            raise ConfigError(f"infer.split={self.split!r}: use train, val or test.")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ConfigError(f"infer.batch_sizes={list(self.batch_sizes)}: list one or more positive batch sizes, "
+                              "e.g. [1,8].")
+        if self.warmup < 0 or self.runs < 1:
+            raise ConfigError("infer.warmup must be >= 0 and infer.runs >= 1.")
+        if not (0 <= self.conf <= 1 and 0 < self.iou <= 1):
+            raise ConfigError("infer.conf must be within 0..1 and infer.iou within (0, 1].")
+
+
+@dataclass
 class RegistryConfig:
     register: bool = True  # train (and quant) register their model with alias `candidate`
 
@@ -248,6 +295,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
 
 
 def register() -> None:

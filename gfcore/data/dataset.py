@@ -11,7 +11,7 @@ from gfcore import paths
 from gfcore.config.schema import DataConfig, DataKind, TaskConfig
 from gfcore.data import demo
 from gfcore.data.hashing import IMAGE_SUFFIXES, hash_yolo_dataset, image_files, label_file
-from gfcore.errors import DataError
+from gfcore.errors import ConfigError, DataError
 
 
 @dataclass
@@ -53,6 +53,30 @@ def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
             f"{list(task.classes)}: set task.classes to the dataset's names, in the same order."
         )
     return info
+
+
+def split_images(dataset: DatasetInfo, split: str, key: str) -> list[Path]:
+    """The image files of a split; `key` names the setting that chose it, for the error."""
+    images = [img for folder in dataset.splits.get(split, []) if folder.is_dir() for img in image_files(folder)]
+    if not images:
+        raise ConfigError(f"{key}={split}: the dataset {dataset.data_yaml} has no images in its {split} split; "
+                        "calibration and measurement need real images (add them or pick another split).")
+    return images
+
+
+def sequences_folder(cfg: DataConfig) -> Path | None:
+    """Where the scenario's video sequences are (MOTChallenge layout): data.sequences_dir, else the demo's own."""
+    if cfg.sequences_dir:
+        folder = Path(cfg.sequences_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"data.sequences_dir={cfg.sequences_dir}: no such folder. Point it at a folder of "
+                            "MOTChallenge sequences (<seq>/gt/gt.txt, <seq>/seqinfo.ini, <seq>/img1/).")
+        return folder
+    if cfg.kind == DataKind.demo:
+        from gfcore.data.sequences import ensure_demo_sequences
+
+        return ensure_demo_sequences(cfg.demo, cfg.cache_dir)
+    return None
 
 
 def _from_yaml(data_yaml: Path, name: str, data_hash: str | None, cache_dir: str | None = None) -> DatasetInfo:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,17 +17,21 @@ import numpy as np
 from gfcore import paths
 from gfcore.config.schema import DemoDataConfig
 from gfcore.data import synthetic
+from gfcore.data.cached import MANIFEST, build_once
 from gfcore.data.hashing import hash_yolo_dataset
-from gfcore.errors import DataError
 
 # Bump when the renderer changes what it draws: the cache key includes it.
 GENERATOR_VERSION = 2
 SPLITS = ("train", "val", "test")
-MANIFEST = "manifest.json"
+
+
+def _still_settings(settings: DemoDataConfig) -> dict:
+    # The sequences are generated (and cached) apart, so their settings do not key the still images.
+    return {k: v for k, v in asdict(settings).items() if k not in ("sequences", "sequence_frames")}
 
 
 def settings_key(settings: DemoDataConfig) -> str:
-    blob = json.dumps({"generator": GENERATOR_VERSION, **asdict(settings)}, sort_keys=True)
+    blob = json.dumps({"generator": GENERATOR_VERSION, **_still_settings(settings)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -39,23 +41,13 @@ def ensure_demo_dataset(settings: DemoDataConfig, cache_dir: str | Path | None =
     target = root / "data" / f"demo-{settings_key(settings)}"
     if (target / MANIFEST).is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-demo-", dir=target.parent))
-    try:
+
+    def build(tmp: Path) -> dict:
         _generate(settings, tmp)
-        data_hash = hash_yolo_dataset(tmp, names=synthetic.CLASS_NAMES)
-        (tmp / MANIFEST).write_text(json.dumps({"settings": asdict(settings), "generator": GENERATOR_VERSION,
-                                                "hash": data_hash}, indent=2))
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / MANIFEST).is_file():  # lost a race only if the winner finished
-                raise
-    except OSError as exc:
-        raise DataError(f"could not write the demo dataset under {target.parent}: {exc}. "
-                        "Set GF_CACHE_DIR (or data.cache_dir) to a writable folder.") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return {"settings": _still_settings(settings), "generator": GENERATOR_VERSION,
+                "hash": hash_yolo_dataset(tmp, names=synthetic.CLASS_NAMES)}
+
+    build_once(target, build, "the demo dataset")
     # data.yaml carries an absolute path, so it is written for the final location.
     _write_data_yaml(target)
     return target
@@ -106,14 +98,8 @@ def render_image(rng: np.random.Generator, size: int, max_people: int) -> tuple[
     for height, x in placements:
         y = min(size - 1.0, height + rng.uniform(0.0, size - height))
         for box in synthetic.draw_figure(img, synthetic.Figure.random(rng, x, y, height)):
-            drawn.append((box, _crop(img, box).copy()))
+            drawn.append((box, synthetic.crop(img, box[1:]).copy()))
     # A part mostly hidden by a nearer figure is not labelled: nobody could see it either.
-    boxes = [box for box, before in drawn if before.size and (_crop(img, box) == before).all(axis=-1).mean() >= 0.5]
+    boxes = [box for box, before in drawn if before.size and (synthetic.crop(img, box[1:]) == before).all(axis=-1).mean() >= 0.5]
     return img, synthetic.yolo_label_lines(boxes, size, size)
 
-
-def _crop(img: np.ndarray, box: tuple[int, float, float, float, float]) -> np.ndarray:
-    h, w = img.shape[:2]
-    x1, y1 = max(0, int(box[1])), max(0, int(box[2]))
-    x2, y2 = min(w, int(np.ceil(box[3]))), min(h, int(np.ceil(box[4])))
-    return img[y1:y2, x1:x2]

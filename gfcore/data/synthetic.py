@@ -1,6 +1,6 @@
 """Procedural rendering of people-like figures with helmet- and vest-like parts.
 
-The renderer is shared by the still-image demo set and (later) short video sequences: a scene is a
+The renderer is shared by the still-image demo set and the short video sequences: a scene is a
 background plus a list of `Figure`s, each drawn at any position and scale, so a sequence only has to
 move figures between frames and re-render.
 """
@@ -111,6 +111,14 @@ def draw_figure(img: np.ndarray, fig: Figure) -> list[tuple[int, float, float, f
         cv2.ellipse(img, pt(head_c[0], head_c[1] - 0.2 * head_r), pt(head_r, head_r * 0.8), 0, 180, 360,
                     fig.hair_colour, thickness=-1)
     return boxes
+
+
+def crop(img: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The pixels of an (x1, y1, x2, y2) box, clipped to the image."""
+    h, w = img.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    return img[y1:y2, x1:x2]
 
 
 def yolo_label_lines(boxes: list[tuple[int, float, float, float, float]], width: int, height: int) -> list[str]:

@@ -85,6 +85,21 @@ def test_names_mlflow_would_reject_fail_before_any_run(override):
         to_typed(compose(["scenario=smoke", override]))
 
 
+@pytest.mark.parametrize("override, message", [
+    ("infer.batch_sizes=[]", "infer.batch_sizes"), ("infer.batch_sizes=[1,0]", "infer.batch_sizes"),
+    ("infer.split=holdout", "infer.split"), ("infer.runs=0", "infer.runs"), ("infer.conf=1.5", "infer.conf"),
+    ("data.demo.sequence_frames=1", "sequence_frames"),
+])
+def test_bad_infer_settings_fail_before_any_run(override, message):
+    with pytest.raises(ConfigError, match=message):
+        to_typed(compose(["scenario=smoke", override]))
+
+
+def test_infer_tracker_must_be_known():
+    with pytest.raises((HydraException, OmegaConfBaseException), match="sort"):
+        compose(["scenario=smoke", "infer.tracking.tracker=deepsort"])
+
+
 def test_yolo_data_needs_a_path():
     with pytest.raises((ConfigError, OmegaConfBaseException)):
         to_typed(compose(["scenario=smoke", "data=yolo"]))

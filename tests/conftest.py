@@ -55,6 +55,17 @@ def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, **e
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_project(entry: str, uri: str, params: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """`mlflow run` of this repository's entry point, filed under the demo site's experiment, as a user runs it."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_RUN_ID", None)
+    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.run([*args, "--experiment-name", "demo/local-plant1/yard"], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
     out = set()
     for a in client.list_artifacts(run_id, path):

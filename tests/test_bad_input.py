@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import mlflow
 import pytest
 
-from tests.conftest import REPO, run_entrypoint, runs_of
+from tests.conftest import run_entrypoint, run_project, runs_of
 
 
 @pytest.mark.parametrize("args, message", [
@@ -36,12 +32,8 @@ def test_unreachable_tracking_uri(tmp_path):
 
 
 def test_bad_input_under_mlflow_run_ends_its_run_failed(mlflow_store, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    env.pop("MLFLOW_RUN_ID", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train", "--env-manager", "local",
-         "-P", "scenario=smoke", "-P", f"overrides=model=yolo11s hydra.run.dir={tmp_path}/out",
-         "--experiment-name", "demo/local-plant1/yard"], env=env, capture_output=True, text=True, timeout=300)
+    proc = run_project("train", mlflow_store, {"scenario": "smoke",
+                                               "overrides": f"model=yolo11s hydra.run.dir={tmp_path}/out"}, 300)
     assert proc.returncode != 0
     [run] = runs_of(mlflow_store)
     assert run.info.status == "FAILED"

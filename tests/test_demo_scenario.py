@@ -1,5 +1,7 @@
-"""The `demo` preset does what the README promises (det.mAP50 >= 0.5 within 5 minutes on 2 CPU cores), and
-its OpenVINO int8 variant keeps det.mAP50 within 0.03 of the source."""
+"""The `demo` preset does what the README promises (det.mAP50 >= 0.5 within 5 minutes on 2 CPU cores), its
+OpenVINO int8 variant keeps det.mAP50 within 0.03 of the source, and `infer` tracks the demo's people across
+their video sequences well (the smoke model is too small to find anything, so this is where tracking quality
+is proven)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 from gfcore.config import compose, to_typed
 from gfcore.data.dataset import resolve_dataset
+from gfcore.infer import infer
 from gfcore.quant import quant
 from gfcore.registry.pyfunc import encode_image
 from tests.conftest import run_entrypoint, runs_of
@@ -60,3 +63,15 @@ def test_openvino_int8_keeps_accuracy(demo_run):
           f"speedup {m['comparison.speedup_ratio']:.2f}x, compression {m['comparison.compression_ratio']:.2f}x")
     assert q.data.tags["exp.type"] == "quant" and q.info.status == "FINISHED"
     assert abs(m["comparison.accuracy_drop_mAP50"]) <= 0.03
+
+
+@pytest.mark.parametrize("tracker, min_hota", [("bytetrack", 0.6), ("botsort", 0.5)])
+def test_infer_tracks_people_across_the_demo_sequences(demo_run, tracker, min_hota):
+    run, _ = demo_run
+    infer(to_typed(compose([f"infer.source_run_id={run.info.run_id}", f"infer.tracking.tracker={tracker}"])))
+    m = runs_of(mlflow.get_tracking_uri())[-1].data.metrics
+    print(f"infer {tracker}: det.mAP50 {m['det.mAP50']:.3f}, p50 {m['sys.latency_p50_ms']:.1f} ms, "
+          f"bs8 {m['sys.bs8.throughput_ips']:.0f} img/s, HOTA {m['mot.hota']:.3f}, MOTA {m['mot.mota']:.3f}, "
+          f"IDF1 {m['mot.idf1']:.3f}, IDSW {m['mot.id_switches']:.0f}")
+    assert m["det.mAP50"] >= 0.5 and m["mot.gt_tracks"] == 15
+    assert m["mot.hota"] >= min_hota and m["mot.mota"] >= 0.5 and m["mot.idf1"] >= min_hota

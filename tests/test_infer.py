@@ -4,9 +4,6 @@ measured for detection, latency per batch size, system figures and tracking (Tra
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -17,7 +14,7 @@ from gfcore.errors import ConfigError, DataError, ModelError
 from gfcore.infer import infer
 from gfcore.mot import COMBINED, METRICS
 from gfcore.mot.evaluate import evaluate_mot
-from tests.conftest import REPO, artifact_paths, runs_of
+from tests.conftest import artifact_paths, run_project, runs_of
 
 BASE = "demo.local-plant1.yard.ppe"
 LATENCY_KEYS = ("latency_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips",
@@ -128,13 +125,9 @@ def test_onnx_file_by_path(trained_store, tmp_path):
 
 def test_infer_under_mlflow_run(trained_store, tmp_path):
     source = _train_run_id()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_store}
-    env.pop("MLFLOW_RUN_ID", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "infer", "--env-manager", "local",
-         "-P", "scenario=smoke", "-P", f"source_run_id={source}",
-         "-P", f"overrides=infer.batch_sizes=[1] infer.runs=3 hydra.run.dir={tmp_path}/out",
-         "--experiment-name", "demo/local-plant1/yard"], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_project("infer", trained_store, {
+        "scenario": "smoke", "source_run_id": source,
+        "overrides": f"infer.batch_sizes=[1] infer.runs=3 hydra.run.dir={tmp_path}/out"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = runs_of(trained_store)[-1]
     assert run.data.tags["mlflow.project.entryPoint"] == "infer" and run.info.status == "FINISHED"

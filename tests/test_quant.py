@@ -124,20 +124,12 @@ def test_int8_without_calibration_images(trained_store, tmp_path):
 
 
 def test_quant_under_mlflow_run(trained_store, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
+    from tests.conftest import run_project
 
     source = _source_run_id()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_store}
-    env.pop("MLFLOW_RUN_ID", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "quant", "--env-manager", "local",
-         "-P", "scenario=smoke", "-P", f"source_run_id={source}",
-         "-P", f"overrides=backend=onnx_fp32 quant.runs=3 quant.warmup=1 hydra.run.dir={tmp_path}/out",
-         "--experiment-name", "demo/local-plant1/yard"], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_project("quant", trained_store, {
+        "scenario": "smoke", "source_run_id": source,
+        "overrides": f"backend=onnx_fp32 quant.runs=3 quant.warmup=1 hydra.run.dir={tmp_path}/out"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = runs_of(trained_store)[-1]
     assert run.data.tags["mlflow.project.entryPoint"] == "quant" and run.info.status == "FINISHED"

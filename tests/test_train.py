@@ -16,7 +16,7 @@ from gfcore.config import compose, to_typed
 from gfcore.errors import TrainingError
 from gfcore.train import train
 from gfcore.yolo import training
-from tests.conftest import REPO, artifact_paths, run_entrypoint, runs_of
+from tests.conftest import REPO, artifact_paths, run_entrypoint, run_project, runs_of
 
 EXP = "demo/local-plant1/yard"
 
@@ -71,12 +71,8 @@ def test_smoke_train_standalone_records_everything(mlflow_store, tmp_path):
     ("train.epochs=1", {"train.epochs": "1", "train.batch": "8"}),
 ])
 def test_under_mlflow_run(mlflow_store, tmp_path, overrides, expect):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    env.pop("MLFLOW_RUN_ID", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train", "--env-manager", "local",
-         "-P", "scenario=smoke", "-P", f"overrides={overrides} hydra.run.dir={tmp_path}/outputs",
-         "--experiment-name", EXP], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_project("train", mlflow_store, {"scenario": "smoke",
+                                               "overrides": f"{overrides} hydra.run.dir={tmp_path}/outputs"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = runs_of(mlflow_store)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "train"

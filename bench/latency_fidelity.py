@@ -1,0 +1,155 @@
+"""Does GuardianFlow's latency measure the runtime, not itself? Its batch-1 inference p50 against each runtime's
+own tool on the same model file and input size, side by side in one run:
+
+- ONNX Runtime: GuardianFlow's `sys.inference_ms` for the ONNX export vs a bare `InferenceSession.run` loop on
+  the same preprocessed image (default session options, as Ultralytics creates it);
+- OpenVINO: GuardianFlow's `sys.inference_ms` for the OpenVINO export vs `benchmark_app -hint latency`.
+
+The model is YOLOv8n built from its yaml (weights do not change a CNN's latency) and exported by GuardianFlow's
+own backends. Rounds alternate the two sides; the reported ratio is the median over rounds of
+GuardianFlow p50 / tool p50. Target: within 15 percent (0.85-1.15). GuardianFlow's whole-call p50 (with
+Ultralytics' pre- and postprocessing) is shown beside it for context.
+
+    python bench/latency_fidelity.py                  # imgsz 640, 3 rounds of 100 timed runs
+    python bench/latency_fidelity.py --imgsz 320 --rounds 5
+
+Results are printed and written to bench/RESULTS.md (section "latency fidelity").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGET = 0.15
+
+
+def export_models(work: Path, imgsz: int) -> dict[str, Path]:
+    from ultralytics import YOLO
+
+    from gfcore import backends
+    from gfcore.config.schema import BackendConfig, BackendName
+
+    weights = work / "yolov8n.pt"
+    YOLO("yolov8n.yaml").save(str(weights))
+    out = {}
+    for name in (BackendName.onnx, BackendName.openvino):
+        cfg = BackendConfig(name=name)
+        req = backends.ExportRequest(weights=weights, imgsz=imgsz, out_dir=work / name.value, data_yaml=None,
+                                     calibration_images=[], backend=cfg)
+        out[name.value] = backends.get(cfg)(req).path
+    return out
+
+
+def guardianflow_p50(path: Path, frames: list, imgsz: int, warmup: int, runs: int) -> tuple[float, float]:
+    """(inference p50, whole-call p50) in ms, as `infer` measures them."""
+    from gfcore import measure
+
+    samples = measure.time_batches(measure.load(path), frames, imgsz, "cpu", 1, warmup, runs)
+    m = samples.metrics()
+    return m["inference_ms"], m["latency_p50_ms"]
+
+
+def bare_onnxruntime_p50(path: Path, image: Path, imgsz: int, warmup: int, runs: int) -> float:
+    import onnxruntime as ort
+
+    from gfcore.backends.onnx import preprocess
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: preprocess(image, imgsz)}
+    times = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def benchmark_app_p50(folder: Path, runs: int) -> float:
+    xml = next(folder.glob("*.xml"))
+    proc = subprocess.run(["benchmark_app", "-m", str(xml), "-d", "CPU", "-hint", "latency", "-niter", str(runs)],
+                          capture_output=True, text=True, timeout=600, check=True)
+    match = re.search(r"Median:\s+([\d.]+)\s*ms", proc.stdout)
+    if not match:
+        raise RuntimeError(f"benchmark_app printed no median latency:\n{proc.stdout[-2000:]}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=100, help="timed batch-1 inferences per side per round")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    from gfcore import measure
+    from gfcore.config.schema import DemoDataConfig
+    from gfcore.data.demo import ensure_demo_dataset
+    from gfcore.data.hashing import image_files
+    from gfcore.yolo import env as yolo_env
+
+    yolo_env.configure()
+    images = image_files(ensure_demo_dataset(DemoDataConfig()) / "images" / "test")
+    frames = measure.read_frames(images)
+    rows: dict[str, list[tuple[float, float, float]]] = {"onnxruntime": [], "openvino": []}
+    with tempfile.TemporaryDirectory(prefix="gf-bench-latency-") as tmp:
+        models = export_models(Path(tmp), args.imgsz)
+        for r in range(args.rounds):
+            gf_inf, gf_call = guardianflow_p50(models["onnx"], frames, args.imgsz, args.warmup, args.runs)
+            tool = bare_onnxruntime_p50(models["onnx"], images[0], args.imgsz, args.warmup, args.runs)
+            rows["onnxruntime"].append((gf_inf, gf_call, tool))
+            gf_inf, gf_call = guardianflow_p50(models["openvino"], frames, args.imgsz, args.warmup, args.runs)
+            tool = benchmark_app_p50(models["openvino"], args.runs)
+            rows["openvino"].append((gf_inf, gf_call, tool))
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f} vs {v[-1][2]:.2f} ms" for k, v in rows.items()),
+                  flush=True)
+
+    tools = {"onnxruntime": "bare `InferenceSession.run` loop", "openvino": "`benchmark_app -hint latency`"}
+    lines = [
+        "## latency fidelity",
+        "",
+        f"Command: `python bench/latency_fidelity.py --imgsz {args.imgsz} --rounds {args.rounds} --runs {args.runs}` "
+        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, no GPU).",
+        f"YOLOv8n (from its yaml) exported by GuardianFlow's backends at imgsz {args.imgsz}, fp32, batch 1. "
+        "GuardianFlow side: `measure.time_batches` as `infer` runs it (real demo test images, Ultralytics' "
+        "inference stage p50 = `sys.inference_ms`); tool side: the runtime's own loop on the same file. "
+        f"Each round runs both sides back to back ({args.warmup} warm-up + {args.runs} timed runs each).",
+        "",
+        "| runtime | tool | GuardianFlow inference p50 ms | tool p50 ms | ratio (median of rounds) | within 15% | "
+        "GuardianFlow whole call p50 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for runtime, samples in rows.items():
+        ratio = statistics.median(gf / tool for gf, _, tool in samples)
+        ok = abs(ratio - 1.0) <= TARGET
+        verdicts.append(ok)
+        lines.append(f"| {runtime} | {tools[runtime]} | {statistics.median(s[0] for s in samples):.2f} | "
+                     f"{statistics.median(s[2] for s in samples):.2f} | {ratio:.3f} | {'yes' if ok else 'NO'} | "
+                     f"{statistics.median(s[1] for s in samples):.2f} |")
+    lines += ["", "Per round (GuardianFlow / tool, ms): " + "; ".join(
+        f"{runtime} " + ", ".join(f"{gf:.2f}/{tool:.2f}" for gf, _, tool in samples) for runtime, samples in rows.items())]
+    section = "\n".join(lines)
+    print("\n" + section)
+    if not args.no_write:
+        from bench.results import write_section
+
+        write_section("latency fidelity", section)
+    sys.exit(0 if all(verdicts) else 1)
+
+
+if __name__ == "__main__":
+    main()

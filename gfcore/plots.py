@@ -92,3 +92,33 @@ def mot_per_sequence(rows: dict[str, dict[str, float]], out: Path) -> Path:
     _save(fig, out)
     plt.close(fig)
     return out
+
+
+def metric_per_variant(values: list[tuple[str, float]], metric: str, best: str | None, out: Path) -> Path:
+    """One bar per child or variant, the best highlighted."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(values) + 2), 3.8))
+    labels = [label for label, _ in values]
+    colours = ["#d62728" if label == best else "#1f77b4" for label in labels]
+    bars = ax.bar(range(len(values)), [v for _, v in values], color=colours)
+    ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=metric, title=f"{metric} per run" + (f" (best: {best})" if best else ""))
+    ax.margins(y=0.15)
+    _save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str = "det.mAP50") -> Path:
+    """Each variant at (batch-1 latency p50, accuracy): up and to the left is better."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for label, latency, accuracy in points:
+        ax.scatter([latency], [accuracy], s=50)
+        ax.annotate(label, (latency, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set(xlabel="batch-1 latency p50 (ms)", ylabel=metric, title=f"{metric} vs latency")
+    ax.margins(x=0.25, y=0.2)
+    _save(fig, out)
+    plt.close(fig)
+    return out

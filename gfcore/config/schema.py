@@ -50,6 +50,18 @@ class TrackerName(str, Enum):
     botsort = "botsort"
 
 
+class Direction(str, Enum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+class EnvManager(str, Enum):
+    local = "local"  # the current environment
+    virtualenv = "virtualenv"  # python_env.yaml
+    uv = "uv"
+    conda = "conda"  # conda.yaml
+
+
 class ExpDesign(str, Enum):
     single = "single"
     sweep = "sweep"
@@ -279,6 +291,39 @@ class InferConfig:
 
 
 @dataclass
+class PipelineConfig:
+    """full_pipeline: train, then quant for each backend, then infer for the trained model and each variant."""
+
+    quant_backends: List[str] = field(default_factory=lambda: ["openvino_int8"])  # options of the backend group
+    use_cache: bool = True  # reuse a finished step whose entry point, config, upstream runs and code match
+    env_manager: EnvManager = EnvManager.local  # how `mlflow run` prepares each step's environment
+
+
+@dataclass
+class SweepConfig:
+    """A Hydra multirun of train under one parent run that names the best child."""
+
+    metric: str = "det.mAP50_95"
+    direction: Direction = Direction.maximize
+
+
+@dataclass
+class CompareConfig:
+    """One design, chosen by the one non-empty list: architectures (model options: train each, then benchmark),
+    backends (backend options: quantize source_run_id, then benchmark), datasets (data options or YOLO data
+    yamls: benchmark one model on each), run_ids (existing runs side by side, no new work)."""
+
+    architectures: List[str] = field(default_factory=list)
+    backends: List[str] = field(default_factory=list)
+    datasets: List[str] = field(default_factory=list)
+    run_ids: List[str] = field(default_factory=list)
+    source_run_id: Optional[str] = None  # the train run that backends and datasets start from
+    model_uri: Optional[str] = None  # or a model URI / path, for datasets
+    metric: str = "det.mAP50_95"
+    direction: Direction = Direction.maximize
+
+
+@dataclass
 class RegistryConfig:
     register: bool = True  # train (and quant) register their model with alias `candidate`
 
@@ -296,6 +341,9 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def register() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gfcore.codeversion import code_version
 from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
 from gfcore.naming import arch_name
@@ -46,6 +47,7 @@ def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | No
         "model.architecture": arch_name(cfg.model.architecture),
         "data.version": cfg.data.version,
         "data.hash": data_hash,
+        "gf.code_version": code_version(),
     }
     if source_run_id:
         tags["source.run_id"] = source_run_id

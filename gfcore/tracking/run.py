@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 ERROR_TAG = "gf.error"
 MAX_TAG_VALUE = 5000
+# Set by a sweep for its jobs: each job's run is a new child of this run, whatever MLFLOW_RUN_ID says.
+PARENT_ENV = "GF_PARENT_RUN_ID"
+PARENT_TAG = "mlflow.parentRunId"
+
+_started: list[str] = []  # run ids owned_run started in this process (a sweep job checks it made one)
 
 
 class Terminated(KeyboardInterrupt):
@@ -104,18 +109,24 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
         mlflow.set_system_metrics_samples_before_logging(1)
 
     try:
+        parent = os.environ.get(PARENT_ENV)
         env_run_id = os.environ.get("MLFLOW_RUN_ID")
-        if env_run_id:
+        if parent:
+            exp_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
+            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics,
+                                      tags={PARENT_TAG: parent, **_job_tags()})
+        elif env_run_id:
             active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics)
             mlflow.MlflowClient().update_run(env_run_id, name=name)
             _warn_if_elsewhere(active.info.experiment_id, experiment)
         else:
-            exp_id = _experiment_id(experiment)
+            exp_id = ensure_experiment(experiment)
             active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"MLflow refused to start the run: {_short(exc)}") from exc
 
     run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
+    _started.append(run.run_id)
     with _sigterm_raises():
         try:
             mlflow.set_tags(tags)
@@ -135,6 +146,21 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             _end("FINISHED")
 
 
+def started_runs() -> list[str]:
+    return list(_started)
+
+
+def _job_tags() -> dict[str, str]:
+    """A multirun job's number and overrides, so its parent can say which settings won."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    return {"gf.sweep.job": str(hc.job.num), "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
+            "gf.sweep.pid": str(os.getpid())}
+
+
 def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
     """Under `mlflow run`: end the run MLflow created when the entry point failed before owning it."""
     run_id = os.environ.get("MLFLOW_RUN_ID")
@@ -151,7 +177,7 @@ def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
         log.warning("could not mark run %s %s: %s", run_id, status, _short(err))
 
 
-def _experiment_id(name: str) -> str:
+def ensure_experiment(name: str) -> str:
     import mlflow
 
     found = mlflow.get_experiment_by_name(name)

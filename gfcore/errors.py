@@ -29,3 +29,7 @@ class TrainingError(GuardianFlowError):
 
 class RegistryError(GuardianFlowError):
     """A registry request that cannot be done: unknown model or version, no candidate, a failing gate ..."""
+
+
+class StepError(GuardianFlowError):
+    """A child run of a pipeline or comparison failed; the steps before it are kept (and reused on a rerun)."""

@@ -18,7 +18,7 @@ from gfcore import measure
 from gfcore.config.schema import BackendName, Config, Precision
 from gfcore.data.dataset import resolve_dataset, sequences_folder, split_images
 from gfcore.errors import ConfigError, ModelError
-from gfcore.mot.files import SeqInfo, check_gt, discover_sequences
+from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
 from gfcore.paths import work_dir
 from gfcore.registry.resolve import ResolvedModel, resolve_model
 from gfcore.tracking.run import OwnedRun, check_tracking_store, owned_run
@@ -75,8 +75,9 @@ def _sequences(cfg: Config) -> list[SeqInfo]:
                           "data.sequences_dir=DIR (MOTChallenge layout: <seq>/gt/gt.txt, seqinfo.ini, img1/), or "
                           "infer.tracking.enabled=false.")
     infos = discover_sequences(folder)
-    for info in infos:  # bad ground truth fails now, not after the detection benchmark
+    for info in infos:  # bad ground truth or missing frames fail now, not after the detection benchmark
         check_gt(info.gt_file, info)
+        check_frames(info)
     return infos
 
 

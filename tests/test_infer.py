@@ -183,6 +183,9 @@ def test_malformed_sequences_fail_before_the_run(trained_store, tmp_path):
     before = _count()
     with pytest.raises(DataError, match=r"gt\.txt, line 2: frame 14 is outside the sequence"):
         infer(_cfg(f"infer.source_run_id={_train_run_id()}", f"data.sequences_dir={seqs}"))
+    (seqs / "cam1" / "gt" / "gt.txt").write_text(gt_line(1, 1, 10) + "\n")
+    with pytest.raises(DataError, match=r"sequence cam1: 10 of 10 frames are missing, first .*000001\.jpg"):
+        infer(_cfg(f"infer.source_run_id={_train_run_id()}", f"data.sequences_dir={seqs}"))
     (seqs / "cam1" / "seqinfo.ini").unlink()
     with pytest.raises(DataError, match=r"seqinfo\.ini is missing"):
         infer(_cfg(f"infer.source_run_id={_train_run_id()}", f"data.sequences_dir={seqs}"))

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import mlflow
-import pytest
 
 from tests.conftest import artifact_paths, run_entrypoint, run_project, runs_of
 

@@ -37,7 +37,10 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
     """Compose the project's config as an entry point would (for the CLI, benchmarks and tests)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # inside a running entry point: it already knows conf/
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 

@@ -93,6 +93,15 @@ def discover_sequences(gt_dir: Path, names: Iterable[str] | None = None) -> list
     return infos
 
 
+def check_frames(info: SeqInfo) -> None:
+    """Every frame 1..seqLength is on disk as seqinfo.ini names it."""
+    missing = [t for t in range(1, info.length + 1) if not info.frame_path(t).is_file()]
+    if missing:
+        raise DataError(f"sequence {info.name}: {len(missing)} of {info.length} frames are missing, first "
+                        f"{info.frame_path(missing[0])} (seqinfo.ini says imDir={info.im_dir}, imExt={info.im_ext}, "
+                        f"seqLength={info.length}).")
+
+
 def _candidates(gt_dir: Path) -> list[Path]:
     return sorted(p for p in gt_dir.iterdir()
                   if p.is_dir() and ((p / "gt" / "gt.txt").is_file() or (p / "seqinfo.ini").is_file()))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import DataError
-from gfcore.mot.files import SeqInfo, write_tracks
+from gfcore.mot.files import SeqInfo, check_frames, write_tracks
 
 TRACKER_FILES = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}  # Ultralytics' own configs
 
@@ -14,12 +13,8 @@ TRACKER_FILES = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}  # Ul
 def track_sequence(model: Any, seq: SeqInfo, out_file: Path, tracker: str, imgsz: int, device: str,
                    conf: float | None, iou: float, progress: Any = None) -> int:
     """Track every frame of `seq` in order with a fresh tracker; write `out_file`; return the rows written."""
+    check_frames(seq)
     frames = [seq.frame_path(t) for t in range(1, seq.length + 1)]
-    missing = [f for f in frames if not f.is_file()]
-    if missing:
-        raise DataError(f"sequence {seq.name}: {len(missing)} of {seq.length} frames are missing, first "
-                        f"{missing[0]} (seqinfo.ini says imDir={seq.im_dir}, imExt={seq.im_ext}, "
-                        f"seqLength={seq.length}).")
     rows = []
     # A fresh tracker for each sequence, kept across its frames: with persist=False Ultralytics would reset
     # the tracker whenever the source path changes, i.e. on every image file of a sequence.

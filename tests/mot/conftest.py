@@ -28,3 +28,14 @@ def gt_line(t: int, track: int, x: float, cls: int = 1, zero_marked: bool = Fals
 
 def pred_line(t: int, track: int, x: float, conf: float = 0.9) -> str:
     return f"{t},{track},{box(x)},{conf},-1,-1,-1"
+
+
+def write_frames(folder: Path, length: int, ext: str = ".jpg") -> None:
+    """Plain noise frames 1..length, 200x100, so trackers have something to read."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (folder / "img1").mkdir(parents=True, exist_ok=True)
+    for t in range(1, length + 1):
+        cv2.imwrite(str(folder / "img1" / f"{t:06d}{ext}"), rng.integers(0, 255, (100, 200, 3), dtype=np.uint8))

@@ -1,0 +1,133 @@
+"""Child steps as MLflow Project runs of this project, nested under the active parent run, with a cache.
+
+A step is an entry point with its scenario, overrides and the run it builds on. Before it is launched,
+its key is computed from what decides its result: the entry point, the resolved config (without the
+orchestration sections), the upstream run id, the dataset's content hash and the code version. A
+finished run in the experiment with the same key is reused instead of launched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gfcore.codeversion import PROJECT, code_version
+from gfcore.errors import ConfigError, StepError
+
+log = logging.getLogger(__name__)
+
+CACHE_TAG = "gf.cache_key"
+# Orchestration settings do not change what a step computes, so they are not part of its key.
+_NOT_IN_KEY = ("pipeline", "sweep", "compare")
+
+
+@dataclass
+class Step:
+    name: str  # what the parent calls it: "train", "quant openvino_int8", "infer openvino_int8"
+    entry: str  # MLproject entry point
+    scenario: str
+    overrides: list[str] = field(default_factory=list)
+    source_run_id: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+
+    def config_overrides(self) -> list[str]:
+        """What the child's Hydra sees, in the MLproject command's order."""
+        src = [f"{self.entry}.source_run_id={self.source_run_id or ''}"] if self.entry in ("quant", "infer") else []
+        return [f"scenario={self.scenario}", *src, *self.overrides]
+
+
+@dataclass
+class StepResult:
+    step: Step
+    run_id: str
+    reused: bool
+    wall_s: float
+
+
+def compose_step(step: Step) -> Any:
+    """The typed config the step will run with; a bad option or value fails here, before anything starts."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from gfcore.config import compose, to_typed
+
+    try:
+        return to_typed(compose(step.config_overrides()))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"step {step.name}: {str(exc).splitlines()[0]}") from None
+
+
+def step_key(step: Step) -> str:
+    from gfcore.config.compose import to_container
+
+    cfg = compose_step(step)
+    resolved = {k: v for k, v in to_container(cfg).items() if k not in _NOT_IN_KEY}
+    blob = json.dumps({"entry": step.entry, "config": resolved, "upstream": step.source_run_id or "",
+                       "data": _data_hash(cfg, resolved), "code": code_version()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+_data_hashes: dict[str, str] = {}  # every step of one pipeline shares its dataset: hashed once per process
+
+
+def _data_hash(cfg: Any, resolved: dict[str, Any]) -> str:
+    from gfcore.data.dataset import resolve_dataset
+
+    key = json.dumps([resolved["data"], resolved["task"]["classes"]], sort_keys=True)
+    if key not in _data_hashes:
+        _data_hashes[key] = resolve_dataset(cfg.data, cfg.task).hash
+    return _data_hashes[key]
+
+
+def find_cached(experiment_id: str, key: str) -> str | None:
+    import mlflow
+
+    found = mlflow.MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{CACHE_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0].info.run_id if found else None
+
+
+def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, out_dir: Path) -> StepResult:
+    """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait."""
+    import mlflow
+    from mlflow.exceptions import ExecutionException
+
+    start = time.perf_counter()
+    key = step_key(step)
+    if use_cache and (cached := find_cached(experiment_id, key)):
+        log.info("step %s: reusing finished run %s (same config, upstream run, data and code)", step.name, cached)
+        return StepResult(step, cached, True, time.perf_counter() - start)
+    params = {"scenario": step.scenario,
+              "overrides": " ".join([*step.overrides, f"hydra.run.dir={out_dir / step.slug}"])}
+    if step.entry in ("quant", "infer"):
+        params["source_run_id"] = step.source_run_id or ""
+    log.info("step %s: mlflow run -e %s %s", step.name, step.entry, params)
+    try:
+        submitted = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
+                                        experiment_id=experiment_id, env_manager=env_manager, synchronous=True)
+    except ExecutionException as exc:
+        raise StepError(_failure_message(step, str(exc))) from None
+    mlflow.MlflowClient().set_tag(submitted.run_id, CACHE_TAG, key)
+    return StepResult(step, submitted.run_id, False, time.perf_counter() - start)
+
+
+def _failure_message(step: Step, text: str) -> str:
+    import mlflow
+
+    match = re.search(r"Run \(ID '([0-9a-f]+)'\)", text)
+    detail = ""
+    if match:
+        run = mlflow.MlflowClient().get_run(match.group(1))
+        detail = f" (run {match.group(1)}, {run.info.status}: {run.data.tags.get('gf.error', 'see its logs')})"
+    return (f"step {step.name} failed{detail}. The steps before it finished and are kept: fix the cause and run the "
+            "same command again to resume from this step.")

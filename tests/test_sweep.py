@@ -38,7 +38,7 @@ def test_grid_sweep_with_a_failing_child(mlflow_store, tmp_path):
     assert len(finished) == 2 and len(failed) == 2  # yolo11s.pt is not on disk: those jobs fail, the sweep goes on
     assert all("not on disk" in c.data.tags["gf.error"] for c in failed)
     assert {c.data.params["train.lr0"] for c in finished} == {"0.001", "0.01"}
-    assert all(c.data.tags["exp.type"] == "train" for c in finished)
+    assert all(c.data.tags["exp.type"] == "train" and c.data.tags["exp.design"] == "sweep" for c in finished)
 
     best = mlflow.get_run(parent.data.tags["best.run_id"])
     assert best.info.run_id in {c.info.run_id for c in finished}

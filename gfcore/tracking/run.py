@@ -32,6 +32,7 @@ MAX_TAG_VALUE = 5000
 # Set by a sweep for its jobs: each job's run is a new child of this run, whatever MLFLOW_RUN_ID says.
 PARENT_ENV = "GF_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"
+REPRODUCES_ENV = "GF_REPRODUCES_RUN_ID"  # set by `guardianflow reproduce`: the run this one repeats
 
 _started: list[str] = []  # run ids owned_run started in this process (a sweep job checks it made one)
 
@@ -101,6 +102,10 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
 
     check_tracking_store()
     tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **(extra_tags or {})}
+    if os.environ.get(PARENT_ENV):
+        tags["exp.design"] = "sweep"
+    if os.environ.get(REPRODUCES_ENV):
+        tags["gf.reproduced_from"] = os.environ[REPRODUCES_ENV]
     name = run_name(cfg, exp_type)
     experiment = experiment_name(cfg.site)
     system_metrics = cfg.tracking.system_metrics

@@ -1,0 +1,193 @@
+"""The `compare` entry point's work: variants side by side under one parent run, one design at a time.
+
+- architectures: train each model option with otherwise identical settings, then benchmark it;
+- backends: quantize one train run (compare.source_run_id) for each backend, then benchmark each variant;
+- datasets: benchmark one model (compare.model_uri or compare.source_run_id) on each site's data;
+- run_ids: existing runs side by side, no new work.
+
+New work runs as child `mlflow run` steps (cached like full_pipeline's). The parent logs a summary (CSV and
+JSON), a chart, and tags the best variant by compare.metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from gfcore.config.schema import CompareConfig, Config, ExpDesign
+from gfcore.errors import ConfigError
+from gfcore.paths import work_dir
+from gfcore.pipeline import child_arguments
+from gfcore.projects import Step, compose_step, run_step
+from gfcore.tracking.run import OwnedRun, owned_run
+
+log = logging.getLogger(__name__)
+
+DESIGNS = ("architectures", "backends", "datasets", "run_ids")
+PLACEHOLDER = "0" * 32  # stands for a run id not known yet, when configs are checked up front
+
+
+@dataclasses.dataclass
+class Variant:
+    label: str
+    steps: list[Step]  # the last one is the benchmark (infer); empty for run_ids
+
+
+def compare(cfg: Config) -> float:
+    """Returns the best variant's compare.metric (NaN when none has it)."""
+    from gfcore.data.dataset import resolve_dataset
+
+    design, values = chosen_design(cfg.compare)
+    scenario, overrides = child_arguments()
+    overrides = [*overrides, "exp.design=comparison"]
+    variants = [] if design == "run_ids" else _plan(design, values, cfg.compare, scenario, overrides)
+    if design == "run_ids":
+        _check_runs(values)
+    dataset = resolve_dataset(cfg.data, cfg.task)
+    cfg = dataclasses.replace(cfg, exp=dataclasses.replace(cfg.exp, design=ExpDesign.comparison))
+
+    with owned_run(cfg, "compare", data_hash=dataset.hash,
+                   extra_tags={"gf.compare.design": design, "gf.compare.variants": ",".join(values)}) as run, \
+            work_dir("gf-compare-") as work:
+        if design == "run_ids":
+            rows = [_row(run_id, run_id, None) for run_id in values]
+        else:
+            rows = [_run_variant(run, v, cfg, work) for v in variants]
+        best = _report(run, rows, cfg.compare, work)
+        return best
+
+
+def chosen_design(c: CompareConfig) -> tuple[str, list[str]]:
+    chosen = [(d, list(getattr(c, d))) for d in DESIGNS if getattr(c, d)]
+    if len(chosen) != 1:
+        given = ", ".join(d for d, _ in chosen) or "none"
+        raise ConfigError(f"compare needs exactly one design with a non-empty list of variants (given: {given}): set "
+                          "one of compare.architectures=[yolov8n,yolo11n], compare.backends=[onnx_int8,openvino_int8], "
+                          "compare.datasets=[demo,/data/site2/data.yaml] or compare.run_ids=[ID1,ID2].")
+    return chosen[0]
+
+
+def _plan(design: str, values: list[str], c: CompareConfig, scenario: str, overrides: list[str]) -> list[Variant]:
+    """Every variant's steps, with every config composed (and every backend checked) before anything starts."""
+    from gfcore import backends
+
+    variants = []
+    for value in values:
+        if design == "architectures":
+            train = Step(f"train {value}", "train", scenario, [*overrides, f"model={value}"])
+            steps = [train, Step(f"infer {value}", "infer", scenario, train.overrides, PLACEHOLDER)]
+        elif design == "backends":
+            source = _need_source(c, "compare.backends")
+            quant = Step(f"quant {value}", "quant", scenario, [*overrides, f"backend={value}"], source)
+            steps = [quant, Step(f"infer {value}", "infer", scenario, overrides, PLACEHOLDER)]
+        else:
+            model = [f"infer.model_uri={c.model_uri}"] if c.model_uri else []
+            source = None if c.model_uri else _need_source(c, "compare.datasets")
+            steps = [Step(f"infer {_data_label(value)}", "infer", scenario,
+                          [*overrides, *_data_overrides(value), *model], source)]
+        for step in steps:
+            typed = compose_step(step)
+            if step.entry == "quant":
+                backends.check(typed.backend)
+        variants.append(Variant(_data_label(value) if design == "datasets" else value, steps))
+    return variants
+
+
+def _need_source(c: CompareConfig, design: str) -> str:
+    if not c.source_run_id:
+        raise ConfigError(f"{design} needs the model to start from: set compare.source_run_id=RUN_ID (a train run)"
+                          + (" or compare.model_uri=models:/NAME@alias" if design == "compare.datasets" else "") + ".")
+    from gfcore.tracking.source import finished_run
+
+    finished_run(c.source_run_id)
+    return c.source_run_id
+
+
+def _data_overrides(value: str) -> list[str]:
+    """A data option (e.g. demo) or the path of a YOLO data yaml."""
+    if value.endswith((".yaml", ".yml")):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"compare.datasets: {value} is not a file; give data options (e.g. demo) or paths of "
+                              "YOLO data yamls.")
+        return ["data=yolo", f"data.path={path.resolve()}", f"data.name={_data_label(value)}"]
+    return [f"data={value}"]
+
+
+def _data_label(value: str) -> str:
+    return Path(value).parent.name if value.endswith((".yaml", ".yml")) else value
+
+
+def _check_runs(run_ids: list[str]) -> None:
+    from gfcore.tracking.source import finished_run
+
+    for run_id in run_ids:
+        finished_run(run_id)
+
+
+def _run_variant(parent: OwnedRun, variant: Variant, cfg: Config, work: Path) -> dict[str, Any]:
+    upstream = None
+    for step in variant.steps:
+        if step.source_run_id == PLACEHOLDER:
+            step = dataclasses.replace(step, source_run_id=upstream)
+        result = run_step(step, parent.experiment_id, cfg.pipeline.env_manager.value, cfg.pipeline.use_cache,
+                          work / "steps")
+        parent.set_tags({f"gf.step.{step.slug}": result.run_id})
+        upstream = result.run_id
+    return _row(variant.label, upstream, variant.steps[0].name if len(variant.steps) > 1 else None)
+
+
+def _row(label: str, run_id: str, built_by: str | None) -> dict[str, Any]:
+    """A variant's figures from its benchmark run (a quant run's `quantized.*` where that is all there is)."""
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    m = run.data.metrics
+
+    def get(key: str) -> float | None:
+        return m.get(key, m.get(f"quantized.{key}"))
+
+    row = {"variant": label, "run_id": run_id, "exp.type": run.data.tags.get("exp.type"),
+           "backend": run.data.tags.get("backend.name"), "det.mAP50": get("det.mAP50"),
+           "det.mAP50_95": get("det.mAP50_95"), "sys.latency_p50_ms": get("sys.latency_p50_ms"),
+           "sys.throughput_ips": get("sys.throughput_ips"), "sys.model_size_mb": get("sys.model_size_mb"),
+           "mot.hota": m.get("mot.hota"), "mot.idf1": m.get("mot.idf1")}
+    if built_by:
+        row["built_by"] = run.data.tags.get("source.run_id")
+    return row
+
+
+def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: Path) -> float:
+    import mlflow
+
+    from gfcore.plots import accuracy_vs_latency, metric_per_variant
+    from gfcore.summary import log_table
+
+    client = mlflow.MlflowClient()
+    metric = c.metric
+    for r in rows:  # a metric the table has no column for comes from the runs themselves
+        if metric not in r:
+            r[metric] = mlflow.MlflowClient().get_run(r["run_id"]).data.metrics.get(metric)
+    scored = [r for r in rows if r[metric] is not None and math.isfinite(r[metric])]
+    best = (max if c.direction.value == "maximize" else min)(scored, key=lambda r: r[metric]) if scored else None
+    log_table(client, run.run_id, rows, work / "summary" / "compare_summary", "summary")
+    if scored:
+        chart = metric_per_variant([(r["variant"], r[metric]) for r in scored], metric,
+                                   best["variant"] if best else None, work / "plots" / "compare_metric.png")
+        client.log_artifact(run.run_id, str(chart), "plots")
+    points = [(r["variant"], r["sys.latency_p50_ms"], r["det.mAP50"]) for r in rows
+              if r["sys.latency_p50_ms"] is not None and r["det.mAP50"] is not None]
+    if points:
+        client.log_artifact(run.run_id, str(accuracy_vs_latency(points, work / "plots" / "map_vs_latency.png")),
+                            "plots")
+    if best is None:
+        log.warning("compare: no variant has %s; no best named", metric)
+        return math.nan
+    run.set_tags({"best.run_id": best["run_id"], "best.variant": best["variant"]})
+    run.log_metrics({f"best.{metric}": best[metric], "compare.variants": len(rows)})
+    log.info("compare: best %s = %.4f: %s (run %s)", metric, best[metric], best["variant"], best["run_id"])
+    return best[metric]
+

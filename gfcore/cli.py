@@ -140,6 +140,24 @@ def cmd_eval_mot(args: argparse.Namespace) -> None:
     print(table(rows, ["sequence", *METRICS]))
 
 
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    """Rerun a past run with its logged config."""
+    from gfcore.reproduce import reproduce
+
+    code = reproduce(args.run_id, dry_run=args.dry_run)
+    if code:
+        sys.exit(code)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """An entry point as an MLflow Project run, in its site's experiment."""
+    from gfcore.config import split_overrides
+    from gfcore.reproduce import launch
+
+    run_id = launch(args.entry, split_overrides(args.overrides), env_manager=args.env_manager)
+    print(run_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardianflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"guardianflow {__version__}")
@@ -193,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seqs", help="comma-separated sequence names (default: every sequence in GT_DIR)")
     p.add_argument("--json", action="store_true", help="one JSON object: a key per sequence and COMBINED")
     p.set_defaults(func=cmd_eval_mot)
+
+    p = sub.add_parser("reproduce", help="rerun a past run of any entry point with the config it logged")
+    p.add_argument("run_id")
+    p.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("run", help="launch an entry point as an MLflow Project run in its site's experiment",
+                       description="e.g. guardianflow run train scenario=smoke train.epochs=5; "
+                                   "guardianflow run quant scenario=demo quant.source_run_id=ID backend=onnx_int8")
+    p.add_argument("entry", help="train, quant, infer, sweep, compare or full_pipeline")
+    p.add_argument("overrides", nargs="*", help="scenario=NAME and Hydra overrides")
+    p.add_argument("--env-manager", default="local", choices=["local", "virtualenv", "uv", "conda"])
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -137,6 +137,8 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             mlflow.set_tags(tags)
             mlflow.log_params(config_params(cfg))
             _log_config_artifacts(cfg)
+            # From process start to here: imports, config, checks (what orchestration costs per step).
+            run.log_metrics({"sys.startup_s": _process_age_s()})
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
@@ -149,6 +151,12 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             raise
         else:
             _end("FINISHED")
+
+
+def _process_age_s() -> float:
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def started_runs() -> list[str]:

@@ -154,9 +154,15 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
 
 
 def _process_age_s() -> float:
-    import psutil
+    """Seconds since this process started; from /proc on Linux (psutil's boot time is only whole seconds)."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        import psutil
 
-    return time.time() - psutil.Process().create_time()
+        return time.time() - psutil.Process().create_time()
 
 
 def started_runs() -> list[str]:

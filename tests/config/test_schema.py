@@ -100,6 +100,25 @@ def test_infer_tracker_must_be_known():
         compose(["scenario=smoke", "infer.tracking.tracker=deepsort"])
 
 
+@pytest.mark.parametrize("override, target", [
+    ("sweep=optuna", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"),
+    ("launcher=joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("launcher=submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+    ("launcher=submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_sweep_and_launcher_presets_compose(override, target):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from gfcore.config.compose import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["scenario=smoke", override], return_hydra_config=True)
+    node = cfg.hydra.sweeper if override.startswith("sweep") else cfg.hydra.launcher
+    assert node._target_ == target
+    assert to_typed(compose(["scenario=smoke", override])).sweep.metric == "det.mAP50_95"
+
+
 def test_yolo_data_needs_a_path():
     with pytest.raises((ConfigError, OmegaConfBaseException)):
         to_typed(compose(["scenario=smoke", "data=yolo"]))

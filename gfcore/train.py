@@ -30,7 +30,12 @@ def train(cfg: Config) -> float:
 
     # Everything that can be wrong with the input is found before a run exists.
     check_train_args(cfg.train)
-    check_model_source(cfg.model)
+    if cfg.train.trainer:
+        from gfcore.legacy.trainer import load_trainer_class
+
+        load_trainer_class(cfg.train.trainer, cfg.train.code_path)
+    else:
+        check_model_source(cfg.model)
     dataset = resolve_dataset(cfg.data, cfg.task)
 
     with owned_run(cfg, "train", data_hash=dataset.hash) as run:
@@ -40,7 +45,14 @@ def train(cfg: Config) -> float:
             run.set_tags({f"gf.oom_retry.{attempt}": f"batch {old} -> {new}: {str(exc).splitlines()[0][:200]}"})
 
         with work_dir("gf-train-") as work:
-            result = train_yolo(cfg, dataset.data_yaml, work / "ultralytics", run.log_metrics, on_retry)
+            if cfg.train.trainer:  # a graduated old folder's own training code
+                from gfcore.legacy.trainer import train_with_folder_code
+
+                run.set_tags({"gf.trainer": cfg.train.trainer})
+                result = train_with_folder_code(cfg, dataset.data_yaml, work / "folder_trainer", dataset.names,
+                                                run.log_metrics)
+            else:
+                result = train_yolo(cfg, dataset.data_yaml, work / "ultralytics", run.log_metrics, on_retry)
             # det.* of the final evaluation were logged by the epoch callback, at step epochs+1.
             run.log_metrics({**result.per_class, **model_stats(result.best, cfg.model.imgsz)}, step=result.epochs + 1)
             if result.oom_retries:

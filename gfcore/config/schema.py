@@ -216,6 +216,10 @@ class TrainConfig:
     extra: Dict[str, Any] = field(default_factory=dict)
     # GuardianFlow's own: on out-of-memory, retry with half the batch, but not below this.
     min_batch: int = 2
+    # A graduated old folder's own training code instead of Ultralytics' trainer: `module:Class`, imported
+    # from train.code_path (see gfcore/legacy/trainer.py for the interface).
+    trainer: Optional[str] = None
+    code_path: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -132,7 +132,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
 
     run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
     _started.append(run.run_id)
-    with _sigterm_raises():
+    with sigterm_raises():
         try:
             mlflow.set_tags(tags)
             mlflow.log_params(config_params(cfg))
@@ -142,15 +142,15 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-            _record_failure(reason, exc)
-            _end("KILLED")
+            record_failure(reason, exc)
+            end_run("KILLED")
             raise
         except BaseException as exc:
-            _record_failure(f"{type(exc).__name__}: {exc}", exc)
-            _end("FAILED")
+            record_failure(f"{type(exc).__name__}: {exc}", exc)
+            end_run("FAILED")
             raise
         else:
-            _end("FINISHED")
+            end_run("FINISHED")
 
 
 def _process_age_s() -> float:
@@ -235,7 +235,7 @@ def _log_config_artifacts(cfg: Config) -> None:
         mlflow.log_artifacts(str(out / ".hydra"), "config/.hydra")
 
 
-def _record_failure(reason: str, exc: BaseException) -> None:
+def record_failure(reason: str, exc: BaseException) -> None:
     import mlflow
 
     try:
@@ -245,7 +245,7 @@ def _record_failure(reason: str, exc: BaseException) -> None:
         log.warning("could not record the failure in MLflow: %s", _short(err))
 
 
-def _end(status: str) -> None:
+def end_run(status: str) -> None:
     import mlflow
 
     try:
@@ -255,7 +255,7 @@ def _end(status: str) -> None:
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into `Terminated` while the run is open (main thread only: signals live there)."""
     import threading
 

@@ -39,7 +39,7 @@ def check_train_args(train: TrainConfig) -> None:
     """Every `train.extra` key must be an Ultralytics train argument that GuardianFlow does not set itself."""
     from ultralytics.utils import DEFAULT_CFG_KEYS
 
-    own = set(asdict(train)) - {"extra", "min_batch"}
+    own = set(asdict(train)) - {"extra", "min_batch", "trainer", "code_path"}
     for key in train.extra:
         if key in own:
             raise ConfigError(f"train.extra.{key} duplicates train.{key}: set train.{key}={train.extra[key]} instead.")
@@ -57,7 +57,8 @@ def ultralytics_args(cfg: Config, data_yaml: Path, project: Path, batch: int) ->
     """The keyword arguments of `YOLO.train` for this scenario."""
     train = asdict(cfg.train)
     extra = train.pop("extra")
-    train.pop("min_batch")
+    for own in ("min_batch", "trainer", "code_path"):  # GuardianFlow's, not Ultralytics'
+        train.pop(own)
     return {**train, **extra, "batch": batch, "data": str(data_yaml), "imgsz": cfg.model.imgsz,
             "device": cfg.backend.device, "project": str(project), "name": "train", "exist_ok": True}
 

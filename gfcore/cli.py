@@ -206,6 +206,26 @@ def cmd_wrap(args: argparse.Namespace) -> None:
         sys.exit(result.exit_code if result.exit_code not in (None, 0) else 1)
 
 
+def cmd_stack(args: argparse.Namespace) -> None:
+    """The tracking stack as processes on 127.0.0.1: up, status, down."""
+    from pathlib import Path
+
+    from gfcore.stack import local
+
+    folder = Path(args.dir).expanduser()
+    if args.action == "up":
+        ports = {k: getattr(args, f"{k}_port") for k in local.PORTS if getattr(args, f"{k}_port", None)}
+        env = local.up(folder, ports)
+        print("\n".join(f"export {k}={v}" for k, v in env.items()))
+        print(f"# the stack's data, logs and secrets are in {folder}; `guardianflow stack down --dir {folder}` stops it",
+              file=sys.stderr)
+    elif args.action == "status":
+        rows = local.status(folder)
+        print(json.dumps(rows, indent=2) if args.json else table(rows, ["service", "pid", "state"]))
+    else:
+        local.down(folder, purge=args.purge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardianflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"guardianflow {__version__}")
@@ -296,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-register", action="store_true", help="do not register a model file the script wrote")
     p.add_argument("--registry", help=registry_help)
     p.set_defaults(func=cmd_wrap)
+
+    p = sub.add_parser("stack", help="the tracking stack (MLflow server, PostgreSQL, SeaweedFS) as local processes")
+    p.add_argument("action", choices=["up", "status", "down"])
+    p.add_argument("--dir", default="~/.local/share/guardianflow/stack", help="data, logs, pid files and secrets")
+    p.add_argument("--purge", action="store_true", help="with down: delete the folder and all data in it")
+    p.add_argument("--json", action="store_true")
+    for name in ("postgres", "s3", "mlflow"):
+        p.add_argument(f"--{name}-port", type=int, dest=f"{name}_port")
+    p.set_defaults(func=cmd_stack)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The production tracking stack (MLflow server, PostgreSQL, SeaweedFS), as processes without Docker."""

@@ -201,7 +201,8 @@ def _as_postgres_user(cmd: list[str], stack: Stack, **kwargs) -> subprocess.Comp
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
 
-        for path in (stack.dir / "logs", stack.dir / "run"):  # its log and socket
+        stack.pg_data.mkdir(mode=0o700, exist_ok=True)
+        for path in (stack.dir / "logs", stack.dir / "run", stack.pg_data):  # its log, socket and data
             os.chown(path, pw.pw_uid, pw.pw_gid)
         os.chmod(stack.dir, 0o755)
     return subprocess.run(cmd, preexec_fn=preexec, capture_output=True, text=True, check=False, **kwargs)

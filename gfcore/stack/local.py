@@ -341,7 +341,7 @@ def _spawn(stack: Stack, name: str, cmd: list[str], env: dict[str, str]) -> None
     stack.pidfile(name).write_text(str(proc.pid))
 
 
-def _stop_pid(pidfile: Path, timeout: float = 20) -> None:
+def _stop_pid(pidfile: Path, timeout: float = 8) -> None:
     if not pidfile.is_file():
         return
     pid = int(pidfile.read_text())

@@ -137,8 +137,10 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             mlflow.set_tags(tags)
             mlflow.log_params(config_params(cfg))
             _log_config_artifacts(cfg)
-            # From process start to here: imports, config, checks (what orchestration costs per step).
-            run.log_metrics({"sys.startup_s": _process_age_s()})
+            # From process start to here: imports, config, checks (what orchestration costs per step); only
+            # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
+            if len(_started) == 1:
+                run.log_metrics({"sys.startup_s": _process_age_s()})
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

@@ -76,6 +76,7 @@ def check_tracking_store(retries: int = 3, timeout_s: float = 3.0) -> str:
             try:
                 resp = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
                 if resp.status_code < 500:
+                    _check_server_access(uri, timeout_s)
                     return uri
                 last = RuntimeError(f"HTTP {resp.status_code}")
             except requests.RequestException as exc:
@@ -196,6 +197,37 @@ def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
             client.set_terminated(run_id, status)
     except Exception as err:  # the store itself may be what failed
         log.warning("could not mark run %s %s: %s", run_id, status, _short(err))
+
+
+def _check_server_access(uri: str, timeout_s: float) -> None:
+    """The server answers: are our credentials accepted, and can it store artifacts? Said before any work."""
+    import requests
+
+    auth = None
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        auth = (user, password)
+    base = uri.rstrip("/")
+    resp = requests.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth,
+                        timeout=timeout_s)
+    if resp.status_code == 401:
+        raise TrackingError(f"the tracking server at {uri} rejected the credentials "
+                            f"({'MLFLOW_TRACKING_USERNAME=' + user if user else 'none given'}): set "
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of the server.")
+    if resp.status_code == 403:
+        raise TrackingError(f"the account {user} may not read experiments on {uri}: ask an admin for permission.")
+    # A server that serves artifacts proxies them to its store: a wrong S3 key or a missing bucket shows here.
+    art = requests.get(f"{base}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, auth=auth,
+                       timeout=max(timeout_s, 10))
+    try:
+        message = art.json().get("message", "") if art.status_code != 200 else ""
+    except ValueError:
+        message = art.text.strip()[:300] if art.status_code >= 500 else ""
+    # MLflow answers 401 (wrong S3 key), 404 (no bucket) or 500 with "Failed to list artifacts in s3://...".
+    if message.startswith("Failed to list artifacts") or art.status_code >= 500:
+        detail = message.splitlines()[0][:300] if message else f"HTTP {art.status_code}"
+        raise TrackingError(f"the tracking server at {uri} cannot reach its artifact store ({detail}): check the "
+                            "server's S3 credentials and that its bucket exists (`guardianflow stack status`).")
 
 
 def ensure_experiment(name: str) -> str:

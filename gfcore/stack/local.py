@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gfcore.errors import ConfigError, TrackingError
 
+# SeaweedFS listens for gRPC on each port + 10000, so its ports must stay below 55536.
 PORTS = {"postgres": 15432, "s3": 18333, "master": 19333, "volume": 18080, "filer": 18888, "mlflow": 15000}
 BUCKET = "mlflow"
 SECRET_NAMES = ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "GRAFANA_DB_PASSWORD", "AWS_ACCESS_KEY_ID",
@@ -70,14 +71,22 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         if service not in running and not _port_free(port):
             raise ConfigError(f"port {port} ({name}) is already in use by another program: stop it, or choose "
                               f"another with --{name}-port.")
-    if "postgres" not in running:
-        _start_postgres(stack, pg_bin, secret)
-    _ensure_databases(stack, secret)
-    if "seaweedfs" not in running:
-        _start_seaweedfs(stack, weed, secret)
-    _ensure_bucket(stack, secret)
-    if "mlflow" not in running:
-        _start_mlflow(stack, secret)
+    started: list[str] = []
+    try:
+        if "postgres" not in running:
+            started.append("postgres")
+            _start_postgres(stack, pg_bin, secret)
+        _ensure_databases(stack, secret)
+        if "seaweedfs" not in running:
+            started.append("seaweedfs")
+            _start_seaweedfs(stack, weed, secret)
+        _ensure_bucket(stack, secret)
+        if "mlflow" not in running:
+            started.append("mlflow")
+            _start_mlflow(stack, secret)
+    except BaseException:
+        _stop(stack, started)  # what this call started, nothing else
+        raise
     return client_env(stack, secret)
 
 
@@ -100,14 +109,18 @@ def status(folder: Path) -> list[dict[str, str]]:
 def down(folder: Path, purge: bool = False) -> None:
     """Stop what `up` started (never anything else); remove the data only with purge."""
     stack = Stack(folder.resolve(), PORTS)
-    for name in ("mlflow", "seaweedfs"):
-        _stop_pid(stack.pidfile(name))
-    if (stack.pg_data / "postmaster.pid").is_file():
-        _as_postgres_user([str(postgres_bin() / "pg_ctl"), "-D", str(stack.pg_data), "-m", "fast", "-w", "stop"],
-                          stack)
-    stack.pidfile("postgres").unlink(missing_ok=True)
+    _stop(stack, ["mlflow", "seaweedfs", "postgres"])
     if purge:
         shutil.rmtree(stack.dir, ignore_errors=True)
+
+
+def _stop(stack: Stack, names: list[str]) -> None:
+    for name in ("mlflow", "seaweedfs"):
+        if name in names:
+            _stop_pid(stack.pidfile(name))
+    if "postgres" in names and (stack.pg_data / "postmaster.pid").is_file():
+        _as_postgres_user([str(postgres_bin() / "pg_ctl"), "-D", str(stack.pg_data), "-m", "fast", "-w", "stop"],
+                          stack)
 
 
 def postgres_bin() -> Path:

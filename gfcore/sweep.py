@@ -120,7 +120,7 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
     log_table(client, parent, rows, out_dir / "sweep_results", "sweep")
     if rows and candidates:
         chart = metric_per_variant([(f"#{r['job']} {r['params']}", r[metric]) for r in candidates], metric,
-                                   best["run_id"] and f"#{best['job']} {best['params']}", out_dir / "sweep_chart.png")
+                                   f"#{best['job']} {best['params']}", out_dir / "sweep_chart.png")
         client.log_artifact(parent, str(chart), "plots")
     client.log_metric(parent, "sweep.children", len(rows))
     client.log_metric(parent, "sweep.failed", sum(r["status"] != "FINISHED" for r in rows))

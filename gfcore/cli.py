@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from gfcore import __version__
@@ -212,7 +213,7 @@ def cmd_stack(args: argparse.Namespace) -> None:
 
     from gfcore.stack import local
 
-    folder = Path(args.dir).expanduser()
+    folder = Path(args.dir or (local.DEFAULT_ROOT_DIR if os.geteuid() == 0 else local.DEFAULT_DIR)).expanduser()
     if args.action == "up":
         ports = {k: getattr(args, f"{k}_port") for k in local.PORTS if getattr(args, f"{k}_port", None)}
         env = local.up(folder, ports)
@@ -319,11 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stack", help="the tracking stack (MLflow server, PostgreSQL, SeaweedFS) as local processes")
     p.add_argument("action", choices=["up", "status", "down"])
-    p.add_argument("--dir", default="~/.local/share/guardianflow/stack", help="data, logs, pid files and secrets")
+    p.add_argument("--dir", help="data, logs, pid files and secrets (default ~/.local/share/guardianflow/stack; "
+                                 "as root /var/lib/guardianflow/stack)")
     p.add_argument("--purge", action="store_true", help="with down: delete the folder and all data in it")
     p.add_argument("--json", action="store_true")
-    for name in ("postgres", "s3", "mlflow"):
-        p.add_argument(f"--{name}-port", type=int, dest=f"{name}_port")
+    from gfcore.stack.local import PORTS
+
+    for name, port in PORTS.items():
+        p.add_argument(f"--{name}-port", type=int, dest=f"{name}_port", help=f"default {port}")
     p.set_defaults(func=cmd_stack)
     return parser
 

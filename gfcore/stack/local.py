@@ -27,6 +27,8 @@ from gfcore.errors import ConfigError, TrackingError
 # SeaweedFS listens for gRPC on each port + 10000, so its ports must stay below 55536.
 PORTS = {"postgres": 15432, "s3": 18333, "master": 19333, "volume": 18080, "filer": 18888, "mlflow": 15000}
 BUCKET = "mlflow"
+DEFAULT_DIR = "~/.local/share/guardianflow/stack"
+DEFAULT_ROOT_DIR = "/var/lib/guardianflow/stack"  # as root: a folder the postgres user can reach
 SECRET_NAMES = ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "GRAFANA_DB_PASSWORD", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
@@ -76,9 +78,14 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         raise ConfigError(f"{', '.join(moved)} already running on port(s) {', '.join(str(saved[k]) for k in moved)}: "
                           f"`guardianflow stack down --dir {folder}` first to change ports.")
     for name, port in stack.ports.items():
-        if _service(name) not in running and not _port_free(port):
+        if _service(name) in running:
+            continue
+        if not _port_free(port):
             raise ConfigError(f"port {port} ({name}) is already in use by another program: stop it, or choose "
                               f"another with --{name}-port.")
+        if _service(name) == "seaweedfs" and not _port_free(port + 10000):
+            raise ConfigError(f"port {port + 10000} (SeaweedFS {name} gRPC, always port + 10000) is already in use "
+                              f"by another program: stop it, or choose another --{name}-port.")
     started: list[str] = []
     try:
         if "postgres" not in running:
@@ -248,6 +255,7 @@ def _as_postgres_user(cmd: list[str], stack: Stack, **kwargs) -> subprocess.Comp
         import pwd
 
         pw = pwd.getpwnam("postgres")
+        _check_reachable(stack.dir, pw)
 
         def preexec() -> None:
             os.setgid(pw.pw_gid)
@@ -258,6 +266,19 @@ def _as_postgres_user(cmd: list[str], stack: Stack, **kwargs) -> subprocess.Comp
             os.chown(path, pw.pw_uid, pw.pw_gid)
         os.chmod(stack.dir, 0o755)
     return subprocess.run(cmd, preexec_fn=preexec, capture_output=True, text=True, check=False, **kwargs)
+
+
+def _check_reachable(folder: Path, pw) -> None:
+    """As root, PostgreSQL runs as `postgres`, which must be able to walk down to its data folder."""
+    import grp
+
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem}
+    for parent in reversed(folder.parents):
+        st = parent.stat()
+        if not (st.st_mode & 0o001 or (st.st_gid in groups and st.st_mode & 0o010)
+                or (st.st_uid == pw.pw_uid and st.st_mode & 0o100)):
+            raise ConfigError(f"PostgreSQL runs as the `postgres` user here, which cannot enter {parent}: choose a "
+                              f"--dir it can reach, e.g. {DEFAULT_ROOT_DIR}.")
 
 
 def _start_postgres(stack: Stack, pg_bin: Path, secret: dict[str, str]) -> None:

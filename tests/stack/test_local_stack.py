@@ -92,20 +92,37 @@ def test_train_promote_and_where_it_lands(stack):
     assert list(out.columns)[:2] == ["image", "class_id"]
 
 
-def test_every_dashboard_query_returns_rows(stack):
-    client = mlflow.MlflowClient()
-    exp = client.get_experiment_by_name("demo/local-plant1/yard").experiment_id
-    failed = client.create_run(exp, tags={"gf.error": "an injected failure"}).info.run_id
-    client.set_terminated(failed, "FAILED")
-    infer_run = client.create_run(exp, tags={"exp.type": "infer", "backend.name": "onnx",
-                                             "backend.precision": "int8"}).info.run_id
-    client.log_metric(infer_run, "sys.latency_p50_ms", 4.2)
-    client.set_terminated(infer_run, "FINISHED")
+def test_every_dashboard_query_returns_rows(stack, monkeypatch):
+    from gfcore.config import compose, to_typed
+    from gfcore.infer import infer
+    from gfcore.train import train
+    from gfcore.yolo import training
+
+    # A benchmark of the champion through the server (latency by backend and precision) ...
+    infer(to_typed(compose(["scenario=smoke", "infer.model_uri=models:/demo.local-plant1.yard.ppe@champion",
+                            "infer.batch_sizes=[1]", "infer.runs=5", "infer.tracking.enabled=false",
+                            "tracking.system_metrics=false"])))
+
+    # ... and a training that fails inside its run (the failed-runs panel).
+    def failing_fit(model, args):
+        raise RuntimeError("an injected failure")
+
+    monkeypatch.setattr(training, "_fit", failing_fit)
+    with pytest.raises(RuntimeError, match="an injected failure"):
+        train(to_typed(compose(["scenario=smoke", "tracking.system_metrics=false"])))
+
     dashboard = json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
     with _pg(stack, "grafana_ro", "GRAFANA_DB_PASSWORD") as conn:
-        for panel in dashboard["panels"]:
-            rows = conn.execute(panel["targets"][0]["rawSql"]).fetchall()
-            assert rows, panel["title"]
+        results = {panel["title"]: conn.execute(panel["targets"][0]["rawSql"]).fetchall()
+                   for panel in dashboard["panels"]}
+        with pytest.raises(Exception, match="permission denied"):  # read-only
+            conn.execute("delete from runs")
+    assert all(results.values()), [title for title, rows in results.items() if not rows]
+    [failed] = results["Failed and killed runs"]
+    assert failed[3] == "FAILED" and "an injected failure" in failed[4]
+    [(variant, latency, runs)] = results["Batch-1 latency by backend and precision"]
+    assert variant == "pytorch fp32" and latency > 0 and runs == 1
+    assert results["Champion and candidate per registered model"][0][:2] == ("demo.local-plant1.yard.ppe", 1)
 
 
 def test_fault_cases(stack, monkeypatch):
@@ -126,6 +143,12 @@ def test_fault_cases(stack, monkeypatch):
         with pytest.raises(ConfigError, match=f"port {busy.getsockname()[1]} \\(mlflow\\) is already in use"):
             local.up(stack["dir"].parent / "other", {**{k: free_port() for k in local.PORTS},
                                                      "mlflow": busy.getsockname()[1]})
+    if os.geteuid() == 0:  # PostgreSQL then runs as `postgres`, which must reach the folder
+        private = Path(tempfile.mkdtemp(dir="/tmp"))  # mode 0700
+        with pytest.raises(ConfigError, match=f"cannot enter {private}"):
+            local.up(private / "stack", {k: free_port() for k in local.PORTS})
+        assert not list(private.glob("stack/postgres/*")), "nothing started"
+        shutil.rmtree(private)
 
 
 def test_status_down_and_up_again_keeps_data(stack):

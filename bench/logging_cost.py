@@ -108,6 +108,23 @@ def check_history(run_id: str, epochs: int) -> int:
     return len(names)
 
 
+def request_floor(uri: str, n: int = 10) -> tuple[float, float]:
+    """Median ms of one unauthenticated /health and of one authenticated API read: what any request costs."""
+    import requests
+
+    auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) \
+        if os.environ.get("MLFLOW_TRACKING_USERNAME") else None
+    out = []
+    for url, a in ((f"{uri}/health", None), (f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth)):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            requests.get(url, auth=a, timeout=30).raise_for_status()
+            times.append(1000 * (time.perf_counter() - start))
+        out.append(statistics.median(times))
+    return out[0], out[1]
+
+
 @contextmanager
 def tracking_server(uri: str | None):
     if uri:
@@ -155,6 +172,7 @@ def main() -> None:
             single.append(one_metric_per_call(experiment_id, args.epochs))
         per_epoch = check_history(gf[-1][0], args.epochs)
         assert check_history(single[-1][0], args.epochs) == per_epoch
+        health_ms, api_ms = request_floor(uri)
 
     gf_s, single_s = statistics.median(w for _, w, _ in gf), statistics.median(w for _, w, _ in single)
     gf_req, single_req = gf[-1][2], single[-1][2]
@@ -167,8 +185,11 @@ def main() -> None:
         f"| one metric per call (`mlflow.log_metric`) | {single_req} ({single_req / args.epochs:g}) | "
         f"{single_s:.2f} s | {1000 * single_s / args.epochs:.1f} ms |",
     ]
+    rounds = f"median of {args.rounds} alternating rounds" if args.rounds > 1 else "one round of each"
     summary = (f"One metric per call takes {ratio:.1f}x as long as GuardianFlow's batched logging "
-               f"({per_epoch} metrics per epoch, {args.epochs} epochs, median of {args.rounds} alternating rounds).")
+               f"({per_epoch} metrics per epoch, {args.epochs} epochs, {rounds}). What any request costs on this "
+               f"server: {api_ms:.0f} ms for an API read with credentials, {health_ms:.0f} ms for /health without "
+               "(median of 10 each).")
     print("\n".join(lines) + "\n\n" + summary)
     if not args.no_write:
         from bench.results import write_section

@@ -6,7 +6,7 @@ By default it brings up the stack as local processes (PostgreSQL, SeaweedFS, the
 auth) in a temporary folder and stops it afterwards; `--uri` uses a server that is already running (with
 MLFLOW_TRACKING_USERNAME / PASSWORD from the environment).
 
-    python bench/logging_cost.py                    # 100 epochs, 3 rounds, temporary local stack
+    python bench/logging_cost.py                    # 100 epochs, 1 round of each, temporary local stack
     python bench/logging_cost.py --uri http://127.0.0.1:15000 --epochs 100 --rounds 5
 
 Results are printed and written to bench/RESULTS.md (section "logging cost").
@@ -139,8 +139,8 @@ def tracking_server(uri: str | None):
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            yield env["MLFLOW_TRACKING_URI"], "`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, " \
-                "MLflow server with basic auth, 2 workers)"
+            yield env["MLFLOW_TRACKING_URI"], ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, "
+                                               "MLflow server with basic auth, 2 workers)")
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uri", help="a running MLflow server; default: a temporary local stack")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (minutes each with basic auth)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -180,10 +180,10 @@ def main() -> None:
     lines = [
         "| way | requests (per epoch) | median wall for the history | per epoch |",
         "| --- | --- | --- | --- |",
-        f"| GuardianFlow (one batched request per epoch) | {gf_req} ({gf_req / args.epochs:g}) | {gf_s:.2f} s | "
-        f"{1000 * gf_s / args.epochs:.1f} ms |",
-        f"| one metric per call (`mlflow.log_metric`) | {single_req} ({single_req / args.epochs:g}) | "
-        f"{single_s:.2f} s | {1000 * single_s / args.epochs:.1f} ms |",
+        (f"| GuardianFlow (one batched request per epoch) | {gf_req} ({gf_req / args.epochs:g}) | {gf_s:.2f} s | "
+         f"{1000 * gf_s / args.epochs:.1f} ms |"),
+        (f"| one metric per call (`mlflow.log_metric`) | {single_req} ({single_req / args.epochs:g}) | "
+         f"{single_s:.2f} s | {1000 * single_s / args.epochs:.1f} ms |"),
     ]
     rounds = f"median of {args.rounds} alternating rounds" if args.rounds > 1 else "one round of each"
     summary = (f"One metric per call takes {ratio:.1f}x as long as GuardianFlow's batched logging "
@@ -194,13 +194,13 @@ def main() -> None:
     if not args.no_write:
         from bench.results import write_section
 
-        cmd = "python bench/logging_cost.py" + ("" if args.epochs == 100 and args.rounds == 3 else
+        cmd = "python bench/logging_cost.py" + ("" if args.epochs == 100 and args.rounds == 1 else
                                                  f" --epochs {args.epochs} --rounds {args.rounds}")
         write_section("logging cost", "\n".join([
             "## logging cost", "",
             f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')}, 2 CPU cores, no GPU).",
-            f"A {args.epochs}-epoch training history ({per_epoch} metrics per epoch, the names a YOLO detect run "
-            f"logs) against {where}; both histories are read back complete.", "",
+            (f"A {args.epochs}-epoch training history ({per_epoch} metrics per epoch, the names a YOLO detect run "
+             f"logs) against {where}; both histories are read back complete."), "",
             *lines, "", summary]))
 
 

@@ -18,7 +18,6 @@ from tests.conftest import REPO
 from tests.stack.ports import free_port
 
 
-
 def _missing() -> list[str]:
     from gfcore.errors import ConfigError
     from gfcore.stack import local

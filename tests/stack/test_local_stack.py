@@ -168,5 +168,5 @@ def test_status_down_and_up_again_keeps_data(stack):
     after = {r.info.run_id for r in mlflow.search_runs(experiment_names=["demo/local-plant1/yard"],
                                                        output_format="list")}
     assert before and after == before
-    champion = mlflow.MlflowClient().get_model_version_by_alias("demo.local-plant1.yard.ppe", "champion")
-    assert mlflow.artifacts.download_artifacts(f"models:/demo.local-plant1.yard.ppe/{champion.version}")
+    info = mlflow.models.get_model_info("models:/demo.local-plant1.yard.ppe@champion")  # its MLmodel, from S3
+    assert info.flavors["python_function"]

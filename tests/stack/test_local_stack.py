@@ -15,7 +15,7 @@ import pytest
 
 from gfcore.errors import ConfigError, TrackingError
 from tests.conftest import REPO
-from tests.stack.ports import free_port
+from tests.stack.servers import free_port, serve_mlflow, stop
 
 
 def _missing() -> list[str]:
@@ -148,6 +148,28 @@ def test_fault_cases(stack, monkeypatch):
             local.up(private / "stack", {k: free_port() for k in local.PORTS})
         assert not list(private.glob("stack/postgres/*")), "nothing started"
         shutil.rmtree(private)
+
+
+def test_wrong_s3_credentials_or_missing_bucket_said_at_start(stack, tmp_path, monkeypatch):
+    """Servers whose artifact store is the stack's S3 gateway, one with a wrong key, one with a missing bucket."""
+    from gfcore.tracking.server import check_tracking_store
+
+    s3 = {"MLFLOW_S3_ENDPOINT_URL": stack["env"]["MLFLOW_S3_ENDPOINT_URL"], "AWS_ACCESS_KEY_ID":
+          stack["env"]["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": stack["env"]["AWS_SECRET_ACCESS_KEY"]}
+    cases = {"wrong key": ("s3://mlflow", {**s3, "AWS_SECRET_ACCESS_KEY": "not-the-key"}),
+             "no bucket": ("s3://no-such-bucket", s3)}
+    servers = {name: (free_port(), dest, env) for name, (dest, env) in cases.items()}
+    procs = [serve_mlflow(tmp_path, port, dest, env) for port, dest, env in servers.values()]
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")  # these servers have no auth
+    try:
+        for port, _, _ in servers.values():
+            mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+            with pytest.raises(TrackingError, match="cannot reach its artifact store"):
+                check_tracking_store()
+    finally:
+        for proc in procs:
+            stop(proc)
+        mlflow.set_tracking_uri(stack["env"]["MLFLOW_TRACKING_URI"])
 
 
 def test_status_down_and_up_again_keeps_data(stack):

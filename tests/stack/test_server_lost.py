@@ -3,49 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import mlflow
 import pytest
-import requests
 
 from gfcore.errors import TrackingError
-from tests.stack.ports import free_port
-
-
-def _serve(root: Path, port: int) -> subprocess.Popen:
-    log = (root / "server.log").open("a")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.5)
-    _stop(proc)
-    raise AssertionError(f"the MLflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+from tests.stack.servers import free_port, serve_mlflow, stop
 
 
 @pytest.fixture
@@ -56,12 +20,12 @@ def server(tmp_path, monkeypatch):
     for name in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     mlflow.set_tracking_uri(uri)
-    state = {"proc": _serve(tmp_path, port), "root": tmp_path, "port": port, "uri": uri}
+    state = {"proc": serve_mlflow(tmp_path, port), "root": tmp_path, "port": port, "uri": uri}
     yield state
     while mlflow.active_run():
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(None)
-    _stop(state["proc"])
+    stop(state["proc"])
 
 
 def test_server_lost_mid_run(server, monkeypatch):
@@ -75,7 +39,7 @@ def test_server_lost_mid_run(server, monkeypatch):
     def log_then_lose_server(self, metrics, step=None):
         log_metrics(self, metrics, step)
         if step == 1 and not killed:  # epoch 1 is on the server; then the server goes away
-            _stop(server["proc"])
+            stop(server["proc"])
             killed.update(run_id=self.run_id, at=time.monotonic())
 
     monkeypatch.setattr(OwnedRun, "log_metrics", log_then_lose_server)
@@ -93,7 +57,7 @@ def test_server_lost_mid_run(server, monkeypatch):
     with pytest.raises(TrackingError, match="cannot reach the MLflow tracking server"):
         tracking_server.check_tracking_store(retries=2, timeout_s=1)
 
-    server["proc"] = _serve(server["root"], server["port"])  # back, same store
+    server["proc"] = serve_mlflow(server["root"], server["port"])  # back, same store
     tracking_server.check_tracking_store()  # the next contact ends the run left RUNNING
     run = mlflow.get_run(killed["run_id"])
     assert run.info.status == "FAILED"

@@ -34,6 +34,13 @@ def free_port() -> int:
 def serve_mlflow(root: Path, port: int, artifacts: str | None = None, env: dict[str, str] | None = None
                  ) -> subprocess.Popen:
     """`mlflow server` on sqlite in root, serving artifacts from `artifacts` (default a local folder)."""
+    proc = spawn_mlflow(root, port, artifacts, env)
+    wait_healthy(proc, root, port)
+    return proc
+
+
+def spawn_mlflow(root: Path, port: int, artifacts: str | None = None, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen:
     log = (root / f"server-{port}.log").open("a")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
@@ -42,11 +49,15 @@ def serve_mlflow(root: Path, port: int, artifacts: str | None = None, env: dict[
          "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env={**clean, **(env or {})}, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return proc
+
+
+def wait_healthy(proc: subprocess.Popen, root: Path, port: int) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
+                return
         except requests.RequestException:
             time.sleep(0.5)
     stop(proc)

@@ -15,7 +15,7 @@ import pytest
 
 from gfcore.errors import ConfigError, TrackingError
 from tests.conftest import REPO
-from tests.stack.servers import free_port, serve_mlflow, stop
+from tests.stack.servers import free_port, spawn_mlflow, stop, wait_healthy
 
 
 def _missing() -> list[str]:
@@ -159,9 +159,11 @@ def test_wrong_s3_credentials_or_missing_bucket_said_at_start(stack, tmp_path, m
     cases = {"wrong key": ("s3://mlflow", {**s3, "AWS_SECRET_ACCESS_KEY": "not-the-key"}),
              "no bucket": ("s3://no-such-bucket", s3)}
     servers = {name: (free_port(), dest, env) for name, (dest, env) in cases.items()}
-    procs = [serve_mlflow(tmp_path, port, dest, env) for port, dest, env in servers.values()]
+    procs = [spawn_mlflow(tmp_path, port, dest, env) for port, dest, env in servers.values()]  # both at once
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")  # these servers have no auth
     try:
+        for proc, (port, _, _) in zip(procs, servers.values()):
+            wait_healthy(proc, tmp_path, port)
         for port, _, _ in servers.values():
             mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
             with pytest.raises(TrackingError, match="cannot reach its artifact store"):

@@ -117,13 +117,23 @@ def signature() -> Any:
 
 def requirements() -> list[str]:
     """What serving the model in its own environment needs: the versions it was logged with."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     def pin(pkg: str) -> str:
         return f"{pkg}=={version(pkg).split('+')[0]}"
 
-    return [pin("mlflow"), pin("ultralytics"), pin("torch"), pin("torchvision"), pin("pandas"), pin("numpy"),
-            pin("opencv-python")]
+    pins = [pin("mlflow"), pin("ultralytics"), pin("torch"), pin("torchvision"), pin("pandas"), pin("numpy")]
+    # cv2 comes from whichever OpenCV build is installed (GPU images often carry only the headless one).
+    for opencv in OPENCV_DISTRIBUTIONS:
+        try:
+            return [*pins, pin(opencv)]
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                        "opencv-contrib-python-headless")
 
 
 def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: str = "cpu",

@@ -98,3 +98,23 @@ def test_mlflow_models_serve_answers_invocations(trained_store, test_images):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_requirements_pin_the_installed_opencv(monkeypatch):
+    """The serving environment pins the OpenCV build that is installed, headless-only machines included."""
+    import importlib.metadata as metadata
+
+    from gfcore.registry import pyfunc
+
+    real = metadata.version
+    assert f"opencv-python=={real('opencv-python')}" in pyfunc.requirements()
+
+    def headless_only(pkg: str) -> str:
+        if pkg == "opencv-python":
+            raise metadata.PackageNotFoundError(pkg)
+        return "4.10.0.84" if pkg == "opencv-python-headless" else real(pkg)
+
+    monkeypatch.setattr(metadata, "version", headless_only)
+    reqs = pyfunc.requirements()
+    assert "opencv-python-headless==4.10.0.84" in reqs and not any(r.startswith("opencv-python==") for r in reqs)
+    assert f"mlflow=={real('mlflow')}" in reqs

@@ -8,6 +8,8 @@ default_permission = READ
 database_uri = ${DB}/mlflow_auth
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# check a password hash once per minute per worker, not on every request
+auth_cache_ttl_seconds = 60
 INI
 export MLFLOW_AUTH_CONFIG_PATH=/tmp/basic_auth.ini
 exec mlflow server --backend-store-uri "${DB}/mlflow" --artifacts-destination "s3://${MLFLOW_BUCKET}" \

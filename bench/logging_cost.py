@@ -6,7 +6,7 @@ By default it brings up the stack as local processes (PostgreSQL, SeaweedFS, the
 auth) in a temporary folder and stops it afterwards; `--uri` uses a server that is already running (with
 MLFLOW_TRACKING_USERNAME / PASSWORD from the environment).
 
-    python bench/logging_cost.py                    # 100 epochs, 1 round of each, temporary local stack
+    python bench/logging_cost.py                    # 100 epochs, 3 rounds, temporary local stack
     python bench/logging_cost.py --uri http://127.0.0.1:15000 --epochs 100 --rounds 5
 
 Results are printed and written to bench/RESULTS.md (section "logging cost").
@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uri", help="a running MLflow server; default: a temporary local stack")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (minutes each with basic auth)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -194,7 +194,7 @@ def main() -> None:
     if not args.no_write:
         from bench.results import write_section
 
-        cmd = "python bench/logging_cost.py" + ("" if args.epochs == 100 and args.rounds == 1 else
+        cmd = "python bench/logging_cost.py" + ("" if args.epochs == 100 and args.rounds == 3 else
                                                  f" --epochs {args.epochs} --rounds {args.rounds}")
         write_section("logging cost", "\n".join([
             "## logging cost", "",

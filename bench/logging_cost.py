@@ -23,6 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -136,17 +137,11 @@ def tracking_server(uri: str | None):
         os.chmod(tmp, 0o755)  # PostgreSQL runs as its own user and must reach its data folder
         folder = Path(tmp) / "stack"
         env = local.up(folder)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         try:
-            yield env["MLFLOW_TRACKING_URI"], ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, "
-                                               "MLflow server with basic auth, 2 workers)")
+            with mock.patch.dict(os.environ, env):  # restored afterwards
+                yield env["MLFLOW_TRACKING_URI"], ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, "
+                                                   "MLflow server with basic auth, 2 workers)")
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
             local.down(folder, purge=True)
 
 

@@ -143,12 +143,9 @@ def status(folder: Path) -> list[dict[str, str]]:
              "mlflow": stack.tracking_uri}
     rows = []
     for name, alive in _pids_alive(stack).items():
-        if name == "postgres":
-            pidfile = stack.pg_data / "postmaster.pid"
-            pid = pidfile.read_text().split()[0] if pidfile.is_file() else ""
-        else:
-            pid = stack.pidfile(name).read_text().strip() if stack.pidfile(name).is_file() else ""
-        rows.append({"service": name, "pid": pid, "state": "running" if alive else "stopped", "address": where[name]})
+        pid = _pid(stack, name)
+        rows.append({"service": name, "pid": "" if pid is None else str(pid),
+                     "state": "running" if alive else "stopped", "address": where[name]})
     return rows
 
 
@@ -220,17 +217,15 @@ def _wait_port(port: int, what: str, log: Path, timeout: float = 60) -> None:
     raise TrackingError(f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f} s; see {log}.")
 
 
+def _pid(stack: Stack, service: str) -> int | None:
+    """The service's pid from its pid file (PostgreSQL's own postmaster.pid), if it has one."""
+    pidfile = stack.pg_data / "postmaster.pid" if service == "postgres" else stack.pidfile(service)
+    return int(pidfile.read_text().split()[0]) if pidfile.is_file() else None
+
+
 def _pids_alive(stack: Stack) -> dict[str, bool]:
-    out = {}
-    for name in ("postgres", "seaweedfs", "mlflow"):
-        if name == "postgres":
-            pidfile = stack.pg_data / "postmaster.pid"
-            pid = int(pidfile.read_text().split()[0]) if pidfile.is_file() else None
-        else:
-            pidfile = stack.pidfile(name)
-            pid = int(pidfile.read_text()) if pidfile.is_file() else None
-        out[name] = pid is not None and _alive(pid)
-    return out
+    return {name: (pid := _pid(stack, name)) is not None and _alive(pid)
+            for name in ("postgres", "seaweedfs", "mlflow")}
 
 
 def _alive(pid: int) -> bool:

@@ -11,8 +11,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from gfcore.errors import TrackingError
@@ -191,20 +189,12 @@ def settle_pending(uri: str) -> list[str]:
     return settled
 
 
-@contextmanager
-def no_retries(timeout_s: int = 5) -> Iterator[None]:
-    """MLflow calls that fail at once: for a server already known to be gone."""
-    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def no_retries(timeout_s: int = 5):
+    """MLflow calls that fail at once: for a server already known to be gone (restored on exit)."""
+    from unittest import mock
+
+    return mock.patch.dict(os.environ, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                                        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
 
 
 def is_connection_failure(exc: BaseException) -> bool:

@@ -15,4 +15,12 @@ def log_dataset_inputs(dataset: DatasetInfo, contexts: dict[str, str]) -> None:
         for path in dataset.splits.get(split, []):
             ds = MetaDataset(source=LocalArtifactDatasetSource(str(path)), name=f"{dataset.name}-{split}",
                              digest=dataset.digest)
-            mlflow.log_input(ds, context=context, tags={"data.hash": dataset.hash, "images": str(dataset.counts[split])})
+            tags = {"data.hash": dataset.hash, "images": str(dataset.counts[split])}
+            try:
+                mlflow.log_input(ds, context=context, tags=tags)
+            except mlflow.exceptions.MlflowException as exc:
+                # Parallel sweep jobs logging the same new dataset race on the store's unique key; the
+                # loser's retry finds the winner's row and only links it to this run.
+                if "UNIQUE constraint failed: datasets" not in str(exc) and "duplicate key" not in str(exc):
+                    raise
+                mlflow.log_input(ds, context=context, tags=tags)

@@ -2,20 +2,24 @@
 
 TrackEval's MOTChallenge dataset class does the loading and the official preprocessing (distractor
 classes and zero-marked boxes removed); its metric classes do the scoring and the combination over
-sequences. The benchmark rules follow the data: ground truth without classes (class column -1, as in
-MOT15) is scored without class preprocessing, as TrackEval scores MOT15; sequences named MOT20-* get
-MOT20's extra distractor class; everything else is scored as MOT17.
+sequences. The benchmark's rules (MOT15 without classes, MOT16/17, MOT20 with its extra distractor
+class) are the one asked for, or guessed per sequence from its gt.txt (`gfcore.mot.benchmark`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from gfcore.errors import DataError
 from gfcore.mot import COMBINED, COUNTS, METRICS
+from gfcore.mot.benchmark import AUTO, normalize
 from gfcore.mot.files import SeqInfo, check_gt, check_predictions, discover_sequences
+
+log = logging.getLogger(__name__)
 
 # TrackEval result field -> mot.* name. HOTA's array fields are averaged over its IoU thresholds, as
 # TrackEval's summaries do.
@@ -30,11 +34,15 @@ _FIELDS = {
 _CLASS = "pedestrian"  # TrackEval's name for the one evaluated class of MOTChallenge data
 
 
-def evaluate_mot(gt_dir: Path, pred_dir: Path, seqs: list[str] | None = None) -> dict[str, dict[str, float]]:
+def evaluate_mot(gt_dir: Path, pred_dir: Path, seqs: list[str] | None = None, benchmark: str = AUTO,
+                 explain: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
     """{seq: {metric: value}, ..., "COMBINED": {...}} with the metric names of `gfcore.mot.METRICS`.
 
     Rates are fractions (0-1); counts are ints. Every file is checked first; errors name file and line.
+    `benchmark` is auto (guessed per sequence) or MOT15/16/17/20 for all; `explain` (default: the log)
+    gets one line per sequence saying which benchmark scores it and why.
     """
+    benchmark, explain = normalize(benchmark), explain or log.info
     gt_dir, pred_dir = Path(gt_dir).resolve(), Path(pred_dir).resolve()
     if not pred_dir.is_dir():
         raise DataError(f"the prediction folder {pred_dir} does not exist: give the folder holding <seq>.txt "
@@ -42,25 +50,20 @@ def evaluate_mot(gt_dir: Path, pred_dir: Path, seqs: list[str] | None = None) ->
     infos = discover_sequences(gt_dir, seqs)
     groups: dict[str, list[SeqInfo]] = {}
     for info in infos:
-        summary = check_gt(info.gt_file, info)
+        summary = check_gt(info.gt_file, info, benchmark)
         check_predictions(pred_dir / f"{info.folder.name}.txt", info)
-        groups.setdefault(_benchmark(info, summary.classless), []).append(info)
+        explain(f"{info.folder.name}: {summary.benchmark} rules, {summary.reason}")
+        groups.setdefault(summary.benchmark, []).append(info)
 
     metrics = _metrics()
     per_seq: dict[str, dict[str, dict]] = {}
-    for benchmark, group in groups.items():
-        per_seq.update(_score(gt_dir, pred_dir, group, benchmark, metrics))
+    for rules, group in groups.items():
+        per_seq.update(_score(gt_dir, pred_dir, group, rules, metrics))
     combined = {name: metric.combine_sequences({s: r[name] for s, r in per_seq.items()})
                 for name, metric in metrics.items()}
-    out = {seq: _row(res) for seq, res in per_seq.items()}
+    out = {info.folder.name: _row(per_seq[info.folder.name]) for info in infos}  # in the order asked for
     out[COMBINED] = _row(combined)
     return out
-
-
-def _benchmark(info: SeqInfo, classless: bool) -> str:
-    if classless:
-        return "MOT15"
-    return "MOT20" if info.folder.name.upper().startswith("MOT20") else "MOT17"
 
 
 def _metrics() -> dict:

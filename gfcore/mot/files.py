@@ -4,19 +4,23 @@ Every line is checked before TrackEval sees it, so a bad file fails with its pat
 instead of a bare exception (or, worse, silently wrong figures).
 
 Line format: `frame, id, x, y, w, h, conf, class|x, visibility|y[, z]` with 1-based frames. Ground
-truth needs the first 8 columns (TrackEval's rule); class `-1` everywhere means the file carries no
-classes (MOT15 style). A tracker file needs the first 7.
+truth needs the first 8 columns (TrackEval's rule); whether columns 8-10 are a class and a visibility
+(MOT16/17/20) or world coordinates (MOT15) decides the benchmark (`gfcore.mot.benchmark`). A tracker
+file needs the first 7.
 """
 
 from __future__ import annotations
 
 import configparser
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from gfcore.errors import DataError
+from gfcore.mot.benchmark import AUTO, GtColumns, choose
 
 _SPLIT = re.compile(r"[,\s]+")
 GT_COLUMNS, PRED_COLUMNS = 8, 7
@@ -44,7 +48,8 @@ class SeqInfo:
 @dataclass(frozen=True)
 class GtSummary:
     rows: int
-    classless: bool  # every row's class column is -1 (MOT15 style)
+    benchmark: str  # MOT15, MOT16, MOT17 or MOT20: whose rules TrackEval scores it by
+    reason: str  # why that benchmark, for the user
 
 
 def read_seqinfo(folder: Path) -> SeqInfo:
@@ -107,9 +112,12 @@ def _candidates(gt_dir: Path) -> list[Path]:
                   if p.is_dir() and ((p / "gt" / "gt.txt").is_file() or (p / "seqinfo.ini").is_file()))
 
 
-def check_gt(path: Path, info: SeqInfo) -> GtSummary:
-    rows, classes = _check_lines(path, info, GT_COLUMNS, "ground truth")
-    return GtSummary(rows=rows, classless=bool(classes) and classes == {-1})
+def check_gt(path: Path, info: SeqInfo, benchmark: str = AUTO) -> GtSummary:
+    """Every line, and the benchmark: the one asked for if the file fits it, else guessed (an error if unclear)."""
+    seen = GtColumns(path)
+    rows = _check_lines(path, info, GT_COLUMNS, "ground truth", seen.add)
+    choice = choose(seen, benchmark, info.folder.name)
+    return GtSummary(rows=rows, benchmark=choice.benchmark, reason=choice.reason)
 
 
 def check_predictions(path: Path, info: SeqInfo) -> int:
@@ -117,11 +125,20 @@ def check_predictions(path: Path, info: SeqInfo) -> int:
     if not path.is_file():
         raise DataError(f"{path} is missing: the tracker output for sequence {info.name} (write an empty file if it "
                         "tracked nothing).")
-    return _check_lines(path, info, PRED_COLUMNS, "tracker output")[0]
+    return _check_lines(path, info, PRED_COLUMNS, "tracker output", partial(_tracker_class, path))
 
 
-def _check_lines(path: Path, info: SeqInfo, min_columns: int, what: str) -> tuple[int, set[int]]:
-    rows, classes = 0, set()
+def _tracker_class(path: Path, lineno: int, parts: list[str], values: list[float]) -> None:
+    # TrackEval refuses a tracker file whose column 8 (read as a class, truncated) is above 1.
+    if len(values) > 7 and int(values[7]) > 1:
+        raise DataError(f"{path}, line {lineno}: column 8 is {parts[7]}; TrackEval reads a tracker's column 8 as "
+                        "its class and scores pedestrians only (1, or -1 for none): write -1,-1,-1 in columns 8-10, as "
+                        "MOTChallenge submissions do (world coordinates there are not scored).")
+
+
+def _check_lines(path: Path, info: SeqInfo, min_columns: int, what: str,
+                 per_line: Callable[[int, list[str], list[float]], None]) -> int:
+    rows = 0
     seen: set[tuple[int, int]] = set()
     with path.open() as fh:
         for lineno, line in enumerate(fh, 1):
@@ -135,6 +152,8 @@ def _check_lines(path: Path, info: SeqInfo, min_columns: int, what: str) -> tupl
                                 f"(frame, id, x, y, w, h, conf{', class' if min_columns > 7 else ''}): {text!r}")
             try:
                 values = [float(p) for p in parts]
+                if not all(map(math.isfinite, values)):  # float() takes nan and inf
+                    raise ValueError
             except ValueError:
                 raise DataError(f"{where}: not a number in {text!r}; MOTChallenge lines are comma-separated "
                                 "numbers.") from None
@@ -151,10 +170,9 @@ def _check_lines(path: Path, info: SeqInfo, min_columns: int, what: str) -> tupl
                 raise DataError(f"{where}: id {key[1]} appears twice in frame {key[0]}; an id names one object per "
                                 "frame.")
             seen.add(key)
-            if min_columns == GT_COLUMNS:
-                classes.add(int(values[7]))
+            per_line(lineno, parts, values)
             rows += 1
-    return rows, classes
+    return rows
 
 
 def write_tracks(path: Path, rows: Iterable[tuple[int, int, float, float, float, float, float]]) -> int:

@@ -146,6 +146,7 @@ def test_matches_trackeval_evaluator_on_noisy_tracks(tmp_path):
 
 @pytest.mark.parametrize("line, needle", [
     ("1,1,10,10,20,x,1,1,1", "line 2: not a number"),
+    ("1,1,10,nan,20,30,1,1,1", "line 2: not a number"),
     ("1,1,10,10", "line 2: 4 columns"),
     ("11,1,10,10,20,30,1,1,1", "line 2: frame 11 is outside the sequence (frames 1..10"),
     ("0,1,10,10,20,30,1,1,1", "line 2: frame 0 is outside"),

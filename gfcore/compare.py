@@ -144,28 +144,46 @@ def _row(label: str, run_id: str) -> dict[str, Any]:
     """A variant's figures from its benchmark run (or, for run_ids, whatever run was named)."""
     import mlflow
 
-    from gfcore.summary import figures
+    from gfcore.summary import variant_row
 
-    run = mlflow.MlflowClient().get_run(run_id)
-    return {"variant": label, "run_id": run_id, "exp.type": run.data.tags.get("exp.type"),
-            "backend": run.data.tags.get("backend.name"), "source_run_id": run.data.tags.get("source.run_id"),
-            **figures(run.data.metrics)}
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    source = run.data.tags.get("source.run_id")
+    registered_by = None
+    if not run.data.tags.get("gf.registered_model") and source:
+        registered_by = _run_or_none(client, source)
+    row = variant_row(label, run, registered_by)
+    return {"variant": label, "backend": run.data.tags.get("backend.name"), "exp.type": run.data.tags.get("exp.type"),
+            **row, "source_run_id": source}
+
+
+def _run_or_none(client: Any, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        return None
 
 
 def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: Path) -> float:
     import mlflow
 
     from gfcore.plots import metric_per_variant
-    from gfcore.summary import log_accuracy_vs_latency, log_table
+    from gfcore.summary import FIGURES, Report, log_accuracy_vs_latency, pick_best
 
     client = mlflow.MlflowClient()
     metric = c.metric
     for r in rows:  # a metric the table has no column for comes from the runs themselves
         if metric not in r:
-            r[metric] = mlflow.MlflowClient().get_run(r["run_id"]).data.metrics.get(metric)
+            r[metric] = client.get_run(r["run_id"]).data.metrics.get(metric)
+    best = pick_best(rows, metric, c.direction.value == "maximize")
     scored = [r for r in rows if r[metric] is not None and math.isfinite(r[metric])]
-    best = (max if c.direction.value == "maximize" else min)(scored, key=lambda r: r[metric]) if scored else None
-    log_table(client, run.run_id, rows, work / "summary" / "compare_summary", "summary")
+    sentence = (f"Best by {metric} ({c.direction.value}): **{best['variant']}** with {best[metric]:.4g} "
+                f"(run {best['run_id']}), of {len(rows)} variants." if best else
+                f"No variant has {metric}: no best named.")
+    Report(f"Comparison of {len(rows)} variants", rows, best, sentence, "compare_summary").publish(
+        client, run.run_id, work)
     if scored:
         chart = metric_per_variant([(r["variant"], r[metric]) for r in scored], metric,
                                    best["variant"] if best else None, work / "plots" / "compare_metric.png")
@@ -175,7 +193,6 @@ def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: P
         log.warning("compare: no variant has %s; no best named", metric)
         return math.nan
     run.set_tags({"best.run_id": best["run_id"], "best.variant": best["variant"]})
-    run.log_metrics({f"best.{metric}": best[metric], "compare.variants": len(rows)})
+    run.log_metrics({"compare.variants": len(rows), **({} if metric in FIGURES else {f"best.{metric}": best[metric]})})
     log.info("compare: best %s = %.4f: %s (run %s)", metric, best[metric], best["variant"], best["run_id"])
     return best[metric]
-

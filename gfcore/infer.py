@@ -21,6 +21,7 @@ from gfcore.errors import ConfigError, ModelError
 from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
 from gfcore.paths import work_dir
 from gfcore.registry.resolve import ResolvedModel, resolve_model
+from gfcore.tracking.lineage import eval_tags
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.tracking.server import check_tracking_store
 from gfcore.yolo import env as yolo_env
@@ -35,7 +36,8 @@ def infer(cfg: Config) -> float:
     yolo_env.configure()
     check_tracking_store()
     dataset = resolve_dataset(cfg.data, cfg.task)
-    images = split_images(dataset, cfg.infer.split, "infer.split")
+    split = cfg.infer.split or cfg.registry.eval_split
+    images = split_images(dataset, split, "infer.split")
     sequences = _sequences(cfg) if cfg.infer.tracking.enabled else []
 
     with work_dir("gf-infer-") as work:
@@ -46,7 +48,9 @@ def infer(cfg: Config) -> float:
         model = _load_checked(ref, images[0], imgsz, device, dataset.names)
         # The recorded config describes what was measured: the backend follows the model file.
         measured = _as_measured(cfg, ref)
-        tags = {"backend.name": ref.backend, "model.uri": ref.uri, "infer.imgsz": imgsz}
+        tags = {"backend.name": ref.backend, "model.uri": ref.uri, "infer.imgsz": imgsz, **eval_tags(dataset, split),
+                "sys.latency_protocol": measure.latency_protocol(cfg, dataset, sorted(set(cfg.infer.batch_sizes)),
+                                                                 split, imgsz)}
         if ref.precision:
             tags["backend.precision"] = ref.precision
         if sequences:
@@ -56,8 +60,8 @@ def infer(cfg: Config) -> float:
                        extra_tags=tags) as run:
             from gfcore.tracking.lineage import log_dataset_inputs
 
-            log_dataset_inputs(dataset, contexts={cfg.infer.split: "evaluation"})
-            det = measure.detection(model, dataset.data_yaml, cfg.infer.split, imgsz, device, dataset.names,
+            log_dataset_inputs(dataset, contexts={split: "evaluation"})
+            det = measure.detection(model, dataset.data_yaml, split, imgsz, device, dataset.names,
                                     conf=cfg.infer.conf, iou=cfg.infer.iou)
             run.log_metrics(det)
             speed = _latency(run, model, cfg, images, imgsz, device, ref, work)
@@ -120,7 +124,7 @@ def _as_measured(cfg: Config, ref: ResolvedModel) -> Config:
 
 def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: int, device: str,
              ref: ResolvedModel, work: Path) -> dict[str, float]:
-    """sys.bs{N}.* per batch size (batch 1 also under the plain names), the system snapshot, the chart."""
+    """Batch 1 under the plain sys.latency_* names, other sizes as sys.bs{N}.*, the system snapshot, the chart."""
     from tqdm import tqdm
 
     from gfcore.plots import latency_vs_batch
@@ -130,16 +134,14 @@ def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: 
     frames = measure.read_frames(images)
     per_batch: dict[int, dict[str, float]] = {}
     metrics: dict[str, float] = {}
-    total = len(sizes) * (cfg.infer.warmup + cfg.infer.runs)
+    warmup, runs = cfg.latency.warmup, cfg.latency.runs
+    total = len(sizes) * (warmup + runs)
     with SystemSampler(device) as sampler, tqdm(total=total, desc="latency", unit="call") as bar:
         for size in sizes:
             bar.set_postfix(batch=size)
-            samples = measure.time_batches(model, frames, imgsz, device, size, cfg.infer.warmup, cfg.infer.runs,
-                                           bar.update)
+            samples = measure.time_batches(model, frames, imgsz, device, size, warmup, runs, bar.update)
             per_batch[size] = samples.metrics()
-            metrics.update({f"sys.bs{size}.{k}": v for k, v in per_batch[size].items()})
-            if size == 1:
-                metrics.update(measure.plain_latency_metrics(samples))
+            metrics.update(measure.batch_metrics(samples))
     metrics.update(sampler.metrics())
     run.log_metrics(metrics)
     if cfg.tracking.log_plots:

@@ -10,9 +10,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.yolo.callbacks import detection_metrics
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
+    from gfcore.data.dataset import DatasetInfo
 
 
 def model_size_mb(path: Path) -> float:
@@ -95,18 +99,42 @@ def read_frames(images: list[Path]) -> list[Any]:
 
 def latency(model: Any, images: list[Path], imgsz: int, device: str, warmup: int, runs: int,
             desc: str = "latency") -> dict[str, float]:
-    """Batch-1 figures over real images after warm-up, under the plain names: sys.latency_*, sys.fps ..."""
+    """Batch-1 figures over real images after warm-up, under the plain names: sys.latency_p50_ms, ..."""
     from tqdm import tqdm
 
     with tqdm(total=warmup + runs, desc=desc, unit="call", leave=False) as bar:
         samples = time_batches(model, read_frames(images), imgsz, device, 1, warmup, runs, bar.update)
-    return plain_latency_metrics(samples)
+    return batch_metrics(samples)
 
 
-def plain_latency_metrics(samples: LatencySamples) -> dict[str, float]:
-    out = {f"sys.{k}": v for k, v in samples.metrics().items()}
-    out["sys.fps"] = out["sys.throughput_ips"]
-    return out
+def batch_metrics(samples: LatencySamples) -> dict[str, float]:
+    """One name per figure: batch 1 under the plain `sys.*` names, other batch sizes as `sys.bs{N}.*`."""
+    prefix = "sys." if samples.batch == 1 else f"sys.bs{samples.batch}."
+    return {f"{prefix}{k}": v for k, v in samples.metrics().items()}
+
+
+def latency_protocol(cfg: Config, dataset: DatasetInfo, batches: list[int] | tuple[int, ...] = (1,),
+                     split: str | None = None, imgsz: int | None = None) -> str:
+    """How a run's latency figures were measured, in words (its tag `sys.latency_protocol`)."""
+    split = split or cfg.registry.eval_split
+    sizes = ", ".join(str(b) for b in batches)
+    return (f"batch {sizes}: {cfg.latency.warmup} untimed warm-up + {cfg.latency.runs} timed predict() calls per "
+            f"batch size on the {dataset.counts.get(split, 0)} {split} images (cycled), "
+            f"imgsz {imgsz or cfg.model.imgsz}, "
+            f"device {cfg.backend.device}; wall time per call (pre-process, inference, post-process); "
+            "p50/p95/p99 over the timed calls")
+
+
+def evaluate(path: Path, data_yaml: Path, split: str, images: list[Path], imgsz: int, device: str,
+             names: list[str], warmup: int, runs: int, label: str) -> dict[str, float]:
+    """A model file's headline figures on one split: det.* (and det.ap50_95.{class}), batch-1 latency, size.
+
+    Train (best.pt), quant (source and variant) and so every registered version are measured by this one
+    function with the same settings, which is what makes their figures comparable."""
+    model = load(path)
+    det = detection(model, data_yaml, split, imgsz, device, names)
+    lat = latency(model, images, imgsz, device, warmup, runs, desc=f"latency {label}")
+    return {**det, **lat, "sys.model_size_mb": model_size_mb(path)}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

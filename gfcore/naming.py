@@ -21,9 +21,20 @@ def arch_name(architecture: str) -> str:
     return PurePath(architecture).stem
 
 
+# Runs whose siblings differ by backend and precision: their names say which variant they are.
+_VARIANT_RUNS = ("quant", "infer")
+
+
 def run_name(cfg: Config, exp_type: str) -> str:
-    """`{task}-{arch}-{type}-{version}`, e.g. `ppe-yolo11l-train-v2`."""
-    return f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-{exp_type}-{cfg.exp.version}"
+    """`{task}-{arch}-{type}-{version}`, e.g. `ppe-yolo11l-train-v2`; quant and infer runs name their variant
+    before the version: `ppe-yolov8n-infer-openvino_int8-v1`."""
+    variant = f"-{cfg.backend.variant}" if exp_type in _VARIANT_RUNS else ""
+    return f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-{exp_type}{variant}-{cfg.exp.version}"
+
+
+def logged_model_name(cfg: Config) -> str:
+    """A logged model's name says what it is: `{task}-{arch}-{backend}_{precision}` (`ppe-yolov8n-openvino_int8`)."""
+    return f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-{cfg.backend.variant}"
 
 
 def registered_model_name(cfg: Config) -> str:

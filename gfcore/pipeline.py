@@ -78,19 +78,37 @@ def child_arguments() -> tuple[str, list[str]]:
 
 
 def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work: Path) -> list[dict[str, Any]]:
-    """One row per variant: accuracy, latency, size, tracking, and the registered model it is."""
+    """One row per variant (its infer run's figures, the registered model it is), published on the parent."""
     import mlflow
 
-    from gfcore.summary import figures, log_accuracy_vs_latency, log_table
+    from gfcore.summary import Report, log_accuracy_vs_latency, pick_best, variant_row
 
     client = mlflow.MlflowClient()
     rows = []
     for variant, source_id, bench in benchmarks:
-        source = client.get_run(source_id).data.tags
-        rows.append({"variant": variant, **figures(client.get_run(bench.run_id).data.metrics),
-                     "registered_model": source.get("gf.registered_model"),
-                     "registered_version": source.get("gf.registered_version"), "source_run_id": source_id,
-                     "infer_run_id": bench.run_id})
-    log_table(client, run.run_id, rows, work / "summary" / "pipeline_summary", "summary")
+        row = variant_row(variant, client.get_run(bench.run_id), registered_by=client.get_run(source_id))
+        rows.append({**row, "source_run_id": source_id, "infer_run_id": row.pop("run_id")})
+    best = pick_best(rows, "det.mAP50_95")
+    Report("Pipeline results", rows, best, _sentence(rows, best), "pipeline_summary").publish(client, run.run_id,
+                                                                                              work)
     log_accuracy_vs_latency(client, run.run_id, rows, work / "plots" / "map_vs_latency.png")
     return rows
+
+
+def _sentence(rows: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
+    """The most accurate variant, and the fastest one with what it costs in accuracy."""
+    from gfcore.summary import pick_best, value
+
+    if best is None:
+        return "No variant has detection figures."
+    text = (f"Most accurate: **{best['variant']}** (det.mAP50_95 {best['det.mAP50_95']:.3f}, det.mAP50 "
+            f"{best['det.mAP50']:.3f}).")
+    fastest = pick_best(rows, "sys.latency_p50_ms", maximize=False)
+    if fastest is not None and fastest is not best and value(best, "sys.latency_p50_ms"):
+        text += (f" Fastest: **{fastest['variant']}** at {fastest['sys.latency_p50_ms']:.2f} ms batch-1 p50, "
+                 f"{best['sys.latency_p50_ms'] / fastest['sys.latency_p50_ms']:.1f}x faster than {best['variant']}")
+        delta = value(fastest, "det.mAP50_95")
+        text += f", det.mAP50_95 {delta - best['det.mAP50_95']:+.3f}." if delta is not None else "."
+    elif fastest is best:
+        text += " It is also the fastest."
+    return text

@@ -14,9 +14,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out: Path) -> Path:
+def _save(fig, out: Path, layout: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(out, dpi=110)
     fig.clf()
     return out
@@ -45,9 +46,12 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
             ax.set_ylim(0, 1.1)
         else:
             ax.margins(y=0.2)
-    axes[0].legend(loc="lower left", fontsize=8)
+    # One legend above the panels, where it covers no bar.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
     fig.suptitle(f"source vs {label}")
-    _save(fig, out)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    _save(fig, out, layout=False)
     plt.close(fig)
     return out
 
@@ -62,7 +66,9 @@ def latency_vs_batch(per_batch: dict[int, dict[str, float]], label: str, out: Pa
     ax1.plot(sizes, p50, "o-", label="p50")
     ax1.plot(sizes, p95, "s--", label="p95", alpha=0.7)
     ax1.set(xlabel="batch size", ylabel="ms per batch", title="latency")
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(bottom=0)  # from zero: a small spread must not look like a cliff
+    ax1.set_xticks(sizes)
+    ax1.legend(fontsize=8, loc="upper left")
     bars = ax2.bar(range(len(sizes)), [per_batch[b]["throughput_ips"] for b in sizes], color="#1f77b4")
     ax2.set_xticks(range(len(sizes)), [str(b) for b in sizes])
     ax2.bar_label(bars, fmt="%.0f", fontsize=8)
@@ -86,9 +92,11 @@ def mot_per_sequence(rows: dict[str, dict[str, float]], out: Path) -> Path:
         bars = ax.bar(xs, [rows[s][key] for s in names], width, label=label)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(range(len(names)), names)
-    ax.set(ylabel="score", title="tracking quality per sequence")
-    ax.set_ylim(min(0.0, min(rows[s]["mota"] for s in names) - 0.05), 1.1)
-    ax.legend(fontsize=8)
+    ax.set(ylabel="score")
+    ax.set_title("tracking quality per sequence", pad=24)
+    ax.set_ylim(min(0.0, min(rows[s]["mota"] for s in names) - 0.05), 1.0)
+    # Above the plot, not over the bars.
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=len(keys), frameon=False)
     _save(fig, out)
     plt.close(fig)
     return out
@@ -104,21 +112,38 @@ def metric_per_variant(values: list[tuple[str, float]], metric: str, best: str |
     ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=8)
     ax.set(ylabel=metric, title=f"{metric} per run" + (f" (best: {best})" if best else ""))
-    ax.margins(y=0.15)
+    if _is_score(metric) and all(0 <= v <= 1 for _, v in values):
+        ax.set_ylim(0, 1.08)  # the whole 0..1 scale: a 0.003 difference looks like one
+    else:
+        ax.margins(y=0.15)
     _save(fig, out)
     plt.close(fig)
     return out
 
 
 def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str = "det.mAP50") -> Path:
-    """Each variant at (batch-1 latency p50, accuracy): up and to the left is better."""
+    """Each variant at (batch-1 latency p50, accuracy): up and to the left is better. Both axes start at zero
+    and accuracy spans 0..1, so distances on the chart are the real ones."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
+    top = max(latency for _, latency, _ in points)
     for label, latency, accuracy in points:
-        ax.scatter([latency], [accuracy], s=50)
-        ax.annotate(label, (latency, accuracy), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.scatter([latency], [accuracy], s=50, zorder=3)
+        # Labels stay inside the axes: to the left of points in the right third.
+        right = latency > 0.66 * top
+        ax.annotate(f"{label}\n{accuracy:.3f} @ {latency:.2f} ms", (latency, accuracy), textcoords="offset points",
+                    xytext=(-6 if right else 6, -14), ha="right" if right else "left", va="top", fontsize=8)
     ax.set(xlabel="batch-1 latency p50 (ms)", ylabel=metric, title=f"{metric} vs latency")
-    ax.margins(x=0.25, y=0.2)
+    ax.set_xlim(0, top * 1.15)
+    if _is_score(metric):
+        ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
     _save(fig, out)
     plt.close(fig)
     return out
+
+
+def _is_score(metric: str) -> bool:
+    """Detection and tracking scores live on 0..1."""
+    return metric.startswith(("det.", "mot.", "best.det.", "val.")) and not metric.endswith(
+        ("_switches", "frag", "mt", "pt", "ml", "fp", "fn", "_tracks"))

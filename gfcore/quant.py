@@ -11,6 +11,7 @@ from gfcore.config.schema import Config
 from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.errors import ConfigError
 from gfcore.paths import work_dir
+from gfcore.tracking.lineage import eval_tags
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.tracking.server import check_tracking_store
 from gfcore.tracking.source import SourceRun, check_source_run, download_weights
@@ -27,7 +28,8 @@ def quant(cfg: Config) -> float:
     source = check_source_run(cfg.quant.source_run_id, "quant")
     _check_same_classes(source, cfg)
     dataset = resolve_dataset(cfg.data, cfg.task)
-    eval_images = split_images(dataset, cfg.quant.split, "quant.split")
+    split = cfg.registry.eval_split
+    eval_images = split_images(dataset, split, "registry.eval_split")
     calibration = []
     if backends.needs_calibration(cfg.backend):
         calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
@@ -41,19 +43,23 @@ def quant(cfg: Config) -> float:
             exported = backends.get(cfg.backend)(backends.ExportRequest(
                 weights=weights, imgsz=cfg.model.imgsz, out_dir=work / "export", data_yaml=dataset.data_yaml,
                 calibration_images=calibration, backend=cfg.backend))
-            run.set_tags({"quant.method": exported.method})
+            run.set_tags({"quant.method": exported.method, **eval_tags(dataset, split),
+                          "sys.latency_protocol": measure.latency_protocol(cfg, dataset)})
             original = _measure(weights, cfg, dataset, eval_images, "source")
             quantized = _measure(exported.path, cfg, dataset, eval_images, cfg.backend.variant)
             comparison = compare(original, quantized)
-            run.log_metrics({**{f"original.{k}": v for k, v in original.items()},
-                             **{f"quantized.{k}": v for k, v in quantized.items()}, **comparison})
+            # The variant's own figures go under the names train and infer runs use (det.mAP50, ...), so the
+            # runs table lines up; the source's are kept as original.* for the comparison.
+            run.log_metrics({**{f"original.{k}": v for k, v in original.items()}, **comparison})
             _log_chart(run, original, quantized, cfg.backend.variant, work)
             if cfg.registry.register:
-                _register(cfg, run, source, dataset, exported, {**quantized, **comparison})
-        log.info("%s: det.mAP50 %.3f -> %.3f, p50 %.1f -> %.1f ms, %.1f -> %.1f MB (run %s)", cfg.backend.variant,
-                 original.get("det.mAP50", 0), quantized.get("det.mAP50", 0), original["sys.latency_p50_ms"],
-                 quantized["sys.latency_p50_ms"], original["sys.model_size_mb"], quantized["sys.model_size_mb"],
-                 run.run_id)
+                _register(cfg, run, source, dataset, exported, quantized, comparison)
+            else:
+                run.log_metrics(quantized)
+        log.info("%s on the %s split: det.mAP50 %.3f -> %.3f, p50 %.1f -> %.1f ms, %.1f -> %.1f MB (run %s)",
+                 cfg.backend.variant, split, original.get("det.mAP50", 0), quantized.get("det.mAP50", 0),
+                 original["sys.latency_p50_ms"], quantized["sys.latency_p50_ms"], original["sys.model_size_mb"],
+                 quantized["sys.model_size_mb"], run.run_id)
         return quantized.get("det.mAP50_95", 0.0)
 
 
@@ -71,12 +77,8 @@ def compare(original: dict[str, float], quantized: dict[str, float]) -> dict[str
 
 
 def _measure(path: Path, cfg: Config, dataset: DatasetInfo, images: list[Path], label: str) -> dict[str, float]:
-    model = measure.load(path)
-    device = cfg.backend.device
-    det = measure.detection(model, dataset.data_yaml, cfg.quant.split, cfg.model.imgsz, device, dataset.names)
-    lat = measure.latency(model, images, cfg.model.imgsz, device, cfg.quant.warmup, cfg.quant.runs,
-                          desc=f"latency {label}")
-    return {**det, **lat, "sys.model_size_mb": measure.model_size_mb(path)}
+    return measure.evaluate(path, dataset.data_yaml, cfg.registry.eval_split, images, cfg.model.imgsz,
+                            cfg.backend.device, dataset.names, cfg.latency.warmup, cfg.latency.runs, label)
 
 
 def _check_same_classes(source: SourceRun, cfg: Config) -> None:
@@ -98,7 +100,7 @@ def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, f
 
 
 def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInfo, exported: backends.Exported,
-              metrics: dict[str, float]) -> None:
+              figures: dict[str, float], comparison: dict[str, float]) -> None:
     from gfcore.naming import arch_name, registered_model_name, variant_model_name
     from gfcore.registry.register import log_and_register, model_path
 
@@ -107,9 +109,8 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
     tags = {"source.run_id": source.run_id, "run_id": run.run_id, "backend": backend, "precision": precision,
             "quant.method": exported.method, "architecture": arch_name(cfg.model.architecture),
             "imgsz": cfg.model.imgsz, "task": cfg.task.type.value, "exp.version": cfg.exp.version,
-            "data.hash": dataset.hash}
-    tags.update({k: f"{v:.6f}" for k, v in metrics.items() if k.startswith(("det.mAP", "comparison."))})
+            "data.hash": dataset.hash, **{k: f"{v:.6g}" for k, v in comparison.items()}}
     device = "cpu" if not backends.is_cuda_device(cfg.backend.device) else cfg.backend.device
-    reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run.run_id,
-                           tags, path=f"{model_path(cfg)}/{backend}_{precision}")
+    reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run, tags,
+                           figures=figures, dataset=dataset, path=f"{model_path(cfg)}/{backend}_{precision}")
     log.info("registered %s version %s (alias candidate)", reg.name, reg.version)

@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gfcore import measure
 from gfcore.config.schema import Config
 from gfcore.data.dataset import DatasetInfo, resolve_dataset
 from gfcore.paths import work_dir
-from gfcore.tracking.lineage import log_dataset_inputs
+from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
 
@@ -25,7 +26,7 @@ PLOT_SUFFIXES = {".png", ".jpg"}
 def train(cfg: Config) -> float:
     """Train the scenario's model on its data; returns the objective (det.mAP50_95) for sweepers."""
     yolo_env.configure()
-    from gfcore.yolo.model import check_model_source, model_stats
+    from gfcore.yolo.model import check_model_source
     from gfcore.yolo.training import check_train_args, train_yolo
 
     # Everything that can be wrong with the input is found before a run exists.
@@ -53,27 +54,46 @@ def train(cfg: Config) -> float:
                                                 run.log_metrics)
             else:
                 result = train_yolo(cfg, dataset.data_yaml, work / "ultralytics", run.log_metrics, on_retry)
-            # det.* of the final evaluation were logged by the epoch callback, at step epochs+1.
-            run.log_metrics({**result.per_class, **model_stats(result.best, cfg.model.imgsz)}, step=result.epochs + 1)
+            # The per-epoch history (val.*) is on the validation split, as Ultralytics trains; the run's headline
+            # figures are best.pt's on registry.eval_split, measured like every registered version's.
+            headline = final_figures(cfg, result.best, dataset)
+            run.set_tags(eval_tags(dataset, cfg.registry.eval_split))
+            run.set_tags({"sys.latency_protocol": measure.latency_protocol(cfg, dataset)})
             if result.oom_retries:
                 run.set_tags({"gf.train.batch_used": result.batch})
             _log_training_artifacts(run, result.save_dir, cfg.tracking.log_plots)
             if cfg.registry.register:
-                _register(cfg, run, result, dataset)
-        objective = result.final.get(OBJECTIVE, 0.0)
-        log.info("trained %d epochs: det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
-                 result.final.get("det.mAP50", 0.0), objective, run.run_id)
+                _register(cfg, run, result, dataset, headline)
+            else:
+                run.log_metrics(headline)
+        objective = headline.get(OBJECTIVE, 0.0)
+        log.info("trained %d epochs: on the %s split det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
+                 cfg.registry.eval_split, headline.get("det.mAP50", 0.0), objective, run.run_id)
         return objective
 
 
-def _register(cfg: Config, run: OwnedRun, result: TrainResult, dataset: DatasetInfo) -> None:
+def final_figures(cfg: Config, best: Path, dataset: DatasetInfo) -> dict[str, float]:
+    """best.pt on the evaluation split: det.*, batch-1 latency, size, parameters and GFLOPs."""
+    from gfcore.data.dataset import split_images
+    from gfcore.yolo.model import model_stats
+
+    split = cfg.registry.eval_split
+    images = split_images(dataset, split, "registry.eval_split")
+    figures = measure.evaluate(best, dataset.data_yaml, split, images, cfg.model.imgsz, cfg.backend.device,
+                               dataset.names, cfg.latency.warmup, cfg.latency.runs, "best.pt")
+    return {**figures, **model_stats(best, cfg.model.imgsz)}
+
+
+def _register(cfg: Config, run: OwnedRun, result: TrainResult, dataset: DatasetInfo,
+              figures: dict[str, float]) -> None:
     """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
     from gfcore.naming import registered_model_name
     from gfcore.registry.register import log_and_register, train_version_tags
 
     # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
     reg = log_and_register(result.best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
-                           cfg, run.run_id, train_version_tags(cfg, run.run_id, dataset.hash, result.final))
+                           cfg, run, train_version_tags(cfg, run.run_id, dataset.hash), figures=figures,
+                           dataset=dataset)
     log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
 
 

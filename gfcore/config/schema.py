@@ -247,17 +247,23 @@ class TrackingConfig:
 
 
 @dataclass
-class QuantConfig:
-    source_run_id: Optional[str] = None  # the train run whose best.pt is exported
-    split: str = "test"  # source and result are measured on this split, with the same settings
-    warmup: int = 5  # untimed batch-1 predictions before timing
-    runs: int = 30  # timed batch-1 predictions (cycling over the split's images)
+class LatencyConfig:
+    """How every latency figure is measured (train's final result, quant's source and variant, infer per batch
+    size): `warmup` untimed then `runs` timed `predict` calls on real images of the evaluation split, so figures
+    of one model from different runs are comparable."""
+
+    warmup: int = 10
+    runs: int = 100
 
     def __post_init__(self) -> None:
-        if self.split not in ("train", "val", "test"):
-            raise ConfigError(f"quant.split={self.split!r}: use train, val or test.")
         if self.warmup < 0 or self.runs < 1:
-            raise ConfigError("quant.warmup must be >= 0 and quant.runs >= 1.")
+            raise ConfigError("latency.warmup must be >= 0 and latency.runs >= 1.")
+
+
+@dataclass
+class QuantConfig:
+    # The train run whose best.pt is exported; source and result are both measured on registry.eval_split.
+    source_run_id: Optional[str] = None
 
 
 @dataclass
@@ -274,22 +280,21 @@ class InferConfig:
     # the model of source_run_id (a train or quant run). The backend follows the model file.
     model_uri: Optional[str] = None
     source_run_id: Optional[str] = None
-    split: str = "test"  # detection metrics and latency images come from this split
+    # Detection metrics and latency images come from this split; unset: registry.eval_split, the split every
+    # registered version's figures are measured on.
+    split: Optional[str] = None
     conf: float = 0.001  # detection metrics: Ultralytics validation thresholds
     iou: float = 0.7
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
-    warmup: int = 5  # untimed calls per batch size
-    runs: int = 30  # timed calls per batch size
     tracking: InferTrackingConfig = field(default_factory=InferTrackingConfig)
 
     def __post_init__(self) -> None:
-        if self.split not in ("train", "val", "test"):
-            raise ConfigError(f"infer.split={self.split!r}: use train, val or test.")
+        if self.split not in (None, "train", "val", "test"):
+            raise ConfigError(f"infer.split={self.split!r}: use train, val or test (or leave it unset for "
+                              "registry.eval_split).")
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"infer.batch_sizes={list(self.batch_sizes)}: list one or more positive batch sizes, "
                               "e.g. [1,8].")
-        if self.warmup < 0 or self.runs < 1:
-            raise ConfigError("infer.warmup must be >= 0 and infer.runs >= 1.")
         if not (0 <= self.conf <= 1 and 0 < self.iou <= 1):
             raise ConfigError("infer.conf must be within 0..1 and infer.iou within (0, 1].")
 
@@ -330,6 +335,14 @@ class CompareConfig:
 @dataclass
 class RegistryConfig:
     register: bool = True  # train (and quant) register their model with alias `candidate`
+    # The split of the scenario's dataset on which every registered version's headline figures (det.*, batch-1
+    # latency) are measured; version tags eval.split and eval.dataset_digest say which, so two versions are
+    # comparable exactly when those tags match.
+    eval_split: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.eval_split not in ("train", "val", "test"):
+            raise ConfigError(f"registry.eval_split={self.eval_split!r}: use train, val or test.")
 
 
 @dataclass
@@ -343,6 +356,7 @@ class Config:
     exp: ExpConfig = field(default_factory=ExpConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)

@@ -6,10 +6,11 @@ the built-in trainer, through a small interface chosen by config:
 The class is built with a `TrainContext` and must offer
 
     train() -> None        trains; calls ctx.on_epoch(epoch, metrics) once per epoch (1-based), with
-                           GuardianFlow's names where it can (det.mAP50, train.box_loss, lr.pg0, ...)
+                           GuardianFlow's names where it can (det.mAP50, train.box_loss, lr.pg0, ...);
+                           per-epoch det.* figures are validation figures and are logged as val.*
     best_weights: Path     after train(): the best checkpoint, a .pt that Ultralytics loads
 
-GuardianFlow then evaluates best_weights on the validation split (the final det.* at step epochs+1, as
+GuardianFlow then evaluates best_weights on registry.eval_split (the run's headline det.* and latency, as
 for its own trainer), logs weights, results and plots from ctx.out_dir, and registers the model.
 """
 
@@ -68,18 +69,18 @@ def load_trainer_class(spec: str, code_path: str | None) -> type:
 def train_with_folder_code(cfg: Config, data_yaml: Path, out_dir: Path, names: list[str],
                            log_metrics: Callable[[dict[str, float], int], None]) -> Any:
     """Run the folder's trainer, then evaluate its best weights like the built-in trainer; a TrainResult."""
-    from gfcore import measure
+    from gfcore.yolo.callbacks import epoch_metrics
     from gfcore.yolo.training import TrainResult
 
     cls = load_trainer_class(cfg.train.trainer, cfg.train.code_path)
     epochs_seen: list[int] = []
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        if not 1 <= int(epoch) <= cfg.train.epochs:  # epochs+1 is GuardianFlow's final evaluation
+        if not 1 <= int(epoch) <= cfg.train.epochs:  # only epochs 1..N belong in the history
             log.warning("%s reported epoch %s outside 1..%d; ignored", cfg.train.trainer, epoch, cfg.train.epochs)
             return
         epochs_seen.append(int(epoch))
-        log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, int(epoch))
+        log_metrics(epoch_metrics({k: float(v) for k, v in metrics.items() if v is not None}), int(epoch))
 
     params = {k: v for k, v in asdict(cfg.train).items() if k not in ("extra", "trainer", "code_path", "min_batch")}
     ctx = TrainContext(data_yaml=data_yaml, classes=names, imgsz=cfg.model.imgsz, device=cfg.backend.device,
@@ -97,10 +98,6 @@ def train_with_folder_code(cfg: Config, data_yaml: Path, out_dir: Path, names: l
     if best.resolve() != (weights / "best.pt").resolve():
         shutil.copy2(best, weights / "best.pt")
     epochs = max(epochs_seen) if epochs_seen else cfg.train.epochs
-    final = measure.detection(measure.load(weights / "best.pt"), data_yaml, "val", cfg.model.imgsz,
-                              cfg.backend.device, names, conf=0.001, iou=0.7)
-    per_class = {k: v for k, v in final.items() if k.startswith("det.ap50_95.")}
-    final = {k: v for k, v in final.items() if k not in per_class}
-    log_metrics(final, epochs + 1)
-    return TrainResult(save_dir=out_dir, best=weights / "best.pt", last=weights / "best.pt", final=final,
-                       per_class=per_class, epochs=epochs, batch=cfg.train.batch)
+    # The headline figures of best.pt are measured by the train entry point, as for its own trainer.
+    return TrainResult(save_dir=out_dir, best=weights / "best.pt", last=weights / "best.pt", final={},
+                       per_class={}, epochs=epochs, batch=cfg.train.batch)

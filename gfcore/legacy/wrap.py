@@ -227,7 +227,8 @@ def _collect(folder: Path, before: dict[str, tuple[int, int]]) -> dict[str, list
 def _register(entry: Entry, collected: dict[str, list[str]], params: dict[str, str], run_id: str) -> list[tuple[str, str]]:
     """The model files the script wrote: a .pt as the site's base model, exports as the matching variants."""
     from gfcore.naming import registered_model_name, variant_model_name
-    from gfcore.registry.register import log_and_register
+    from gfcore.registry.pyfunc import log_detector
+    from gfcore.registry.register import register_model
 
     weights = collected.get("weights", [])
     picks: dict[tuple[str, str], str] = {}
@@ -250,7 +251,10 @@ def _register(entry: Entry, collected: dict[str, list[str]], params: dict[str, s
         name = base if backend == "pytorch" else variant_model_name(base, backend, precision)
         tags = {"run_id": run_id, "backend": backend, "precision": precision or "fp32", "gf.wrapped": "true",
                 "gf.script_output": rel, "imgsz": imgsz, "task": entry.spec.task.type.value}
-        reg = log_and_register(entry.folder / rel, imgsz, None, "cpu", name, cfg, run_id, tags)
+        # Not measured by GuardianFlow: no headline figures and no eval.* basis on this version.
+        info = log_detector(entry.folder / rel, imgsz, None, "cpu",
+                            name=f"{entry.spec.task.type.value}-wrapped-{backend}_{precision or 'fp32'}")
+        reg = register_model(info.model_uri, name, cfg, run_id, tags)
         log.info("registered %s version %s (alias candidate) from %s", reg.name, reg.version, rel)
         done.append((reg.name, reg.version))
     return done

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.config.schema import Config
 from gfcore.errors import RegistryError
 from gfcore.naming import arch_name
+
+if TYPE_CHECKING:
+    from gfcore.data.dataset import DatasetInfo
+    from gfcore.tracking.run import OwnedRun
 
 CANDIDATE, CHAMPION, ROLLBACK = "candidate", "champion", "rollback"
 
@@ -48,15 +52,36 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
 
 
 def log_and_register(weights: Path, imgsz: int, example_image: Path | None, device: str, name: str, cfg: Config,
-                     run_id: str, version_tags: dict[str, Any], path: str | None = None) -> Registration:
-    """Log `weights` as the run's pyfunc model and register it under `name` with alias `candidate`."""
+                     run: OwnedRun, version_tags: dict[str, Any], *, figures: dict[str, float], dataset: DatasetInfo,
+                     path: str | None = None) -> Registration:
+    """Log `weights` as the run's pyfunc model (named after what it is), record its headline `figures` on the
+    run and on the logged model (with the split they were measured on), and register it under `name` with
+    alias `candidate`; the version carries the figures and the evaluation basis as tags."""
+    import mlflow
+
+    from gfcore.naming import logged_model_name
     from gfcore.registry.pyfunc import log_detector
+    from gfcore.tracking.lineage import eval_tags, split_dataset
 
-    info = log_detector(weights, imgsz, example_image=example_image, device=device)
-    return register_model(info.model_uri, name, cfg, run_id, version_tags, path=path)
+    split = cfg.registry.eval_split
+    basis = eval_tags(dataset, split)
+    info = log_detector(weights, imgsz, example_image=example_image, device=device, name=logged_model_name(cfg))
+    run.log_metrics(figures, model_id=info.model_id, dataset=split_dataset(dataset, split))
+    mlflow.set_logged_model_tags(info.model_id, {**basis, "backend": cfg.backend.name.value,
+                                                 "precision": cfg.backend.precision.value})
+    return register_model(info.model_uri, name, cfg, run.run_id, {**version_tags, **basis, **headline_tags(figures)},
+                          path=path)
 
 
-def train_version_tags(cfg: Config, run_id: str, data_hash: str, metrics: dict[str, float]) -> dict[str, Any]:
+HEADLINE = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb")
+
+
+def headline_tags(figures: dict[str, float]) -> dict[str, str]:
+    """The figures a person compares versions by, as version tags (the registry page shows tags)."""
+    return {k: f"{figures[k]:.6g}" for k in HEADLINE if figures.get(k) is not None}
+
+
+def train_version_tags(cfg: Config, run_id: str, data_hash: str) -> dict[str, Any]:
     tags: dict[str, Any] = {
         "architecture": arch_name(cfg.model.architecture),
         "imgsz": cfg.model.imgsz,
@@ -67,7 +92,4 @@ def train_version_tags(cfg: Config, run_id: str, data_hash: str, metrics: dict[s
         "backend": cfg.backend.name.value,
         "precision": cfg.backend.precision.value,
     }
-    for key in ("det.mAP50", "det.mAP50_95"):
-        if key in metrics:
-            tags[key] = f"{metrics[key]:.6f}"
     return tags

@@ -104,7 +104,10 @@ def _from_run(run_id: str, dst: Path) -> ResolvedModel:
     if has_weights(run_id):
         return _from_artifacts(f"runs:/{run_id}/{WEIGHTS}", dst)
     if run.data.tags.get("exp.type") == "quant":
-        return _from_logged_model(f"runs:/{run_id}/model", dst, f"runs:/{run_id}/model")
+        outputs = run.outputs.model_outputs if run.outputs else []
+        if outputs:  # the run's logged model, whatever it is named
+            uri = f"models:/{outputs[-1].model_id}"
+            return _from_logged_model(uri, dst, uri)
     raise ConfigError(f"source run {run_id} (exp.type={run.data.tags.get('exp.type', '?')}) holds no model: use a "
                       "train run (weights/best.pt) or a quant run (its exported model).")
 

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from gfcore.data.dataset import DatasetInfo
+
+
+def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) -> Any:
+    """One split as an MLflow dataset: `{name}-{split}` with the data's digest (what metrics are measured on)."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    folders = dataset.splits.get(split) or [dataset.root]
+    return MetaDataset(source=LocalArtifactDatasetSource(str(path or folders[0])), name=f"{dataset.name}-{split}",
+                       digest=dataset.digest)
+
+
+def eval_tags(dataset: DatasetInfo, split: str) -> dict[str, str]:
+    """The evaluation basis of headline figures: two runs or versions are comparable when these match."""
+    return {"eval.split": split, "eval.dataset": f"{dataset.name}-{split}", "eval.dataset_digest": dataset.digest}
 
 
 def log_dataset_inputs(dataset: DatasetInfo, contexts: dict[str, str]) -> None:
     """Log each split named in `contexts` (split -> MLflow input context) as an input of the active run."""
     import mlflow
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.data.sources import LocalArtifactDatasetSource
 
     for split, context in contexts.items():
         for path in dataset.splits.get(split, []):
-            ds = MetaDataset(source=LocalArtifactDatasetSource(str(path)), name=f"{dataset.name}-{split}",
-                             digest=dataset.digest)
+            ds = split_dataset(dataset, split, path)
             tags = {"data.hash": dataset.hash, "images": str(dataset.counts[split])}
             try:
                 mlflow.log_input(ds, context=context, tags=tags)

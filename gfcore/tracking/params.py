@@ -27,8 +27,26 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def config_params(cfg: Config) -> dict[str, str]:
-    return flatten(to_container(cfg))
+# The config sections each kind of run uses: its params show only those (a train run has no sweep.* and a
+# pipeline parent, which covers every backend, claims none). config/resolved.yaml keeps the whole config.
+_COMMON = ("site", "task", "model", "data", "exp")
+SECTIONS = {
+    "train": (*_COMMON, "backend", "train", "registry", "latency", "tracking"),
+    "quant": (*_COMMON, "backend", "quant", "registry", "latency", "tracking"),
+    "infer": (*_COMMON, "backend", "infer", "registry", "latency", "tracking"),
+    "sweep": (*_COMMON, "backend", "train", "registry", "latency", "sweep"),
+    "pipeline": (*_COMMON, "train", "registry", "latency", "infer", "pipeline"),
+    "compare": (*_COMMON, "registry", "latency", "compare"),
+}
+
+
+def config_params(cfg: Config, exp_type: str | None = None) -> dict[str, str]:
+    """The resolved config as dotted params, limited to the sections `exp_type` uses (all when unknown)."""
+    tree = to_container(cfg)
+    keep = SECTIONS.get(exp_type or "")
+    if keep:
+        tree = {k: v for k, v in tree.items() if k in keep}
+    return flatten(tree)
 
 
 def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None) -> dict[str, str]:

@@ -25,6 +25,7 @@ from gfcore.config.schema import Config
 from gfcore.errors import TrackingError
 from gfcore.naming import experiment_name, run_name, sanitize_metric_name
 from gfcore.tracking import server
+from gfcore.tracking.experiments import describe, ensure_experiment
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
 
@@ -49,8 +50,10 @@ class OwnedRun:
     run_id: str
     experiment_id: str
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """All values in one batched call; names are sanitized, non-finite values dropped."""
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, model_id: str | None = None,
+                    dataset: Any = None) -> None:
+        """All values in one batched call; names are sanitized, non-finite values dropped. With `model_id` (and
+        the `dataset` they were measured on) they are also the logged model's figures (MLflow 3)."""
         import math
 
         import mlflow
@@ -58,7 +61,7 @@ class OwnedRun:
         clean = {sanitize_metric_name(k): float(v) for k, v in metrics.items()
                  if v is not None and math.isfinite(float(v))}
         if clean:
-            mlflow.log_metrics(clean, step=step)
+            mlflow.log_metrics(clean, step=step, model_id=model_id, dataset=dataset)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         import mlflow
@@ -96,6 +99,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics)
             mlflow.MlflowClient().update_run(env_run_id, name=name)
             _warn_if_elsewhere(active.info.experiment_id, experiment)
+            describe(active.info.experiment_id)
         else:
             exp_id = ensure_experiment(experiment)
             active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics)
@@ -107,7 +111,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
     with sigterm_raises():
         try:
             mlflow.set_tags(tags)
-            mlflow.log_params(config_params(cfg))
+            mlflow.log_params(config_params(cfg, exp_type))
             _log_config_artifacts(cfg)
             # From process start to here: imports, config, checks (what orchestration costs per step); only
             # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
@@ -192,25 +196,6 @@ def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
             client.set_terminated(run_id, status)
     except Exception as err:  # the store itself may be what failed
         log.warning("could not mark run %s %s: %s", run_id, status, short(err))
-
-
-def ensure_experiment(name: str) -> str:
-    import mlflow
-
-    found = mlflow.get_experiment_by_name(name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise TrackingError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore "
-                                f"--experiment-id {found.experiment_id}) or delete it for good before running.")
-        return found.experiment_id
-    try:
-        return mlflow.create_experiment(name)
-    except mlflow.exceptions.MlflowException:
-        # Another job of a parallel sweep created it first.
-        found = mlflow.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
 
 
 def _warn_if_elsewhere(experiment_id: str, wanted: str) -> None:

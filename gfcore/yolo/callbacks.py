@@ -26,6 +26,12 @@ def detection_metrics(raw: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def epoch_metrics(det: dict[str, float]) -> dict[str, float]:
+    """Per-epoch detection figures are validation-split figures: `det.mAP50` -> `val.mAP50`. The plain `det.*`
+    names belong to the run's headline (best.pt on registry.eval_split), so the two never share a chart."""
+    return {f"val.{k[len('det.'):]}" if k.startswith("det.") else k: v for k, v in det.items()}
+
+
 def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:
     """`train/box_loss` -> `train.box_loss`, `val/cls_loss` -> `val.cls_loss`, `lr/pg0` -> `lr.pg0`."""
     return {key.replace("/", ".", 1): float(v) for key, v in raw.items()
@@ -33,11 +39,12 @@ def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:
 
 
 class EpochLogger:
-    """Logs every epoch at `step=epoch` (1-based, as in results.csv) in one call.
+    """Logs every epoch at `step=epoch` (1-based, as in results.csv) in one call: `val.*` figures, losses, lrs.
 
     Ultralytics runs `on_fit_epoch_end` once more after training, for its final validation of best.pt;
-    no `on_train_epoch_end` precedes that call, which is how it is told apart. Its det.* figures are
-    the run's final ones, logged at step epochs+1 like Ultralytics does, and kept in `final`.
+    no `on_train_epoch_end` precedes that call, which is how it is told apart. It is not logged (the chart
+    shows epochs 1..N only): GuardianFlow evaluates best.pt itself, on registry.eval_split. Its figures are
+    kept in `final`.
     """
 
     def __init__(self, log: Callable[[dict[str, float], int], None]):
@@ -56,12 +63,10 @@ class EpochLogger:
     def on_fit_epoch_end(self, trainer: Any) -> None:
         step = trainer.epoch + 1
         det = detection_metrics(trainer.metrics)
-        if not self._trained_epoch:  # the final evaluation of best.pt
-            self.final = det
-            self.log(det, step)
+        self.final = det  # until a final evaluation replaces it
+        if not self._trained_epoch:  # Ultralytics' final validation of best.pt
             return
         self._trained_epoch = False
-        self.log({**det, **loss_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")),
+        self.log({**epoch_metrics(det), **loss_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")),
                   **loss_metrics(trainer.metrics), **loss_metrics(trainer.lr)}, step)
         self.epochs_logged = step
-        self.final = det  # until a final evaluation replaces it

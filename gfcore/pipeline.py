@@ -87,7 +87,8 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
     rows = []
     for variant, source_id, bench in benchmarks:
         row = variant_row(variant, client.get_run(bench.run_id), registered_by=client.get_run(source_id))
-        rows.append({**row, "source_run_id": source_id, "infer_run_id": row.pop("run_id")})
+        infer_run_id = row.pop("run_id")
+        rows.append({**row, "source_run_id": source_id, "infer_run_id": infer_run_id})
     best = pick_best(rows, "det.mAP50_95")
     Report("Pipeline results", rows, best, _sentence(rows, best), "pipeline_summary").publish(client, run.run_id,
                                                                                               work)

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import artifact_paths, run_entrypoint, runs_of
 
 FAST = ["scenario=smoke", "train.epochs=1", "tracking.system_metrics=false", "infer.batch_sizes=[1]",
-        "infer.runs=3"]
+        "latency.runs=3"]
 
 
 def _train_run_id(uri) -> str:
@@ -40,7 +40,7 @@ def _children(uri, parent):
 
 
 def test_architectures(trained_store, tmp_path):
-    _compare(trained_store, tmp_path, "compare.architectures=[yolov8n,yolo11n]")
+    proc = _compare(trained_store, tmp_path, "compare.architectures=[yolov8n,yolo11n]")
     parent = _parent(trained_store)
     assert parent.info.status == "FINISHED" and parent.data.tags["exp.design"] == "comparison"
     assert parent.data.tags["gf.compare.design"] == "architectures"
@@ -58,8 +58,17 @@ def test_architectures(trained_store, tmp_path):
     assert all(r["exp.type"] == "infer" and r["sys.latency_p50_ms"] > 0 for r in rows)
     assert parent.data.tags["best.run_id"] in {r["run_id"] for r in rows}
     paths = artifact_paths(mlflow.MlflowClient(), parent.info.run_id)
-    assert {"summary/compare_summary.csv", "summary/compare_summary.json", "plots/compare_metric.png",
-            "plots/map_vs_latency.png"} <= paths
+    assert {"summary/compare_summary.csv", "summary/compare_summary.json", "summary/compare_summary_table.json",
+            "plots/compare_metric.png", "plots/map_vs_latency.png"} <= paths
+    # The parent headlines its result: the table in its description, the best row's figures as best.*, and the
+    # same table in the terminal.
+    best = next(r for r in rows if r["run_id"] == parent.data.tags["best.run_id"])
+    note = parent.data.tags["mlflow.note.content"]
+    assert "### Comparison of 2 variants" in note and f"**{best['variant']}**" in note
+    assert parent.data.metrics["best.det.mAP50"] == pytest.approx(best["det.mAP50"])
+    assert parent.data.metrics["best.det.mAP50_95"] == pytest.approx(best["det.mAP50_95"])
+    assert "Comparison of 2 variants" in proc.stdout and "yolo11n" in proc.stdout
+    assert not any(k.startswith(("train.", "backend.")) for k in parent.data.params)
 
 
 def test_backends_best_by_latency(trained_store, tmp_path):

@@ -21,3 +21,11 @@ def test_metric_names_are_sanitized():
     assert naming.sanitize_metric_name("det.ap50_95.안전모") == "det.ap50_95.안전모"  # MLflow takes Unicode letters
     assert naming.sanitize_metric_name("det.ap50_95.a+b=c") == "det.ap50_95.a_b_c"
     assert naming.sanitize_metric_name("train//loss") == "train__loss"
+
+
+def test_variant_runs_and_logged_models_say_which_variant():
+    cfg = to_typed(compose(["scenario=smoke", "backend=openvino_int8"]))
+    assert naming.run_name(cfg, "infer") == "ppe-yolov8n-infer-openvino_int8-v1"
+    assert naming.run_name(cfg, "quant") == "ppe-yolov8n-quant-openvino_int8-v1"
+    assert naming.run_name(cfg, "pipeline") == "ppe-yolov8n-pipeline-v1"  # a parent covers every backend
+    assert naming.logged_model_name(cfg) == "ppe-yolov8n-openvino_int8"

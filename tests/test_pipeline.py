@@ -24,7 +24,7 @@ def _by_type(runs, exp_type):
 
 
 def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
-    _pipeline(mlflow_store, tmp_path, "pipeline.quant_backends=[openvino_fp32]")
+    proc = _pipeline(mlflow_store, tmp_path, "pipeline.quant_backends=[openvino_fp32]")
     runs = runs_of(mlflow_store)
     [parent] = _by_type(runs, "pipeline")
     [train] = _by_type(runs, "train")
@@ -47,9 +47,11 @@ def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
     summary = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
                                                        artifact_path="summary/pipeline_summary.csv",
                                                        dst_path=str(tmp_path))).read_text().splitlines()
-    assert summary[0].startswith("variant,det.mAP50,det.mAP50_95,sys.latency_p50_ms,sys.model_size_mb")
+    assert summary[0].startswith("variant,det.mAP50,det.mAP50_95,sys.latency_p50_ms,sys.latency_p95_ms,"
+                                 "sys.model_size_mb")
     assert summary[1].startswith("pytorch_fp32,") and "demo.local-plant1.yard.ppe,1," in summary[1]
     assert summary[2].startswith("openvino_fp32,") and "demo.local-plant1.yard.ppe__openvino_fp32,1," in summary[2]
+    _check_records(parent, train, quant, infers, proc.stdout, tmp_path)
 
     # The same command again: every step is reused, nothing is trained or exported again.
     _pipeline(mlflow_store, tmp_path / "again", "pipeline.quant_backends=[openvino_fp32]")
@@ -65,6 +67,46 @@ def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
     _pipeline(mlflow_store, tmp_path / "changed", "pipeline.quant_backends=[]", "train.lr0=0.003")
     third = _by_type(runs_of(mlflow_store), "pipeline")[-1]
     assert third.data.tags["gf.pipeline.reused"] == "none" and third.data.tags["gf.step.train"] != train.info.run_id
+
+
+def _check_records(parent, train, quant, infers, stdout, tmp_path):
+    """What a person reads in the MLflow UI: names per variant, the parent's table and best figures, the
+    experiment's kind, one evaluation basis across versions, figures on every logged model."""
+    import json
+
+    client = mlflow.MlflowClient()
+    assert sorted(r.info.run_name for r in infers) == ["ppe-yolov8n-infer-openvino_fp32-v1",
+                                                       "ppe-yolov8n-infer-pytorch_fp32-v1"]
+    assert quant.info.run_name == "ppe-yolov8n-quant-openvino_fp32-v1"
+    # The parent's description holds the result table and names the best; its best row is in the runs table.
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| variant | mAP50 | mAP50-95 | p50 ms | p95 ms | size MB | HOTA | registered model | version |" in note
+    assert "Most accurate: **" in note and "demo.local-plant1.yard.ppe__openvino_fp32" in note
+    rows = {i.data.tags["backend.name"]: i.data.metrics for i in infers}
+    best = max(rows.values(), key=lambda m: m["det.mAP50_95"])
+    assert parent.data.metrics["best.det.mAP50"] == pytest.approx(best["det.mAP50"])
+    assert parent.data.metrics["best.sys.latency_p95_ms"] == pytest.approx(best["sys.latency_p95_ms"])
+    table = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="summary/pipeline_summary_table.json",
+        dst_path=str(tmp_path / "table"))).read_text())
+    assert table["columns"][:3] == ["variant", "det.mAP50", "det.mAP50_95"] and len(table["data"]) == 2
+    # The terminal shows the same table.
+    assert "Pipeline results" in stdout and "openvino_fp32" in stdout and "p50 ms" in stdout
+    # The parent claims no backend: it covers every one.
+    assert not any(k.startswith("backend.") for k in parent.data.params)
+    experiment = mlflow.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "demo/local-plant1/yard" in experiment.tags["mlflow.note.content"]
+    # One evaluation basis: the base model's version and the variant's carry the same split and digest.
+    base = client.get_model_version("demo.local-plant1.yard.ppe", "1")
+    variant = client.get_model_version("demo.local-plant1.yard.ppe__openvino_fp32", "1")
+    for key in ("eval.split", "eval.dataset_digest"):
+        assert base.tags[key] == variant.tags[key] == train.data.tags[key], key
+    # Every logged model is named after what it is and carries its det.* and latency.
+    for version, name in ((base, "ppe-yolov8n-pytorch_fp32"), (variant, "ppe-yolov8n-openvino_fp32")):
+        logged = mlflow.get_logged_model(version.source.split("/")[-1])
+        keys = {m.key for m in logged.metrics}
+        assert logged.name == name and {"det.mAP50", "det.mAP50_95", "sys.latency_p50_ms"} <= keys, name
 
 
 def test_a_failing_step_stops_the_pipeline_and_a_rerun_resumes(mlflow_store, tmp_path):

@@ -50,6 +50,12 @@ def test_grid_sweep_with_a_failing_child(mlflow_store, tmp_path):
     table = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="sweep/sweep_results.json", dst_path=str(tmp_path))).read_text())
     assert sorted(r["status"] for r in table) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    # The parent headlines its result: the table in its description naming the best, best.* figures.
+    note = parent.data.tags["mlflow.note.content"]
+    assert "### Sweep over train.lr0=0.001,0.01 model=yolov8n,yolo11s" in note and "2 failed" in note
+    assert f"(run {best.info.run_id})" in note and "| FAILED |" in note
+    assert parent.data.metrics["best.det.mAP50"] == best.data.metrics["det.mAP50"]
+    assert "sweep/sweep_results_table.json" in paths
 
 
 def test_joblib_runs_jobs_in_two_processes_on_one_store(mlflow_store, tmp_path):

@@ -44,14 +44,30 @@ def test_smoke_train_standalone_records_everything(mlflow_store, tmp_path):
     assert params["train.epochs"] == "2" and params["model.imgsz"] == "64" and params["model.architecture"] == \
         "yolov8n.yaml" and params["data.demo.train_images"] == "16"
 
-    # Per-epoch histories at step=epoch, and the final evaluation of best.pt at epochs+1.
-    for key in ("det.mAP50", "det.mAP50_95", "det.precision", "det.recall", "det.f1"):
-        assert [s for s, _ in _history(rid, key)] == [1, 2, 3], key
-    for key in ("train.box_loss", "train.cls_loss", "train.dfl_loss", "val.box_loss", "val.cls_loss",
-                "val.dfl_loss", "lr.pg0", "lr.pg1", "lr.pg2"):
+    # Per-epoch histories at step=epoch 1..N only (validation split), no extra "epoch" for the final result.
+    for key in ("val.mAP50", "val.mAP50_95", "val.precision", "val.recall", "val.f1", "train.box_loss",
+                "train.cls_loss", "train.dfl_loss", "val.box_loss", "val.cls_loss", "val.dfl_loss", "lr.pg0",
+                "lr.pg1", "lr.pg2"):
         assert [s for s, _ in _history(rid, key)] == [1, 2], key
+    # The headline: best.pt on registry.eval_split (test), one value, under the names quant and infer use.
+    for key in ("det.mAP50", "det.mAP50_95", "det.precision", "det.recall", "det.f1", "sys.latency_p50_ms",
+                "sys.latency_p95_ms"):
+        assert [s for s, _ in _history(rid, key)] == [0], key
+    assert tags["eval.split"] == "test" and tags["eval.dataset_digest"] == tags["data.hash"][:16]
+    assert "5 timed predict() calls" in tags["sys.latency_protocol"] and "test images" in tags["sys.latency_protocol"]
     metrics = run.data.metrics
     assert {"det.ap50_95.helmet", "det.ap50_95.vest"} <= set(metrics)
+    # The headline equals a fresh evaluation of best.pt on the test split, not Ultralytics' last val figures.
+    from gfcore import measure
+    from gfcore.data.dataset import resolve_dataset
+
+    cfg = to_typed(compose(["scenario=smoke"]))
+    best = mlflow.artifacts.download_artifacts(run_id=rid, artifact_path="weights/best.pt", dst_path=str(tmp_path))
+    again = measure.detection(measure.load(best), resolve_dataset(cfg.data, cfg.task).data_yaml, "test", 64, "cpu",
+                              ["helmet", "vest"])
+    assert metrics["det.mAP50_95"] == pytest.approx(again["det.mAP50_95"], abs=1e-6)
+    # Params: the sections train uses, not the orchestration ones.
+    assert not any(k.startswith(("sweep.", "compare.", "pipeline.", "infer.", "quant.")) for k in params)
     assert 5 < metrics["sys.model_size_mb"] < 8 and 2.9 < metrics["sys.model_params_m"] < 3.1
     assert metrics["sys.model_gflops"] > 0
     assert any(k.startswith("system/") for k in metrics), "MLflow system metrics while training"
@@ -79,7 +95,9 @@ def test_under_mlflow_run(mlflow_store, tmp_path, overrides, expect):
     assert run.info.run_name == "ppe-yolov8n-train-v1"
     for key, value in expect.items():
         assert run.data.params[key] == value
-    assert _history(run.info.run_id, "det.mAP50")[0][0] == 1
+    assert _history(run.info.run_id, "val.mAP50")[0][0] == 1
+    kind = mlflow.get_experiment(run.info.experiment_id).tags
+    assert kind["mlflow.experimentKind"] == "custom_model_development" and "Site demo" in kind["mlflow.note.content"]
 
 
 def test_injected_error_ends_failed_and_keeps_what_was_logged(mlflow_store, monkeypatch):
@@ -98,7 +116,7 @@ def test_injected_error_ends_failed_and_keeps_what_was_logged(mlflow_store, monk
     [run] = runs_of(mlflow_store)
     assert run.info.status == "FAILED"
     assert "injected failure in epoch 2" in run.data.tags["gf.error"]
-    assert [s for s, _ in _history(run.info.run_id, "det.mAP50")] == [1], "epoch 1 stays"
+    assert [s for s, _ in _history(run.info.run_id, "val.mAP50")] == [1], "epoch 1 stays"
     assert "error/traceback.txt" in artifact_paths(mlflow.MlflowClient(), run.info.run_id)
 
 
@@ -141,7 +159,7 @@ def test_sigterm_ends_the_run_killed(mlflow_store, tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline:
             runs = runs_of(mlflow_store)
-            if runs and _history(runs[0].info.run_id, "det.mAP50"):
+            if runs and _history(runs[0].info.run_id, "val.mAP50"):
                 break
             assert proc.poll() is None, proc.stderr.read()[-3000:]
             time.sleep(1)
@@ -156,4 +174,4 @@ def test_sigterm_ends_the_run_killed(mlflow_store, tmp_path):
     assert "KILLED" in err
     [run] = runs_of(mlflow_store)
     assert run.info.status == "KILLED" and "SIGTERM" in run.data.tags["gf.error"]
-    assert _history(run.info.run_id, "det.mAP50"), "the epochs logged before stay"
+    assert _history(run.info.run_id, "val.mAP50"), "the epochs logged before stay"

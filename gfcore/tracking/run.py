@@ -128,6 +128,8 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
                 raise TrackingError(lost) from exc
             raise
         else:
+            if system_metrics:
+                _last_system_sample(run.run_id)
             end_run("FINISHED")
 
 
@@ -153,6 +155,24 @@ def _close_failed(run: OwnedRun, status: str, reason: str, exc: BaseException) -
                "status`) and run again.")
     log.error(message)
     return message
+
+
+def _last_system_sample(run_id: str) -> None:
+    """MLflow samples system metrics once per interval, so a run shorter than one interval (a quick infer)
+    would have none: stop its monitor and log one last sample, the state at the end of the work."""
+    import mlflow
+
+    monitor = getattr(mlflow.tracking.fluent, "run_id_to_system_metrics_monitor", {}).get(run_id)
+    thread = getattr(monitor, "_process", None)
+    if thread is None:
+        return
+    try:
+        monitor._shutdown_event.set()
+        thread.join(timeout=10)
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())  # end_run's finish() flushes it
+    except Exception as err:  # MLflow internals: never fail a finished run over a last sample
+        log.debug("no last system-metrics sample: %s", err)
 
 
 def _process_age_s() -> float:

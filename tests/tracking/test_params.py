@@ -26,3 +26,17 @@ def test_run_tags():
                     "site.customer": "demo", "site.region": "local", "site.plant": "plant1", "site.zone": "yard",
                     "task.type": "ppe", "task.classes": "helmet,vest", "data.version": "v1", "data.hash": "abc123",
                     "source.run_id": "r1"}
+
+
+def test_each_kind_of_run_records_only_the_sections_it_uses():
+    cfg = to_typed(compose(["scenario=smoke"]))
+    sections = {kind: {k.split(".", 1)[0] for k in config_params(cfg, kind)}
+                for kind in ("train", "quant", "infer", "sweep", "pipeline", "compare")}
+    assert {"train", "backend", "registry"} <= sections["train"]
+    assert not sections["train"] & {"sweep", "compare", "pipeline", "quant", "infer"}
+    assert "quant" in sections["quant"] and "train" not in sections["quant"]
+    assert "infer" in sections["infer"] and "train" not in sections["infer"]
+    assert "sweep" in sections["sweep"] and "compare" not in sections["sweep"]
+    # A pipeline covers every backend, so it claims none.
+    assert "pipeline" in sections["pipeline"] and "backend" not in sections["pipeline"]
+    assert "compare" in sections["compare"] and "backend" not in sections["compare"]

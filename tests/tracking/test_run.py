@@ -30,9 +30,30 @@ def test_standalone_creates_the_run_in_the_site_experiment(mlflow_store, cfg):
     assert r.data.tags["gf.scenario"] == "smoke" and r.data.tags["site.zone"] == "yard"
     assert r.data.params["train.epochs"] == "2" and r.data.params["site.customer"] == "demo"
     r.data.metrics.pop("sys.startup_s", None)  # process start to run start: only a process's first run has it
-    assert r.data.metrics == {"det.mAP50": 0.5, "weird_name_": 1.0}
+    assert {k: v for k, v in r.data.metrics.items() if not k.startswith("system/")} == \
+        {"det.mAP50": 0.5, "weird_name_": 1.0}
     assert "config/resolved.yaml" in artifact_paths(mlflow.MlflowClient(), r.info.run_id)
     assert {e.name for e in mlflow.search_experiments()} == {"Default", EXP}, "no stray experiments"
+
+
+def test_a_run_shorter_than_the_sampling_interval_still_has_system_metrics(mlflow_store):
+    cfg = to_typed(compose(["scenario=smoke", "tracking.system_metrics_interval_s=60"]))
+    with owned_run(cfg, "infer", data_hash="h"):
+        pass
+    [r] = runs_of(mlflow_store)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(r.data.metrics)
+    experiment = mlflow.get_experiment(r.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"].startswith("**Site demo/local-plant1/yard**")
+
+
+def test_a_description_someone_wrote_is_kept(mlflow_store, cfg):
+    exp_id = mlflow.create_experiment(EXP, tags={"mlflow.note.content": "Welding bay, camera 3"})
+    with owned_run(cfg, "train", data_hash="h"):
+        pass
+    tags = mlflow.get_experiment(exp_id).tags
+    assert tags["mlflow.note.content"] == "Welding bay, camera 3"
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_an_exception_ends_the_run_failed_with_tag_and_traceback(mlflow_store, cfg):

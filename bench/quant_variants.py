@@ -50,7 +50,7 @@ def main() -> None:
         [source] = mlflow.search_runs(experiment_names=["demo/local-plant1/yard"], output_format="list")
         def run_quant(variant: str, imgsz: int) -> dict[str, float]:
             quant(to_typed(compose(["scenario=demo", f"backend={variant}", f"model.imgsz={imgsz}",
-                                    f"quant.source_run_id={source.info.run_id}", f"quant.runs={args.runs}",
+                                    f"quant.source_run_id={source.info.run_id}", f"latency.runs={args.runs}",
                                     "registry.register=false"])))
             return mlflow.search_runs(experiment_names=["demo/local-plant1/yard"], output_format="list",
                                       order_by=["start_time DESC"])[0].data.metrics
@@ -84,10 +84,10 @@ def main() -> None:
     ]
     for variant, m, a in rows:
         lines.append(
-            f"| {variant} | {m['original.sys.latency_p50_ms']:.1f} | {m['quantized.sys.latency_p50_ms']:.1f} | "
+            f"| {variant} | {m['original.sys.latency_p50_ms']:.1f} | {m['sys.latency_p50_ms']:.1f} | "
             f"{m['comparison.speedup_ratio']:.2f}x | {m['original.sys.model_size_mb']:.1f} | "
-            f"{m['quantized.sys.model_size_mb']:.1f} | {m['comparison.compression_ratio']:.2f}x | "
-            f"{a['original.det.mAP50']:.3f} | {a['quantized.det.mAP50']:.3f} | "
+            f"{m['sys.model_size_mb']:.1f} | {m['comparison.compression_ratio']:.2f}x | "
+            f"{a['original.det.mAP50']:.3f} | {a['det.mAP50']:.3f} | "
             f"{a['comparison.accuracy_drop_mAP50']:+.3f} | {a['comparison.accuracy_drop_mAP50_95']:+.3f} |")
     lines += ["", "TensorRT fp16 / int8 need an NVIDIA GPU and are not measured on this machine."]
     section = "\n".join(lines)

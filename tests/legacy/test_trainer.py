@@ -21,7 +21,10 @@ def test_folder_trainer_logs_like_the_built_in_one(mlflow_store, tmp_path, monke
     client = mlflow.MlflowClient()
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train.box_loss")] == [1, 2]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "lr.pg0")] == [1, 2]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "det.mAP50")] == [1, 2, 3]  # 3: final eval
+    # The folder's per-epoch det.* are validation figures: val.* at 1..N; det.* is best.pt on the test split.
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val.mAP50")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "det.mAP50")] == [0]
+    assert run.data.tags["eval.split"] == "test" and "sys.latency_p50_ms" in run.data.metrics
     for key in ("det.ap50_95.helmet", "det.ap50_95.vest", "sys.model_params_m", "sys.model_gflops"):
         assert key in run.data.metrics, key
     assert "weights/best.pt" in artifact_paths(client, run.info.run_id)

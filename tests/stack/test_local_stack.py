@@ -99,7 +99,7 @@ def test_every_dashboard_query_returns_rows(stack, monkeypatch):
 
     # A benchmark of the champion through the server (latency by backend and precision) ...
     infer(to_typed(compose(["scenario=smoke", "infer.model_uri=models:/demo.local-plant1.yard.ppe@champion",
-                            "infer.batch_sizes=[1]", "infer.runs=5", "infer.tracking.enabled=false",
+                            "infer.batch_sizes=[1]", "latency.runs=5", "infer.tracking.enabled=false",
                             "tracking.system_metrics=false"])))
 
     # ... and a training that fails inside its run (the failed-runs panel).

@@ -81,7 +81,7 @@ def _sequences(cfg: Config) -> list[SeqInfo]:
                           "infer.tracking.enabled=false.")
     infos = discover_sequences(folder)
     for info in infos:  # bad ground truth or missing frames fail now, not after the detection benchmark
-        check_gt(info.gt_file, info)
+        check_gt(info.gt_file, info, cfg.infer.tracking.benchmark)
         check_frames(info)
     return infos
 
@@ -204,7 +204,7 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
             track_sequence(model, seq, tracks / f"{seq.folder.name}.txt", settings.tracker.value, imgsz, device,
                            settings.conf, settings.iou, bar.update)
     root = sequences[0].folder.parent
-    results = evaluate_mot(root, tracks, [s.folder.name for s in sequences])
+    results = evaluate_mot(root, tracks, [s.folder.name for s in sequences], settings.benchmark)
     run.log_metrics({f"mot.{k}": v for k, v in results[COMBINED].items()})
     table = work / "tracking" / "mot_per_sequence.csv"
     with table.open("w", newline="") as fh:

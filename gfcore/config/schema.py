@@ -272,6 +272,13 @@ class InferTrackingConfig:
     tracker: TrackerName = TrackerName.bytetrack
     conf: Optional[float] = None  # detection threshold fed to the tracker; None: Ultralytics' tracking default
     iou: float = 0.7  # NMS IoU threshold
+    # Whose MOTChallenge rules score the sequences: auto (guessed per sequence from gt.txt), MOT15, MOT16,
+    # MOT17 or MOT20 (as `guardianflow eval-mot --benchmark`).
+    benchmark: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.benchmark.upper() not in ("AUTO", "MOT15", "MOT16", "MOT17", "MOT20"):
+            raise ConfigError(f"infer.tracking.benchmark={self.benchmark!r}: use auto, MOT15, MOT16, MOT17 or MOT20.")
 
 
 @dataclass

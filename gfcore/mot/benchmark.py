@@ -18,7 +18,7 @@ from gfcore.errors import DataError
 AUTO = "auto"
 BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")
 _CHOOSE = ("say which with --benchmark MOT15 (columns 8-10 are world coordinates, no classes) or --benchmark MOT17 "
-           "(column 8 is a class id; MOT16 and MOT20 likewise)")
+           "(column 8 is a class id; MOT16 and MOT20 likewise); for infer, set infer.tracking.benchmark the same way")
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,8 @@ def test_names_mlflow_would_reject_fail_before_any_run(override):
 @pytest.mark.parametrize("override, message", [
     ("infer.batch_sizes=[]", "infer.batch_sizes"), ("infer.batch_sizes=[1,0]", "infer.batch_sizes"),
     ("infer.split=holdout", "infer.split"), ("latency.runs=0", "latency.runs"),
-    ("registry.eval_split=holdout", "registry.eval_split"), ("infer.conf=1.5", "infer.conf"),
+    ("registry.eval_split=holdout", "registry.eval_split"),
+    ("infer.tracking.benchmark=MOT99", "infer.tracking.benchmark"), ("infer.conf=1.5", "infer.conf"),
     ("data.demo.sequence_frames=1", "sequence_frames"),
 ])
 def test_bad_infer_settings_fail_before_any_run(override, message):

@@ -19,6 +19,8 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from gfcore.errors import RegistryError
+
 # MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # text is colour-coded
 
@@ -115,37 +117,80 @@ def signature() -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
-def requirements() -> list[str]:
-    """What serving the model in its own environment needs: the versions it was logged with."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def pin(pkg: str) -> str:
-        return f"{pkg}=={version(pkg).split('+')[0]}"
-
-    pins = [pin("mlflow"), pin("ultralytics"), pin("torch"), pin("torchvision"), pin("pandas"), pin("numpy")]
-    # cv2 comes from whichever OpenCV build is installed (GPU images often carry only the headless one).
-    for opencv in OPENCV_DISTRIBUTIONS:
-        try:
-            return [*pins, pin(opencv)]
-        except PackageNotFoundError:
-            continue
-    return pins
-
-
+# What each backend's model needs on top of MLflow, Ultralytics and torch (Ultralytics imports torch, so every
+# variant needs it): groups of interchangeable distributions, the first one installed here is pinned.
+RUNTIMES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "pytorch": (),
+    # Ultralytics' ONNX loader checks for `onnx` too (without it: a warning, or an install at load time).
+    "onnx": (("onnxruntime-gpu", "onnxruntime"), ("onnx",)),
+    "openvino": (("openvino",),),
+    "tensorrt": (("tensorrt", "tensorrt-cu13", "tensorrt-cu12"),),
+}
 OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                         "opencv-contrib-python-headless")
 
 
+def backend_of(weights: str | Path) -> str:
+    """The backend Ultralytics loads `weights` with: pytorch (.pt), onnx (.onnx), openvino (a folder with the
+    .xml and .bin) or tensorrt (.engine)."""
+    path = Path(weights)
+    suffix = path.suffix.lower()
+    if (path.is_dir() and any(path.glob("*.xml"))) or suffix == ".xml":
+        return "openvino"
+    kinds = {".pt": "pytorch", ".pth": "pytorch", ".onnx": "onnx", ".engine": "tensorrt"}
+    if suffix in kinds and not path.is_dir():
+        return kinds[suffix]
+    raise RegistryError(f"cannot tell which runtime serves {path}: log a .pt, an .onnx, an OpenVINO folder "
+                        f"(with its .xml and .bin) or a TensorRT .engine.")
+
+
+def requirements(backend: str = "pytorch") -> list[str]:
+    """What serving a `backend` model in its own environment needs, pinned at the versions installed here (the
+    ones it was measured with): MLflow, Ultralytics, torch, the backend's runtime and OpenCV."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if backend not in RUNTIMES:
+        raise RegistryError(f"unknown backend {backend!r}: one of {', '.join(RUNTIMES)}.")
+
+    def pin(pkg: str) -> str:
+        return f"{pkg}=={version(pkg).split('+')[0]}"
+
+    def first_installed(distributions: tuple[str, ...]) -> str | None:
+        for dist in distributions:
+            try:
+                return pin(dist)
+            except PackageNotFoundError:
+                continue
+        return None
+
+    pins = [pin("mlflow"), pin("ultralytics"), pin("torch"), pin("torchvision"), pin("pandas"), pin("numpy")]
+    for group in RUNTIMES[backend]:
+        found = first_installed(group)
+        if found is None:
+            hint = 'pip install -e ".[tensorrt]"' if backend == "tensorrt" else f"pip install {group[-1]}"
+            raise RegistryError(f"a {backend} model needs {' or '.join(group)}, and it is not installed here: the "
+                                f"model pins the version it was measured with, so install it ({hint}) and log "
+                                f"the model again.")
+        pins.append(found)
+    # cv2 comes from whichever OpenCV build is installed (GPU images often carry only the headless one).
+    opencv = first_installed(OPENCV_DISTRIBUTIONS)
+    return [*pins, opencv] if opencv else pins
+
+
 def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: str = "cpu",
-                 extra_artifacts: dict[str, str] | None = None) -> Any:
-    """Log `weights` as the active run's pyfunc model `model`; returns MLflow's ModelInfo."""
+                 extra_artifacts: dict[str, str] | None = None, name: str = MODEL_NAME) -> Any:
+    """Log `weights` as the active run's pyfunc model `name`; returns MLflow's ModelInfo.
+
+    Its requirements are those of the runtime the weights need (see `backend_of`), so the model also
+    serves from an environment built from them alone (`mlflow models serve --env-manager virtualenv`)."""
     import pandas as pd
 
     import gfcore
 
+    pip_requirements = requirements(backend_of(weights))  # before anything is logged: a missing runtime stops here
     example = pd.DataFrame({"image": [encode_image(example_image)]}) if example_image else None
     return mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
+        name=name,
         # Models from code: the model is this definition, not a pickle of an instance.
         python_model=str(Path(__file__).with_name("detector_model.py")),
         artifacts={"weights": str(weights), **(extra_artifacts or {})},
@@ -154,5 +199,5 @@ def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: 
         input_example=example,
         # The model carries gfcore's code, so loading it needs no GuardianFlow install.
         code_paths=[str(Path(gfcore.__file__).parent)],
-        pip_requirements=requirements(),
+        pip_requirements=pip_requirements,
     )

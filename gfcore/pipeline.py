@@ -92,6 +92,8 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
     best = pick_best(rows, "det.mAP50_95")
     Report("Pipeline results", rows, best, _sentence(rows, best), "pipeline_summary").publish(client, run.run_id,
                                                                                               work)
+    if best is not None:
+        run.set_tags({"best.variant": best["variant"], "best.run_id": best["infer_run_id"]})
     log_accuracy_vs_latency(client, run.run_id, rows, work / "plots" / "map_vs_latency.png")
     return rows
 

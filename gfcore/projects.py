@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gfcore.app import children_stopped_when_interrupted
 from gfcore.codeversion import PROJECT, code_version
 from gfcore.errors import ConfigError, StepError
 
@@ -112,13 +113,45 @@ def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, 
     if step.entry in ("quant", "infer"):
         params["source_run_id"] = step.source_run_id or ""
     log.info("step %s: mlflow run -e %s %s", step.name, step.entry, params)
+    launched_ms = int(time.time() * 1000)
     try:
-        submitted = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
-                                        experiment_id=experiment_id, env_manager=env_manager, synchronous=True)
+        # Stopped (SIGTERM, Ctrl-C), MLflow cancels the step: SIGTERM to the shell it started, then it marks the
+        # run FAILED unless the step ended it KILLED itself. What MLflow cannot see is stopped here: a process
+        # the shell left behind (an activated environment keeps the shell as the parent), and a run MLflow
+        # created before its process started.
+        with children_stopped_when_interrupted():
+            submitted = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
+                                            experiment_id=experiment_id, env_manager=env_manager, synchronous=True)
     except ExecutionException as exc:
         raise StepError(_failure_message(step, str(exc))) from None
+    except KeyboardInterrupt as exc:
+        _end_unfinished_step_runs(step, experiment_id, launched_ms, exc)
+        raise
     mlflow.MlflowClient().set_tag(submitted.run_id, CACHE_TAG, key)
     return StepResult(step, submitted.run_id, False, time.perf_counter() - start)
+
+
+def _end_unfinished_step_runs(step: Step, experiment_id: str, since_ms: int, exc: BaseException) -> None:
+    """The step was stopped: its run, a child of the active run started since `since_ms`, ends KILLED if
+    nothing ended it (its process is gone by now)."""
+    import mlflow
+
+    from gfcore.tracking.run import ERROR_TAG, PARENT_TAG, Terminated
+
+    parent = mlflow.active_run()
+    if parent is None:
+        return
+    try:
+        client = mlflow.MlflowClient()
+        unfinished = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and "
+                                           f"attributes.status = 'RUNNING' and attributes.start_time >= {since_ms}")
+        how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        for run in unfinished:
+            client.set_tag(run.info.run_id, ERROR_TAG, f"step {step.name} was stopped by {how} before it ended its run")
+            client.set_terminated(run.info.run_id, "KILLED")
+    except Exception as err:  # the store may be what is gone; the interruption goes on regardless
+        log.warning("could not end the stopped step %s's run: %s", step.name, err)
 
 
 def _failure_message(step: Step, text: str) -> str:

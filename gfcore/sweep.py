@@ -25,14 +25,25 @@ from gfcore.tracking.run import ERROR_TAG, MAX_TAG_VALUE, PARENT_ENV, PARENT_TAG
 log = logging.getLogger(__name__)
 
 _open: dict[str, str] = {}  # the parent this process opened and has not ended yet: {"run_id": ...}
+_ended: dict[str, str] = {}  # the parent this process summarised and ended: {"run_id": ...}
+
+
+class SweepCallbackError(BaseException):
+    """SweepParent could not open or end the parent run. Hydra turns an Exception raised in a callback into a
+    warning and goes on (jobs without a parent, or a parent left RUNNING), so the callback raises this instead:
+    the sweep entry point ends the parent FAILED and exits non-zero. The original error is `__cause__`."""
 
 
 class SweepParent(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from gfcore.config.compose import to_typed
 
-        cfg = to_typed(_without_hydra(config))
-        run_id = open_parent(cfg, _sweep_overrides(config))
+        _ended.pop("run_id", None)
+        try:
+            cfg = to_typed(_without_hydra(config))
+            run_id = open_parent(cfg, _sweep_overrides(config))
+        except Exception as exc:
+            raise SweepCallbackError(f"the sweep's parent run could not be created: {exc}") from exc
         os.environ[PARENT_ENV] = run_id
         # Jobs must start runs of their own: under `mlflow run`, MLFLOW_RUN_ID names the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
@@ -42,9 +53,13 @@ class SweepParent(Callback):
 
         run_id = os.environ.pop(PARENT_ENV, None)
         if run_id:
-            cfg = to_typed(_without_hydra(config))
-            summarise(run_id, cfg.sweep.metric, cfg.sweep.direction.value,
-                      Path(config.hydra.sweep.dir), _base_overrides(config))
+            try:
+                cfg = to_typed(_without_hydra(config))
+                summarise(run_id, cfg.sweep.metric, cfg.sweep.direction.value,
+                          Path(config.hydra.sweep.dir), _base_overrides(config))
+            except Exception as exc:
+                raise SweepCallbackError(f"the sweep's results could not be summarised in run {run_id}: {exc}") from exc
+            _ended["run_id"] = run_id
 
 
 def check_overrides(args: list[str]) -> None:
@@ -84,6 +99,7 @@ def open_parent(cfg: Any, sweep_spec: str) -> str:
         client.update_run(run_id, name=run_name(cfg, "sweep"))
     else:
         run_id = client.create_run(ensure_experiment(experiment_name(cfg.site)), run_name=run_name(cfg, "sweep")).info.run_id
+    _open["run_id"] = run_id  # from here on, a sweep that is stopped or fails ends this run (end_open_parent)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     params = config_params(cfg)
@@ -91,7 +107,6 @@ def open_parent(cfg: Any, sweep_spec: str) -> str:
 
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run_id, to_container(cfg), "config/resolved.yaml")
-    _open["run_id"] = run_id
     log.info("sweep parent run %s (%s)", run_id, sweep_spec)
     return run_id
 
@@ -138,15 +153,42 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
 
 
 def end_open_parent(status: str, reason: str) -> None:
-    """End a parent this process opened but could not summarise (the multirun itself failed)."""
+    """End a parent this process opened but could not summarise (the multirun failed or was stopped), with
+    every child of it still RUNNING: a job whose process was stopped before it could end its own run (a joblib
+    worker is killed, not asked), or one this process was running when it was interrupted. Call it once the
+    jobs' processes are gone, so that none of them ends its run after this."""
     run_id = _open.pop("run_id", None)
     if not run_id:
         return
     import mlflow
 
+    from gfcore.tracking.run import end_run
+
+    while mlflow.active_run() is not None:  # a job of this process (basic launcher) interrupted mid-start
+        end_run(status)
     client = mlflow.MlflowClient()
+    parent = client.get_run(run_id)
+    unfinished = client.search_runs([parent.info.experiment_id],
+                                    filter_string=f"tags.`{PARENT_TAG}` = '{run_id}' and attributes.status = 'RUNNING'",
+                                    max_results=10000)
+    for child in unfinished:
+        client.set_tag(child.info.run_id, ERROR_TAG, f"this job did not end before its sweep stopped ({reason})"[:MAX_TAG_VALUE])
+        client.set_terminated(child.info.run_id, status)
+    if unfinished:
+        log.info("sweep: %d unfinished job run(s) marked %s", len(unfinished), status)
     client.set_tag(run_id, ERROR_TAG, reason[:MAX_TAG_VALUE])
     client.set_terminated(run_id, status)
+
+
+def ended_parent() -> Any:
+    """The parent run (an mlflow Run) this process summarised and ended, or None: a sweep whose parent ended
+    FAILED (no child finished with a value) exits non-zero."""
+    run_id = _ended.get("run_id")
+    if not run_id:
+        return None
+    import mlflow
+
+    return mlflow.MlflowClient().get_run(run_id)
 
 
 def record_failed_job(exc: BaseException, exp_type: str) -> None:

@@ -116,7 +116,7 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
     import mlflow
 
     from gfcore.plots import metric_per_variant
-    from gfcore.summary import log_table
+    from gfcore.summary import FIGURES, Report, variant_row
 
     client = mlflow.MlflowClient()
     parent_run = client.get_run(parent)
@@ -124,25 +124,31 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
                                   order_by=["attributes.start_time ASC"], max_results=10000)
     rows = []
     for child in children:
-        overrides = _varied(child.data.tags.get("gf.sweep.overrides", ""), base_keys)
+        overrides = " ".join(_varied(child.data.tags.get("gf.sweep.overrides", ""), base_keys))
+        job = child.data.tags.get("gf.sweep.job", "")
         value = child.data.metrics.get(metric)
-        rows.append({"job": child.data.tags.get("gf.sweep.job", ""), "run_id": child.info.run_id,
-                     "status": child.info.status, "params": " ".join(overrides),
-                     metric: value if value is not None and math.isfinite(value) else None})
+        rows.append({**variant_row(f"#{job} {overrides}".strip(), child), "job": job, "params": overrides,
+                     "status": child.info.status, metric: value if value is not None and math.isfinite(value) else None})
     candidates = [r for r in rows if r["status"] == "FINISHED" and r[metric] is not None]
     best = (max if direction == "maximize" else min)(candidates, key=lambda r: r[metric]) if candidates else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    log_table(client, parent, rows, out_dir / "sweep_results", "sweep")
+    failed = sum(r["status"] != "FINISHED" for r in rows)
+    sentence = (f"Best of {len(rows)} jobs by {metric} ({direction}): **{best['variant']}** with {best[metric]:.4g} "
+                f"(run {best['run_id']})" if best else f"No job finished with a value for {metric}")
+    sentence += f"; {failed} failed." if failed else "."
+    Report(f"Sweep over {parent_run.data.tags.get('gf.sweep.spec', 'the config')}", rows, best, sentence,
+           "sweep_results", "sweep").publish(client, parent, out_dir)
     if rows and candidates:
-        chart = metric_per_variant([(f"#{r['job']} {r['params']}", r[metric]) for r in candidates], metric,
-                                   f"#{best['job']} {best['params']}", out_dir / "sweep_chart.png")
+        chart = metric_per_variant([(r["variant"], r[metric]) for r in candidates], metric, best["variant"],
+                                   out_dir / "sweep_chart.png")
         client.log_artifact(parent, str(chart), "plots")
     client.log_metric(parent, "sweep.children", len(rows))
     client.log_metric(parent, "sweep.failed", sum(r["status"] != "FINISHED" for r in rows))
     if best is not None:
         client.set_tag(parent, "best.run_id", best["run_id"])
         client.set_tag(parent, "best.params", best["params"] or "(base config)")
-        client.log_metric(parent, f"best.{metric}", best[metric])
+        if metric not in FIGURES:  # the table's figures are logged as best.* already
+            client.log_metric(parent, f"best.{metric}", best[metric])
         log.info("sweep: best %s = %.4f in run %s (%s)", metric, best[metric], best["run_id"], best["params"])
         client.set_terminated(parent, "FINISHED")
     else:

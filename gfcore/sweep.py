@@ -128,7 +128,8 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
         job = child.data.tags.get("gf.sweep.job", "")
         value = child.data.metrics.get(metric)
         rows.append({**variant_row(f"#{job} {overrides}".strip(), child), "job": job, "params": overrides,
-                     "status": child.info.status, metric: value if value is not None and math.isfinite(value) else None})
+                     "status": child.info.status,
+                     metric: value if value is not None and math.isfinite(value) else None})
     candidates = [r for r in rows if r["status"] == "FINISHED" and r[metric] is not None]
     best = (max if direction == "maximize" else min)(candidates, key=lambda r: r[metric]) if candidates else None
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def full_pipeline(cfg: Config) -> float:
                               work / "steps")
             results.append(result)
             run.set_tags({f"gf.step.{s.slug}": result.run_id})
-            run.log_metrics({f"pipeline.step_s.{s.slug}": result.wall_s})
+            run.log_metrics({f"pipeline.step_s.{s.slug}": round(result.wall_s, 2)})
             return result
 
         try:

@@ -67,6 +67,10 @@ def test_cpu_variant_end_to_end(trained_store, backend):
     base = client.get_model_version(BASE, client.get_registered_model(BASE).aliases["candidate"]).tags
     assert (tags["eval.split"], tags["eval.dataset_digest"]) == (base["eval.split"], base["eval.dataset_digest"])
     assert float(tags["det.mAP50"]) == pytest.approx(m["det.mAP50"], abs=1e-5)
+    # What a person reads on the registry pages.
+    described = client.get_model_version(name, version).description
+    assert described.startswith(f"{backend} model of run {run.info.run_id}: det.mAP50 ") and "demo-test" in described
+    assert rm.description.startswith(f"The {backend.replace('_', ' ')} export of `{BASE}`")
     # The logged model is named after what it is and carries the variant's figures, on the test split.
     model_id = client.get_model_version(name, version).source.split("/")[-1]
     logged = mlflow.get_logged_model(model_id)

@@ -30,8 +30,9 @@ def model_path(cfg: Config) -> str:
 
 
 def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_tags: dict[str, Any],
-                   path: str | None = None) -> Registration:
-    """A new version of `name` from `model_uri`, tagged, with alias `candidate`; the run is tagged with it."""
+                   path: str | None = None, description: str | None = None) -> Registration:
+    """A new version of `name` from `model_uri`, tagged, with alias `candidate`; the run is tagged with it. The
+    registered model gets a description (what it is, what its aliases mean) unless someone wrote one."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -43,6 +44,10 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
         mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in version_tags.items()})
         for key, value in model_tags.items():
             client.set_registered_model_tag(name, key, value)
+        if not client.get_registered_model(name).description:
+            client.update_registered_model(name, description=model_description(name, cfg))
+        if description:
+            client.update_model_version(name, mv.version, description=description)
         client.set_registered_model_alias(name, CANDIDATE, mv.version)
         client.set_tag(run_id, "gf.registered_model", name)
         client.set_tag(run_id, "gf.registered_version", str(mv.version))
@@ -69,8 +74,33 @@ def log_and_register(weights: Path, imgsz: int, example_image: Path | None, devi
     run.log_metrics(figures, model_id=info.model_id, dataset=split_dataset(dataset, split))
     mlflow.set_logged_model_tags(info.model_id, {**basis, "backend": cfg.backend.name.value,
                                                  "precision": cfg.backend.precision.value})
+    source = f"{cfg.backend.variant} model of run {run.run_id}"
     return register_model(info.model_uri, name, cfg, run.run_id, {**version_tags, **basis, **headline_tags(figures)},
-                          path=path)
+                           path=path, description=version_description(figures, basis, source))
+
+
+def model_description(name: str, cfg: Config) -> str:
+    s = cfg.site
+    base, _, variant = name.partition("__")
+    what = f"The {variant.replace('_', ' ')} export of `{base}`" if variant else f"The {cfg.task.type.value} detector"
+    return (f"{what} for site {s.customer}/{s.region}-{s.plant}/{s.zone} (classes: {', '.join(cfg.task.classes)}). "
+            "Aliases: `champion` is what the site serves, `candidate` the newest version waiting for promotion, "
+            "`rollback` the previous champion. Each version's tags hold its figures on the split named by "
+            "`eval.split`: compare versions whose `eval.split` and `eval.dataset_digest` match.")
+
+
+def version_description(figures: dict[str, float], basis: dict[str, str], source: str) -> str:
+    """One sentence a person reads on the version page: where it comes from and its headline figures."""
+    parts = [f"{k} {figures[k]:.3f}" for k in ("det.mAP50", "det.mAP50_95") if figures.get(k) is not None]
+    text = f"{source}: {', '.join(parts) or 'no detection figures'} on {basis['eval.dataset']} (digest " \
+           f"{basis['eval.dataset_digest']})"
+    if figures.get("sys.latency_p50_ms") is not None:
+        text += f"; batch-1 latency p50 {figures['sys.latency_p50_ms']:.2f} ms"
+        if figures.get("sys.latency_p95_ms") is not None:
+            text += f", p95 {figures['sys.latency_p95_ms']:.2f} ms"
+    if figures.get("sys.model_size_mb") is not None:
+        text += f"; {figures['sys.model_size_mb']:.1f} MB"
+    return text + "."
 
 
 HEADLINE = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb")

@@ -36,6 +36,7 @@ MAX_TAG_VALUE = 5000
 # Set by a sweep for its jobs: each job's run is a new child of this run, whatever MLFLOW_RUN_ID says.
 PARENT_ENV = "GF_PARENT_RUN_ID"
 PARENT_TAG = "mlflow.parentRunId"
+PARENT_TYPES = ("pipeline", "compare", "sweep")
 REPRODUCES_ENV = "GF_REPRODUCES_RUN_ID"  # set by `guardianflow reproduce`: the run this one repeats
 
 _started: list[str] = []  # run ids owned_run started in this process (a sweep job checks it made one)
@@ -83,7 +84,8 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
         tags["gf.reproduced_from"] = os.environ[REPRODUCES_ENV]
     name = run_name(cfg, exp_type)
     experiment = experiment_name(cfg.site)
-    system_metrics = cfg.tracking.system_metrics
+    # Parents mostly wait on their children, whose own system metrics are what matters.
+    system_metrics = cfg.tracking.system_metrics and exp_type not in PARENT_TYPES
     if system_metrics:
         mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
@@ -116,7 +118,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             # From process start to here: imports, config, checks (what orchestration costs per step); only
             # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
             if len(_started) == 1:
-                run.log_metrics({"sys.startup_s": _process_age_s()})
+                run.log_metrics({"sys.startup_s": round(_process_age_s(), 3)})
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import site
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from gfcore.errors import RegistryError
 from gfcore.registry import pyfunc
 from gfcore.registry.pyfunc import OUTPUT_COLUMNS, encode_image, log_detector
 from tests.registry.conftest import NAME
+from tests.stack.servers import free_port, stop
 
 RUNTIME_NAMES = ("openvino", "onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt")
 
@@ -114,29 +113,12 @@ def test_missing_runtime_or_unknown_weights_is_a_clear_error(monkeypatch, tmp_pa
 
 # --- the slow proof: served from a fresh environment built from the variant's own requirements ---------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env_manager() -> str:
     if shutil.which("pyenv"):
         return "virtualenv"  # MLflow builds it with the pyenv Python the model was logged with + `python -m venv`
     if shutil.which("uv"):
         return "uv"
     pytest.skip("building a model's own environment needs pyenv (--env-manager virtualenv) or uv on PATH")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """The server and everything it started (the environment's pip, the scoring server) are one process group."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
 
 
 def _tail(path: Path, n: int = 4000) -> str:
@@ -178,7 +160,7 @@ def test_openvino_int8_variant_serves_from_its_own_environment(trained_store, tm
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_store, "MLFLOW_ENV_ROOT": str(env_root)}
     for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "MLFLOW_RUN_ID", "PYTEST_CURRENT_TEST"):
         env.pop(key, None)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     started = time.time()
     with open(log, "w") as out:
@@ -225,6 +207,6 @@ def test_openvino_int8_variant_serves_from_its_own_environment(trained_store, tm
         print(f"answered in {time.time() - started:.0f} s from the start of `mlflow models serve`")
     finally:
         stopping = time.time()
-        _stop(server)
+        stop(server)  # the server and what it started (pip, the scoring server) are one process group
         shutil.rmtree(env_root, ignore_errors=True)  # a few GB: never left behind in pytest's kept temp folders
         print(f"server stopped and environment removed in {time.time() - stopping:.0f} s")

@@ -1,0 +1,41 @@
+"""The `guardianflow` command: scenarios, data, the model registry, MOT scoring, old folders and the stack,
+without training. One module per command group; this one wires them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gfcore import __version__
+from gfcore.errors import GuardianFlowError
+
+GROUPS = ("scenario", "registry", "mot", "legacy", "stack")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib import import_module
+
+    parser = argparse.ArgumentParser(prog="guardianflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"guardianflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        import_module(f"gfcore.cli.{group}").add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (GuardianFlowError, HydraException, OmegaConfBaseException) as exc:
+        # Hydra's composition errors (unknown option, wrong type) already say what is wrong.
+        cause = f"\n{exc.__cause__}" if exc.__cause__ else ""
+        print(f"guardianflow: error: {exc}{cause}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("guardianflow: stopped (Ctrl-C or SIGTERM)", file=sys.stderr)
+        return 130
+    return 0

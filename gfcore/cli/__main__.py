@@ -1,0 +1,5 @@
+import sys
+
+from gfcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""The model registry: models, versions, promote, rollback, custom aliases."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from gfcore.cli.common import fmt, table
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from gfcore.registry import lifecycle
+
+    models = lifecycle.list_models(customer=args.customer, task=args.task)
+    if args.json:
+        print(json.dumps([asdict(m) for m in models], indent=2))
+        return
+    rows = [{"name": m.name, "champion": m.aliases.get("champion"), "candidate": m.aliases.get("candidate"),
+             "rollback": m.aliases.get("rollback"), "champion det.mAP50": fmt(m.champion_metrics.get("det.mAP50")),
+             "det.mAP50_95": fmt(m.champion_metrics.get("det.mAP50_95")), "path": m.path} for m in models]
+    print(table(rows, ["name", "champion", "candidate", "rollback", "champion det.mAP50", "det.mAP50_95", "path"])
+          if rows else "no registered models")
+
+
+def cmd_versions(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from gfcore.registry import lifecycle
+
+    versions = lifecycle.list_versions(args.name)
+    if args.json:
+        out = [{**asdict(v), "metrics": {k: x for k, x in v.metrics.items() if not k.startswith("system/")}}
+               for v in versions]
+        print(json.dumps(out, indent=2))
+        return
+    rows = [{"version": v.version, "aliases": ",".join(v.aliases), "run_id": v.run_id,
+             "det.mAP50": fmt(v.metrics.get("det.mAP50")), "det.mAP50_95": fmt(v.metrics.get("det.mAP50_95")),
+             "backend": v.tags.get("backend"), "precision": v.tags.get("precision"), "created (UTC)": v.created}
+            for v in versions]
+    print(table(rows, ["version", "aliases", "run_id", "det.mAP50", "det.mAP50_95", "backend", "precision",
+                       "created (UTC)"]))
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from gfcore.registry import lifecycle
+
+    result = lifecycle.promote(args.name, version=args.version, requires=args.require)
+    if args.json:
+        print(json.dumps(result))
+    elif not result["changed"]:
+        print(f"{args.name}: version {result['champion']} is already the champion; nothing changed.")
+    else:
+        print(f"{args.name}: version {result['champion']} is now the champion"
+              + (f"; version {result['rollback']} is the rollback." if result["rollback"] else "."))
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from gfcore.registry import lifecycle
+
+    result = lifecycle.rollback(args.name)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.name}: version {result['champion']} is the champion again"
+              + (f"; version {result['candidate']} is back to candidate." if result["candidate"] else "."))
+
+
+def cmd_alias(args: argparse.Namespace) -> None:
+    from gfcore.registry import lifecycle
+
+    result = lifecycle.set_alias(args.name, args.alias, args.version)
+    print(json.dumps(result) if args.json else f"{args.name}@{args.alias} -> version {args.version}")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="registered models with their champion / candidate / rollback versions")
+    p.add_argument("--customer")
+    p.add_argument("--task")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("versions", help="every version of a registered model, with aliases and metrics")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("promote", help="make the candidate (or --version) the champion, behind --require gates")
+    p.add_argument("name")
+    p.add_argument("--version")
+    p.add_argument("--require", action="append", default=[], metavar="GATE",
+                   help="e.g. 'det.mAP50>=0.8'; checked against the version's run metrics; repeatable")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="make the rollback version the champion again")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("alias", help="point a custom alias (not champion/candidate/rollback) at a version")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_alias)

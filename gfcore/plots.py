@@ -147,3 +147,26 @@ def _is_score(metric: str) -> bool:
     """Detection and tracking scores live on 0..1."""
     return metric.startswith(("det.", "mot.", "best.det.", "val.")) and not metric.endswith(
         ("_switches", "frag", "mt", "pt", "ml", "fp", "fn", "_tracks"))
+
+
+def fleet_trend(rows: list[dict], metric: str, by: str, out: Path) -> Path:
+    """One line per site and task over time; scores on their whole 0..1 scale."""
+    plt = _pyplot()
+    series: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        series.setdefault(f"{r['site']} {r['task'] or ''}".strip(), []).append((r[by], r[metric]))
+    buckets = sorted({b for points in series.values() for b, _ in points})
+    index = {b: i for i, b in enumerate(buckets)}
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for label, points in sorted(series.items()):
+        ax.plot([index[b] for b, _ in points], [v for _, v in points], "o-", label=label)
+    step = max(1, len(buckets) // 12)
+    ax.set_xticks(range(0, len(buckets), step), buckets[::step], rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=metric, title=f"{metric} per site ({by})")
+    if _is_score(metric):
+        ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _save(fig, out)
+    plt.close(fig)
+    return out

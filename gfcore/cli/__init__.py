@@ -9,7 +9,7 @@ import sys
 from gfcore import __version__
 from gfcore.errors import GuardianFlowError
 
-GROUPS = ("scenario", "registry", "mot", "legacy", "stack")
+GROUPS = ("scenario", "registry", "fleet", "mot", "legacy", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:

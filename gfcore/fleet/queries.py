@@ -1,0 +1,311 @@
+"""Fleet queries over MLflow: registered models, their aliases and version tags, and runs filtered on the server.
+
+Every figure comes from what train, quant and infer recorded (docs/metrics.md): a version's headline figures are
+its tags (`det.mAP50`, `sys.latency_p50_ms`, ... with `eval.split` / `eval.dataset_digest`), so the summary
+reads one version per alias instead of runs and their histories.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from gfcore.errors import ConfigError
+
+DAY_MS = 86_400_000
+SITE_TAGS = ("site.customer", "site.region", "site.plant", "site.zone")
+CHAMPION, CANDIDATE = "champion", "candidate"
+_PAGE = 1000
+PARENTS = ("pipeline", "sweep", "compare")  # their best.* summarise children; they are not measurements
+
+
+@dataclass
+class SiteModel:
+    """One row of `metrics summary`."""
+
+    site: str  # customer/region-plant/zone, the experiment
+    task: str | None
+    model: str | None  # the registered model; None for a site with runs but nothing registered
+    champion: str | None = None
+    champion_days: float | None = None  # since it became champion (or was registered)
+    det_mAP50: float | None = None
+    det_mAP50_95: float | None = None
+    eval_split: str | None = None
+    deployed: str | None = None  # the variant that serves: `__openvino_int8`, or the model itself
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    hota: float | None = None
+    idf1: float | None = None
+    candidate: str | None = None
+    candidate_same_basis: bool | None = None
+    runs: int = 0
+    failed_runs: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def client() -> Any:
+    import mlflow
+
+    from gfcore.tracking.server import check_tracking_store
+
+    check_tracking_store()
+    return mlflow.MlflowClient()
+
+
+def site_experiments(mlflow_client: Any, customer: str | None = None) -> dict[str, str]:
+    """Site experiments (`{customer}/{region}-{plant}/{zone}`): name -> id. GuardianFlow's own are not sites."""
+    found: dict[str, str] = {}
+    token = None
+    while True:
+        page = mlflow_client.search_experiments(filter_string="name LIKE '%/%/%'", max_results=_PAGE,
+                                                page_token=token)
+        for e in page:
+            if e.name.startswith("guardianflow/") or (customer and e.name.split("/", 1)[0] != customer):
+                continue
+            found[e.name] = e.experiment_id
+        token = page.token
+        if not token:
+            return found
+
+
+def registered_models(mlflow_client: Any, customer: str | None = None, task: str | None = None) -> list[Any]:
+    filters = [f"tags.`site.customer` = '{customer}'" if customer else "",
+               f"tags.`task.type` = '{task}'" if task else ""]
+    out, token = [], None
+    while True:
+        page = mlflow_client.search_registered_models(filter_string=" AND ".join(f for f in filters if f) or None,
+                                                      max_results=_PAGE, page_token=token)
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def summary(customer: str | None = None, task: str | None = None, days: int = 30) -> list[SiteModel]:
+    """One row per site model, plus sites with runs but no registered model."""
+    c = client()
+    models = registered_models(c, customer, task)
+    experiments = site_experiments(c, customer)
+    _check_known(customer, task, models, experiments)
+    bases = [m for m in models if "__" not in m.name]
+    variants: dict[str, list[Any]] = defaultdict(list)
+    for m in models:
+        if "__" in m.name:
+            variants[m.name.split("__", 1)[0]].append(m)
+    since = int(time.time() * 1000) - days * DAY_MS
+    counts = _run_counts(c, experiments, since, task)
+    rows = []
+    seen_sites: set[tuple[str, str | None]] = set()
+    for m in sorted(bases, key=lambda m: m.name):
+        site = m.tags.get("gf.path", "").rsplit("/", 1)[0] or _site_from_name(m.name)
+        row = SiteModel(site=site, task=m.tags.get("task.type"), model=m.name)
+        _fill_champion(c, row, m, variants.get(m.name, []), experiments.get(site))
+        row.runs, row.failed_runs = counts.get((site, row.task), (0, 0))
+        seen_sites.add((site, row.task))
+        rows.append(row)
+    for (site, run_task), (runs, failed) in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if (site, run_task) not in seen_sites:
+            rows.append(SiteModel(site=site, task=run_task, model=None, runs=runs, failed_runs=failed))
+    return rows
+
+
+def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], experiment_id: str | None) -> None:
+    aliases = model.aliases or {}
+    champ = _version(c, model.name, aliases.get(CHAMPION))
+    cand = _version(c, model.name, aliases.get(CANDIDATE))
+    if champ is not None:
+        row.champion = champ.version
+        row.champion_days = _age_days(champ)
+        row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, "det.mAP50"), _num(champ.tags, "det.mAP50_95")
+        row.eval_split = champ.tags.get("eval.split")
+        deployed, name = champ, model.name
+        for v in sorted(variants, key=lambda v: v.name):  # a champion variant is what the site serves
+            vv = _version(c, v.name, (v.aliases or {}).get(CHAMPION))
+            if vv is not None:
+                deployed, name = vv, v.name
+                break
+        row.deployed = name[len(model.name):] or "(itself)"
+        row.latency_p50_ms = _num(deployed.tags, "sys.latency_p50_ms")
+        row.latency_p95_ms = _num(deployed.tags, "sys.latency_p95_ms")
+        if experiment_id and deployed.run_id:
+            row.hota, row.idf1 = _tracking(c, experiment_id, deployed.run_id)
+    if cand is not None and (champ is None or cand.version != champ.version):
+        row.candidate = cand.version
+        if champ is not None:
+            row.candidate_same_basis = all(cand.tags.get(k) == champ.tags.get(k) and champ.tags.get(k)
+                                           for k in ("eval.split", "eval.dataset_digest"))
+
+
+def _tracking(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | None, float | None]:
+    """HOTA and IDF1 of the newest finished infer run that measured the model of `source_run_id`."""
+    runs = c.search_runs([experiment_id], max_results=1, order_by=["attributes.end_time DESC"],
+                         filter_string=f"tags.`source.run_id` = '{source_run_id}' and tags.`exp.type` = 'infer' "
+                                       "and attributes.status = 'FINISHED' and metrics.`mot.hota` >= 0")
+    if not runs:
+        return None, None
+    m = runs[0].data.metrics
+    return m.get("mot.hota"), m.get("mot.idf1")
+
+
+def _run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None) -> dict[tuple, tuple]:
+    """(site, task) -> (runs, failed runs) started since `since_ms`; paged, attributes and tags only."""
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    by_id = {v: k for k, v in experiments.items()}
+    if not by_id:
+        return {}
+    task_filter = f" and tags.`task.type` = '{task}'" if task else ""
+    token = None
+    while True:
+        page = c.search_runs(list(by_id), filter_string=f"attributes.start_time >= {since_ms}{task_filter}",
+                             max_results=_PAGE, page_token=token)
+        for run in page:
+            key = (by_id[run.info.experiment_id], run.data.tags.get("task.type"))
+            counts[key][0] += 1
+            counts[key][1] += run.info.status == "FAILED"
+        token = page.token
+        if not token:
+            return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def trend(metric: str, customer: str | None = None, task: str | None = None, days: int = 90,
+          by: str = "day") -> list[dict[str, Any]]:
+    """`metric` per site and task over time: per day or week, the mean over the finished runs that logged it
+    (by end time), with their count and the last value."""
+    if by not in ("day", "week"):
+        raise ConfigError(f"--by {by}: use day or week.")
+    c = client()
+    experiments = site_experiments(c, customer)
+    since = int(time.time() * 1000) - days * DAY_MS
+    points: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
+    by_id = {v: k for k, v in experiments.items()}
+    known = False
+    for run in iter_runs(c, list(by_id), f"attributes.end_time >= {since} and attributes.status = 'FINISHED'"
+                         f" and {_has(metric)}" + (f" and tags.`task.type` = '{task}'" if task else "")):
+        value = run.data.metrics.get(metric)
+        if value is None or not math.isfinite(value) or run.data.tags.get("exp.type") in PARENTS:
+            continue
+        known = True
+        bucket = _bucket(run.info.end_time, by)
+        points[(by_id[run.info.experiment_id], run.data.tags.get("task.type"), bucket)].append(
+            (run.info.end_time, value))
+    if not known and experiments:
+        _check_metric(c, list(by_id), metric)
+    rows = []
+    for (site, run_task, bucket), values in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1] or "",
+                                                                                   kv[0][2])):
+        values.sort()
+        rows.append({"site": site, "task": run_task, by: bucket, metric: sum(v for _, v in values) / len(values),
+                     "runs": len(values), "last": values[-1][1]})
+    return rows
+
+
+GROUPS = {"architecture": "model.architecture", "backend": "backend.name", "site": None, "task": "task.type"}
+
+
+def compare(by: str, metric: str = "det.mAP50", days: int | None = None, customer: str | None = None,
+            lower_is_better: bool = False) -> list[dict[str, Any]]:
+    """`metric` grouped by architecture, backend, site or task: mean, best and count over finished runs."""
+    if by not in GROUPS:
+        raise ConfigError(f"--by {by}: use one of {', '.join(GROUPS)}.")
+    c = client()
+    experiments = site_experiments(c, customer)
+    by_id = {v: k for k, v in experiments.items()}
+    since = f" and attributes.end_time >= {int(time.time() * 1000) - days * DAY_MS}" if days else ""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for run in iter_runs(c, list(by_id), f"attributes.status = 'FINISHED' and {_has(metric)}" + since):
+        value = run.data.metrics.get(metric)
+        if value is None or not math.isfinite(value) or run.data.tags.get("exp.type") in PARENTS:
+            continue
+        key = by_id[run.info.experiment_id] if by == "site" else run.data.tags.get(GROUPS[by], "?")
+        if by == "backend":
+            key = "_".join(run.data.tags.get(f"backend.{k}") or run.data.params.get(f"backend.{k}", "?")
+                           for k in ("name", "precision"))
+        groups[key].append(value)
+    if not groups and experiments:
+        _check_metric(c, list(by_id), metric)
+    best = min if lower_is_better else max
+    return [{by: k, "mean": sum(v) / len(v), "best": best(v), "count": len(v)}
+            for k, v in sorted(groups.items(), key=lambda kv: sum(kv[1]) / len(kv[1]), reverse=not lower_is_better)]
+
+
+def _has(metric: str) -> str:
+    """A filter clause for runs that logged `metric` (on the server: runs without it are never sent)."""
+    return f"metrics.`{metric}` > -1e300"
+
+
+def iter_runs(c: Any, experiment_ids: list[str], filter_string: str) -> Any:
+    if not experiment_ids:
+        return
+    token = None
+    while True:
+        page = c.search_runs(experiment_ids, filter_string=filter_string, max_results=_PAGE, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _check_metric(c: Any, experiment_ids: list[str], metric: str) -> None:
+    """No run has `metric`: say which metrics exist (from a few recent runs), the likely typo."""
+    import difflib
+
+    recent = c.search_runs(experiment_ids, max_results=50, order_by=["attributes.start_time DESC"])
+    names = sorted({k for r in recent for k in r.data.metrics if not k.startswith("system/")})
+    if names and metric not in names:
+        close = difflib.get_close_matches(metric, names, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"no run has the metric {metric!r}{hint}. Metrics the recent runs have: "
+                          f"{', '.join(names[:40])}.")
+
+
+def _check_known(customer: str | None, task: str | None, models: list[Any], experiments: dict[str, str]) -> None:
+    if customer and not models and not experiments:
+        c = client()
+        customers = sorted({n.split("/", 1)[0] for n in site_experiments(c)})
+        raise ConfigError(f"no site of customer {customer!r}: the store has {', '.join(customers) or 'no sites yet'}.")
+    if task and not models:
+        from gfcore.config.schema import TaskType
+
+        if task not in TaskType.__members__:
+            raise ConfigError(f"--task {task}: not a task type; use one of {', '.join(TaskType.__members__)}.")
+
+
+def _version(c: Any, name: str, version: Any) -> Any:
+    return c.get_model_version(name, str(version)) if version is not None else None
+
+
+def _age_days(mv: Any) -> float:
+    promoted = mv.tags.get("gf.promoted_at")
+    start = mv.creation_timestamp / 1000
+    if promoted:
+        try:
+            start = datetime.fromisoformat(promoted.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return (time.time() - start) / 86400
+
+
+def _num(tags: dict[str, str], key: str) -> float | None:
+    try:
+        return float(tags[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _site_from_name(name: str) -> str:
+    customer, region_plant, zone = name.split(".")[:3]
+    return f"{customer}/{region_plant}/{zone}"
+
+
+def _bucket(ms: int, by: str) -> str:
+    day = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).date()
+    if by == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return day.isoformat()

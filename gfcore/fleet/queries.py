@@ -120,7 +120,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
     champ = _version(c, model.name, aliases.get(CHAMPION))
     cand = _version(c, model.name, aliases.get(CANDIDATE))
     if champ is not None:
-        row.champion = champ.version
+        row.champion = str(champ.version)
         row.champion_days = _age_days(champ)
         row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, "det.mAP50"), _num(champ.tags, "det.mAP50_95")
         row.eval_split = champ.tags.get("eval.split")
@@ -136,7 +136,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
         if experiment_id and deployed.run_id:
             row.hota, row.idf1 = _tracking(c, experiment_id, deployed.run_id)
     if cand is not None and (champ is None or cand.version != champ.version):
-        row.candidate = cand.version
+        row.candidate = str(cand.version)
         if champ is not None:
             row.candidate_same_basis = all(cand.tags.get(k) == champ.tags.get(k) and champ.tags.get(k)
                                            for k in ("eval.split", "eval.dataset_digest"))

@@ -140,3 +140,40 @@ def test_bad_input_says_what_exists(fleet):
 
 def test_an_empty_store_is_an_empty_table(mlflow_store):
     assert queries.summary() == [] and queries.trend("det.mAP50") == [] and queries.compare("site") == []
+
+
+def test_cli_json_and_text(fleet, capsys, tmp_path):
+    import json
+
+    from gfcore import cli
+
+    assert cli.main(["metrics", "summary", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in rows} == {"acme.r-p1.gate.ppe", "beta.r-p1.dock.ppe", None}
+    assert cli.main(["metrics", "trend", "--metric", "det.mAP50", "--by", "week", "--plot", str(tmp_path / "t.png")]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].split() == ["site", "task", "week", "det.mAP50", "runs", "last"]
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    assert cli.main(["metrics", "compare", "--by", "site", "--latency", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0] == {"site": "acme/r-p1/gate", "mean": 4.1, "best": 4.0, "count": 2}
+    assert cli.main(["metrics", "trend", "--metric", "det.mAP5"]) == 2
+    assert "did you mean det.mAP50" in capsys.readouterr().err
+
+
+def test_cli_on_an_empty_store_says_so(mlflow_store, capsys):
+    from gfcore import cli
+
+    assert cli.main(["metrics", "summary"]) == 0
+    assert "no site has runs or registered models" in capsys.readouterr().out
+
+
+def test_cli_on_an_unreachable_server_is_one_error(monkeypatch, capsys):
+    from gfcore import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    mlflow.set_tracking_uri("http://127.0.0.1:9")
+    try:
+        assert cli.main(["metrics", "summary"]) == 2
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert "127.0.0.1:9" in capsys.readouterr().err

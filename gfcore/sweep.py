@@ -179,7 +179,8 @@ def end_open_parent(status: str, reason: str) -> None:
                                     filter_string=f"tags.`{PARENT_TAG}` = '{run_id}' and attributes.status = 'RUNNING'",
                                     max_results=10000)
     for child in unfinished:
-        client.set_tag(child.info.run_id, ERROR_TAG, f"this job did not end before its sweep stopped ({reason})"[:MAX_TAG_VALUE])
+        client.set_tag(child.info.run_id, ERROR_TAG,
+                       f"this job did not end before its sweep stopped ({reason})"[:MAX_TAG_VALUE])
         client.set_terminated(child.info.run_id, status)
     if unfinished:
         log.info("sweep: %d unfinished job run(s) marked %s", len(unfinished), status)

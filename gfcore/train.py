@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gfcore import measure
 from gfcore.config.schema import Config
@@ -13,9 +12,6 @@ from gfcore.paths import work_dir
 from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
-
-if TYPE_CHECKING:
-    from gfcore.yolo.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +59,7 @@ def train(cfg: Config) -> float:
                 run.set_tags({"gf.train.batch_used": result.batch})
             _log_training_artifacts(run, result.save_dir, cfg.tracking.log_plots)
             if cfg.registry.register:
-                _register(cfg, run, result, dataset, headline)
+                _register(cfg, run, result.best, dataset, headline)
             else:
                 run.log_metrics(headline)
         objective = headline.get(OBJECTIVE, 0.0)
@@ -84,14 +80,13 @@ def final_figures(cfg: Config, best: Path, dataset: DatasetInfo) -> dict[str, fl
     return {**figures, **model_stats(best, cfg.model.imgsz)}
 
 
-def _register(cfg: Config, run: OwnedRun, result: TrainResult, dataset: DatasetInfo,
-              figures: dict[str, float]) -> None:
+def _register(cfg: Config, run: OwnedRun, best: Path, dataset: DatasetInfo, figures: dict[str, float]) -> None:
     """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
     from gfcore.naming import registered_model_name
     from gfcore.registry.register import log_and_register, train_version_tags
 
     # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
-    reg = log_and_register(result.best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
+    reg = log_and_register(best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
                            cfg, run, train_version_tags(cfg, run.run_id, dataset.hash), figures=figures,
                            dataset=dataset)
     log.info("registered %s version %s (alias candidate)", reg.name, reg.version)

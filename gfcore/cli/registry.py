@@ -74,34 +74,26 @@ def cmd_alias(args: argparse.Namespace) -> None:
     print(json.dumps(result) if args.json else f"{args.name}@{args.alias} -> version {args.version}")
 
 
+def _command(sub: argparse._SubParsersAction, name: str, help: str, func, *positional: str) -> argparse.ArgumentParser:
+    """A registry command: its positional arguments (the model name first) and --json."""
+    p = sub.add_parser(name, help=help)
+    for arg in positional:
+        p.add_argument(arg)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=func)
+    return p
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="registered models with their champion / candidate / rollback versions")
+    p = _command(sub, "models", "registered models with their champion / candidate / rollback versions", cmd_models)
     p.add_argument("--customer")
     p.add_argument("--task")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("versions", help="every version of a registered model, with aliases and metrics")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_versions)
-
-    p = sub.add_parser("promote", help="make the candidate (or --version) the champion, behind --require gates")
-    p.add_argument("name")
+    _command(sub, "versions", "every version of a registered model, with aliases and metrics", cmd_versions, "name")
+    p = _command(sub, "promote", "make the candidate (or --version) the champion, behind --require gates",
+                 cmd_promote, "name")
     p.add_argument("--version")
     p.add_argument("--require", action="append", default=[], metavar="GATE",
                    help="e.g. 'det.mAP50>=0.8'; checked against the version's run metrics; repeatable")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_promote)
-
-    p = sub.add_parser("rollback", help="make the rollback version the champion again")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_rollback)
-
-    p = sub.add_parser("alias", help="point a custom alias (not champion/candidate/rollback) at a version")
-    p.add_argument("name")
-    p.add_argument("alias")
-    p.add_argument("version")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_alias)
+    _command(sub, "rollback", "make the rollback version the champion again", cmd_rollback, "name")
+    _command(sub, "alias", "point a custom alias (not champion/candidate/rollback) at a version", cmd_alias,
+             "name", "alias", "version")

@@ -92,7 +92,7 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
     c = client()
     models = registered_models(c, customer, task)
     experiments = site_experiments(c, customer)
-    _check_known(customer, task, models, experiments)
+    _check_known(c, customer, task, models, experiments)
     bases = [m for m in models if "__" not in m.name]
     variants: dict[str, list[Any]] = defaultdict(list)
     for m in models:
@@ -264,9 +264,9 @@ def _check_metric(c: Any, experiment_ids: list[str], metric: str) -> None:
                           f"{', '.join(names[:40])}.")
 
 
-def _check_known(customer: str | None, task: str | None, models: list[Any], experiments: dict[str, str]) -> None:
+def _check_known(c: Any, customer: str | None, task: str | None, models: list[Any],
+                 experiments: dict[str, str]) -> None:
     if customer and not models and not experiments:
-        c = client()
         customers = sorted({n.split("/", 1)[0] for n in site_experiments(c)})
         raise ConfigError(f"no site of customer {customer!r}: the store has {', '.join(customers) or 'no sites yet'}.")
     if task and not models:

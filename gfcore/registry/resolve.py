@@ -22,18 +22,15 @@ class ResolvedModel:
 
 
 def backend_of(path: Path) -> str:
-    """The runtime a model file needs, from its name (as Ultralytics decides it)."""
-    name = path.name.lower()
-    if path.suffix == ".pt":
-        return "pytorch"
-    if path.suffix == ".onnx":
-        return "onnx"
-    if path.suffix == ".engine":
-        return "tensorrt"
-    if name.endswith("_openvino_model") or path.suffix == ".xml":
-        return "openvino"
-    raise ModelError(f"{path} is not a model file infer can measure: use a .pt, .onnx or .engine file or an "
-                     "OpenVINO folder (*_openvino_model).")
+    """The runtime a model file needs (the one rule the registry uses too), as infer's error."""
+    from gfcore.errors import RegistryError
+    from gfcore.registry import pyfunc
+
+    try:
+        return pyfunc.backend_of(path)
+    except RegistryError:
+        raise ModelError(f"{path} is not a model file infer can measure: use a .pt, .onnx or .engine file or an "
+                         "OpenVINO folder (*_openvino_model).") from None
 
 
 def resolve_model(model_uri: str | None, source_run_id: str | None, dst: Path) -> ResolvedModel:

@@ -14,8 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfcore.errors import ConfigError, TrackingError
+from gfcore.stack.processes import alive, port_free, spawn, stop_pid, wait_http, wait_port
 
 # SeaweedFS listens for gRPC on each port + 10000, so its ports must stay below 55536.
 PORTS = {"postgres": 15432, "s3": 18333, "master": 19333, "volume": 18080, "filer": 18888, "mlflow": 15000}
@@ -72,7 +71,7 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
         raise ConfigError(f"the stack needs {', '.join(missing)}: pip install \"guardianflow[stack]\" "
                           "(from a checkout: pip install -e \".[stack]\").")
     secret = load_secrets(stack.dir)
-    running = {name for name, alive in _pids_alive(stack).items() if alive}
+    running = {name for name, is_up in _pids_alive(stack).items() if is_up}
     moved = sorted(k for k in (ports or {}) if _service(k) in running and saved.get(k, ports[k]) != ports[k])
     if moved:
         raise ConfigError(f"{', '.join(moved)} already running on port(s) {', '.join(str(saved[k]) for k in moved)}: "
@@ -80,10 +79,10 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
     for name, port in stack.ports.items():
         if _service(name) in running:
             continue
-        if not _port_free(port):
+        if not port_free(port):
             raise ConfigError(f"port {port} ({name}) is already in use by another program: stop it, or choose "
                               f"another with --{name}-port.")
-        if _service(name) == "seaweedfs" and not _port_free(port + 10000):
+        if _service(name) == "seaweedfs" and not port_free(port + 10000):
             raise ConfigError(f"port {port + 10000} (SeaweedFS {name} gRPC, always port + 10000) is already in use "
                               f"by another program: stop it, or choose another --{name}-port.")
     started: list[str] = []
@@ -142,10 +141,10 @@ def status(folder: Path) -> list[dict[str, str]]:
     where = {"postgres": f"127.0.0.1:{stack.ports['postgres']}", "seaweedfs": f"{stack.s3_endpoint} (S3)",
              "mlflow": stack.tracking_uri}
     rows = []
-    for name, alive in _pids_alive(stack).items():
+    for name, running in _pids_alive(stack).items():
         pid = _pid(stack, name)
         rows.append({"service": name, "pid": "" if pid is None else str(pid),
-                     "state": "running" if alive else "stopped", "address": where[name]})
+                     "state": "running" if running else "stopped", "address": where[name]})
     return rows
 
 
@@ -160,7 +159,7 @@ def down(folder: Path, purge: bool = False) -> None:
 def _stop(stack: Stack, names: list[str]) -> None:
     for name in ("mlflow", "seaweedfs"):
         if name in names:
-            _stop_pid(stack.pidfile(name))
+            stop_pid(stack.pidfile(name))
     if "postgres" in names and (stack.pg_data / "postmaster.pid").is_file():
         _as_postgres_user([str(postgres_bin() / "pg_ctl"), "-D", str(stack.pg_data), "-m", "fast", "-w", "stop"],
                           stack)
@@ -197,26 +196,6 @@ def _generate(name: str) -> str:
     return secrets.token_urlsafe(24)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _wait_port(port: int, what: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TrackingError(f"{what} did not answer on 127.0.0.1:{port} within {timeout:.0f} s; see {log}.")
-
-
 def _pid(stack: Stack, service: str) -> int | None:
     """The service's pid from its pid file (PostgreSQL's own postmaster.pid), if it has one."""
     pidfile = stack.pg_data / "postmaster.pid" if service == "postgres" else stack.pidfile(service)
@@ -224,23 +203,8 @@ def _pid(stack: Stack, service: str) -> int | None:
 
 
 def _pids_alive(stack: Stack) -> dict[str, bool]:
-    return {name: (pid := _pid(stack, name)) is not None and _alive(pid)
+    return {name: (pid := _pid(stack, name)) is not None and alive(pid)
             for name in ("postgres", "seaweedfs", "mlflow")}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False  # exited, not yet reaped by whoever started it
-    except (OSError, IndexError):
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _as_postgres_user(cmd: list[str], stack: Stack, **kwargs) -> subprocess.CompletedProcess:
@@ -341,8 +305,8 @@ def _start_seaweedfs(stack: Stack, weed: str, secret: dict[str, str]) -> None:
     cmd = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={p['master']}",
            f"-volume.port={p['volume']}", "-filer", f"-filer.port={p['filer']}", "-s3", f"-s3.port={p['s3']}",
            f"-s3.config={config}"]
-    _spawn(stack, "seaweedfs", cmd, os.environ.copy())
-    _wait_port(p["s3"], "SeaweedFS's S3 gateway", stack.log("seaweedfs"))
+    spawn(cmd, os.environ.copy(), stack.log("seaweedfs"), stack.pidfile("seaweedfs"), stack.dir)
+    wait_port(p["s3"], "SeaweedFS's S3 gateway", stack.log("seaweedfs"))
 
 
 def _s3(stack: Stack, key: str, secret_key: str):
@@ -386,45 +350,7 @@ def _start_mlflow(stack: Stack, secret: dict[str, str]) -> None:
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{db}/mlflow",
            "--artifacts-destination", f"s3://{BUCKET}", "--serve-artifacts", "--host", "127.0.0.1",
            "--port", str(stack.ports["mlflow"]), "--app-name", "basic-auth", "--workers", "2"]
-    _spawn(stack, "mlflow", cmd, env)
-    _wait_http(f"{stack.tracking_uri}/health", "the MLflow server", stack.log("mlflow"))
+    spawn(cmd, env, stack.log("mlflow"), stack.pidfile("mlflow"), stack.dir)
+    wait_http(f"{stack.tracking_uri}/health", "the MLflow server", stack.log("mlflow"))
 
 
-def _wait_http(url: str, what: str, log: Path, timeout: float = 90) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TrackingError(f"{what} did not answer at {url} within {timeout:.0f} s; see {log}.")
-
-
-def _spawn(stack: Stack, name: str, cmd: list[str], env: dict[str, str]) -> None:
-    with stack.log(name).open("a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=stack.dir,
-                                start_new_session=True)
-    stack.pidfile(name).write_text(str(proc.pid))
-
-
-def _stop_pid(pidfile: Path, timeout: float = 4) -> None:
-    """SIGTERM the process group, SIGKILL after `timeout` (SeaweedFS takes ~25 s to stop gracefully; what it
-    has written is on disk either way)."""
-    if not pidfile.is_file():
-        return
-    pid = int(pidfile.read_text())
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if not _alive(pid):
-            break
-    pidfile.unlink(missing_ok=True)

@@ -28,13 +28,9 @@ before looking is clicked (nested runs opened, the description unfolded, charts 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import fcntl
 import io
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -47,6 +43,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from gfcore.chromium import Browser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         promote(names["registered_model"], uri, env)
         shots = plan(found, names)
         with mlflow_server(uri, store, env) as base:
-            browser = Browser(args.chromium)
+            browser = MlflowBrowser(args.chromium)
             try:
                 for shot in shots:
                     path = out / f"{shot.name}.png"
@@ -362,117 +360,12 @@ UI_STATE = {
 }
 
 
-class Browser:
-    """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: JSON messages
-    ending in NUL, commands on the browser's fd 3, answers on its fd 4), so a page can be waited for, clicked and
-    captured without any package beyond the browser."""
+class MlflowBrowser(Browser):
+    """The browser with the MLflow UI's first-visit state set, and the grid's column drag."""
 
     def __init__(self, binary: str):
-        self.profile = tempfile.mkdtemp(prefix="gf-chromium-")
-        to_browser, self._out = os.pipe()
-        self._in, from_browser = os.pipe()
-        # Both browser ends at fds >= 10, so placing them at 3 and 4 cannot overwrite one with the other.
-        r = fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10)
-        w = fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10)
-        os.close(to_browser)
-        os.close(from_browser)
-        command = [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                   "--no-default-browser-check", "--disable-extensions", "--remote-debugging-pipe",
-                   f"--user-data-dir={self.profile}", "--window-size=1600,1000", "about:blank"]
-        self.proc = subprocess.Popen(["bash", "-c", f'exec "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-', "chromium", *command],
-                                     pass_fds=(r, w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        os.close(r)
-        os.close(w)
-        self._buffer = b""
-        self._id = 0
-        self.session = ""
-        pages = [t for t in self.send("Target.getTargets", browser=True)["targetInfos"] if t["type"] == "page"]
-        target = pages[0]["targetId"] if pages else self.send("Target.createTarget", {"url": "about:blank"},
-                                                               browser=True)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 browser=True)["sessionId"]
-        self.send("Page.enable")
         script = "".join(f"localStorage.setItem({json.dumps(k)}, {json.dumps(v)});" for k, v in UI_STATE.items())
-        self.send("Page.addScriptToEvaluateOnNewDocument", {"source": f"try {{ {script} }} catch (e) {{}}"})
-
-    def send(self, method: str, params: dict | None = None, browser: bool = False, timeout: float = 60) -> dict:
-        self._id += 1
-        message = {"id": self._id, "method": method, "params": params or {}}
-        if self.session and not browser:
-            message["sessionId"] = self.session
-        os.write(self._out, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                answer = json.loads(raw)
-                if answer.get("id") == self._id:
-                    if "error" in answer:
-                        raise RuntimeError(f"{method}: {answer['error']}")
-                    return answer.get("result", {})
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._in], [], [], left)[0]:
-                raise TimeoutError(f"chromium did not answer {method} within {timeout:.0f} s")
-            chunk = os.read(self._in, 1 << 20)
-            if not chunk:
-                raise RuntimeError(f"chromium exited ({self.proc.poll()}) during {method}")
-            self._buffer += chunk
-
-    def eval(self, expression: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True})
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails'].get('text')}")
-        return result["result"].get("value")
-
-    def open(self, url: str, width: int, height: int) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
-                                                         "mobile": False})
-        self.send("Page.navigate", {"url": "about:blank"})  # a full load per page: no state from the one before
-        self.send("Page.navigate", {"url": url})
-
-    def wait_for(self, expression: str, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.eval(f"(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not appear within {timeout:.0f} s")
-            time.sleep(0.5)
-
-    def settle(self, quiet: float = 1.5, timeout: float = 30) -> None:
-        """Wait until the page stops changing for `quiet` seconds (data loaded, tables and charts drawn)."""
-        probe = "document.body ? document.body.innerText.length + ':' + document.getElementsByTagName('*').length : ''"
-        deadline = time.monotonic() + timeout
-        last, since = self.eval(probe), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            now = self.eval(probe)
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return
-
-    def mouse_move(self, x: float, y: float) -> None:
-        self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
-
-    def key(self, name: str) -> None:
-        for kind in ("keyDown", "keyUp"):
-            self.send("Input.dispatchKeyEvent", {"type": kind, "key": name, "code": name,
-                                                 "windowsVirtualKeyCode": 27 if name == "Escape" else 0})
-
-    def type_into(self, selector: str, text: str) -> bool:
-        """Replace the text of an input as typing would (React sees the change); False if there is no such input."""
-        found = self.eval(f"(() => {{ const i = document.querySelector({json.dumps(selector)}); if (!i) return false;"
-                          "i.focus(); i.select(); return true; })()")
-        if found:
-            self.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "Backspace", "code": "Backspace",
-                                                 "windowsVirtualKeyCode": 8})
-            self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Backspace", "code": "Backspace",
-                                                 "windowsVirtualKeyCode": 8})
-            if text:
-                self.send("Input.insertText", {"text": text})
-            self.eval("document.activeElement && document.activeElement.blur()")
-        return bool(found)
+        super().__init__(binary, init_script=script)
 
     def widen_column(self, header: str, pixels: int) -> None:
         """Drag the right edge of a table column's header (the runs table is an ag-grid)."""
@@ -495,20 +388,6 @@ class Browser:
             time.sleep(0.03)
         self.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x + pixels, "y": y, "button": "left",
                                                "buttons": 0, "clickCount": 1})
-
-    def screenshot(self, path: Path) -> None:
-        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"]))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
-            self.send("Browser.close", browser=True, timeout=10)  # asked first; killed below if it did not go
-            self.proc.wait(timeout=10)
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        os.close(self._in)
-        os.close(self._out)
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def shrink(path: Path, limit: int) -> int:

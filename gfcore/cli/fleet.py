@@ -75,6 +75,18 @@ def cmd_export(args: argparse.Namespace) -> None:
         print("\n".join(f"wrote {f}" for f in files))
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from gfcore.fleet.report import EXPERIMENT, write
+
+    out, run_id = write(Path(args.output), log=args.log, customer=args.customer, task=args.task, days=args.days)
+    if args.json:
+        print(json.dumps({"file": str(out), "run_id": run_id, "experiment": EXPERIMENT if run_id else None}))
+        return
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opens without network)")
+    if run_id:
+        print(f"logged as artifact {out.name} of run {run_id} in experiment {EXPERIMENT}")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("metrics", help="the fleet view: every site's models and figures over time")
     group = p.add_subparsers(dest="metrics_command", required=True)
@@ -113,3 +125,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--customer")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_export)
+
+    r = group.add_parser("report", help="one self-contained HTML page: summary, trends, accuracy vs latency")
+    r.add_argument("-o", "--output", default="fleet.html", metavar="FILE.html")
+    r.add_argument("--log", action="store_true", help="also record it as an artifact in experiment guardianflow/fleet")
+    r.add_argument("--customer")
+    r.add_argument("--task")
+    r.add_argument("--days", type=int, default=30, help="runs and failed runs counted over these days (30)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_report)

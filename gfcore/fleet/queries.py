@@ -142,6 +142,25 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
                                            for k in ("eval.split", "eval.dataset_digest"))
 
 
+def champions(customer: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
+    """Every champion, the trained model's and each variant's (`__openvino_int8`, ...), with its figures: what the
+    sites could serve, for accuracy against latency."""
+    c = client()
+    out = []
+    for m in sorted(registered_models(c, customer, task), key=lambda m: m.name):
+        champ = _version(c, m.name, (m.aliases or {}).get(CHAMPION))
+        if champ is None:
+            continue
+        base, _, variant = m.name.partition("__")
+        out.append({"site": _site_from_name(base), "task": m.tags.get("task.type") or base.rsplit(".", 1)[-1],
+                    "model": base, "variant": variant or "pytorch_fp32", "version": str(champ.version),
+                    "det_mAP50": _num(champ.tags, "det.mAP50"), "det_mAP50_95": _num(champ.tags, "det.mAP50_95"),
+                    "latency_p50_ms": _num(champ.tags, "sys.latency_p50_ms"),
+                    "latency_p95_ms": _num(champ.tags, "sys.latency_p95_ms"),
+                    "eval_split": champ.tags.get("eval.split")})
+    return out
+
+
 def _tracking(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | None, float | None]:
     """HOTA and IDF1 of the newest finished infer run that measured the model of `source_run_id`."""
     runs = c.search_runs([experiment_id], max_results=1, order_by=["attributes.end_time DESC"],

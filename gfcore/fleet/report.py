@@ -8,8 +8,10 @@ is also an artifact of a run in the `guardianflow/fleet` experiment, so the MLfl
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,10 @@ def write(out: Path, log: bool = False, **kwargs: Any) -> tuple[Path, str | None
     page, shown = build(**kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
-    return out, (_log(out, shown, kwargs) if log else None)
+    if not log:
+        return out, None
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints "View run ..." for a server: keep stdout for --json
+        return out, _log(out, shown, kwargs)
 
 
 def _log(out: Path, shown: dict[str, Any], kwargs: dict[str, Any]) -> str:

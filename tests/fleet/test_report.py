@@ -12,7 +12,6 @@ import mlflow
 import pytest
 
 from gfcore import cli
-from gfcore.fleet import report
 from tests.fleet.seed import seed
 
 

@@ -118,10 +118,72 @@ def test_every_dashboard_query_returns_rows(stack, monkeypatch):
             conn.execute("delete from runs")
     assert all(results.values()), [title for title, rows in results.items() if not rows]
     [failed] = results["Failed and killed runs"]
-    assert failed[3] == "FAILED" and "an injected failure" in failed[4]
-    [(variant, latency, runs)] = results["Batch-1 latency by backend and precision"]
-    assert variant == "pytorch fp32" and latency > 0 and runs == 1
-    assert results["Champion and candidate per registered model"][0][:2] == ("demo.local-plant1.yard.ppe", 1)
+    assert failed[4] == "FAILED" and "an injected failure" in failed[5]
+    [(variant, mean, best, runs)] = results["Batch-1 latency p50 by backend and precision (ms)"]
+    assert variant == "pytorch_fp32" and mean >= best > 0 and runs == 2  # the train run measured it, then infer
+    [site_model] = results["Site models: champion, figures, latency, candidate, runs (30 days)"]
+    assert site_model[:4] == ("demo/local-plant1/yard", "ppe", "demo.local-plant1.yard.ppe", "1")
+
+
+def _panel_rows(stack, title: str) -> list[dict]:
+    dashboard = json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
+    [panel] = [p for p in dashboard["panels"] if p["title"].startswith(title)]
+    with _pg(stack, "grafana_ro", "GRAFANA_DB_PASSWORD") as conn:
+        cursor = conn.execute(panel["targets"][0]["rawSql"])
+        names = [c.name for c in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        (x is None and y is None) or (isinstance(x, float) and isinstance(y, (int, float))
+                                      and y == pytest.approx(x, rel=1e-9, abs=0.002)) or x == y
+        for x, y in ((a[k], b[k]) for k in a))
+
+
+def test_grafana_panels_equal_the_fleet_commands(stack, capsys):
+    """The panels' SQL, run as grafana_ro on the stack's PostgreSQL, gives what `guardianflow metrics summary
+    --json`, `trend --json` and `compare --by backend --latency --json` print for the same store."""
+    from datetime import datetime, timezone
+
+    from gfcore import cli
+    from gfcore.registry.lifecycle import promote
+    from tests.fleet.seed import seed
+
+    seed(mlflow.MlflowClient())  # two more sites: candidates on and off the champion's basis, a variant, tracking
+    promote("acme.r-p1.gate.ppe", version="2")  # a promotion (gf.promoted_at), the old champion to rollback
+    capsys.readouterr()  # MLflow's "View run ..." lines of the seeding
+
+    def command(*args):
+        assert cli.main(["metrics", *args, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    summary = command("summary")
+    panel = _panel_rows(stack, "Site models")
+    key = lambda r: (r["site"], r["task"] or "", r["model"] or "")  # noqa: E731
+    assert {("acme/r-p1/gate", "ppe", "acme.r-p1.gate.ppe"), ("beta/r-p1/dock", "fire", "")} <= set(map(key, summary))
+    assert sorted(map(key, panel)) == sorted(map(key, summary))
+    for want, got in zip(sorted(summary, key=key), sorted(panel, key=key)):
+        assert _same(want, got), (want, got)
+    acme = next(r for r in panel if r["model"] == "acme.r-p1.gate.ppe")
+    assert (acme["champion"], acme["deployed"], acme["hota"]) == ("2", "__openvino_int8", 0.7)
+
+    trend = command("trend", "--metric", "det.mAP50", "--days", "90")
+    points = {(r["metric"], r["time"].astimezone(timezone.utc).date().isoformat()): r["det.mAP50"]
+              for r in _panel_rows(stack, "det.mAP50 per site")}
+    assert points == pytest.approx({(f"{r['site']} {r['task']}", r["day"]): r["det.mAP50"] for r in trend})
+    assert len(points) >= 8
+
+    latency = command("compare", "--by", "backend", "--latency")
+    bars = _panel_rows(stack, "Batch-1 latency")
+    assert [{"backend": r["backend"], "mean": r["mean"], "best": r["best"], "count": r["count"]} for r in bars] == \
+        [pytest.approx(r) for r in latency] and "openvino_int8" in {r["backend"] for r in bars}
+
+    failed = _panel_rows(stack, "Failed and killed")
+    for row in summary:
+        recent = [f for f in failed if (f["site"], f["task"] or None) == (row["site"], row["task"]) and
+                  f["status"] == "FAILED" and (datetime.now(timezone.utc) - f["time"]).days < 30]
+        assert len(recent) == row["failed_runs"], row
 
 
 def test_fault_cases(stack, monkeypatch):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,9 @@ def export(out_dir: Path, fmt: str = "parquet", history: bool = False, customer:
     c = client()
     experiments = site_experiments(c, customer)
     by_id = {v: k for k, v in experiments.items()}
-    rows, histories = [], []
-    for run in iter_runs(c, list(by_id), ""):
-        rows.append(run_row(run, by_id[run.info.experiment_id]))
-        if history:
-            histories += _history(c, run)
+    runs = list(iter_runs(c, list(by_id), ""))
+    rows = [run_row(run, by_id[run.info.experiment_id]) for run in runs]
+    histories = _histories(c, runs) if history else []
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = pd.DataFrame(rows, columns=_columns(rows))
     for col in ("start_time", "end_time"):
@@ -63,14 +62,45 @@ def run_row(run: Any, experiment: str) -> dict[str, Any]:
     return row
 
 
-def _history(c: Any, run: Any) -> list[tuple]:
-    out = []
-    for key in run.data.metrics:
-        if not key.startswith(FIGURE_PREFIXES + ("train.", "lr.")):
-            continue
-        out += [(run.info.run_id, key, m.step, m.timestamp, m.value)
-                for m in c.get_metric_history(run.info.run_id, key)]
-    return out
+def _histories(c: Any, runs: list[Any]) -> list[tuple]:
+    """Every (run, key) history: one call each (MLflow's API), several in flight against a server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _analyze_sqlite()
+    wanted = [(run.info.run_id, key) for run in runs for key in run.data.metrics
+              if key.startswith(FIGURE_PREFIXES + ("train.", "lr."))]
+
+    def one(item: tuple[str, str]) -> list[tuple]:
+        run_id, key = item
+        return [(run_id, key, m.step, m.timestamp, m.value) for m in c.get_metric_history(run_id, key)]
+
+    with ThreadPoolExecutor(1 if _sqlite_path() else 8) as pool:
+        return [row for rows in pool.map(one, wanted) for row in rows]
+
+
+def _sqlite_path() -> str | None:
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+
+
+def _analyze_sqlite() -> None:
+    """Give SQLite's planner statistics once (ANALYZE) if the store has none. Without them it reads a metric's
+    history through the (key, timestamp, ...) primary key, scanning that key's rows of every run: a history read
+    took 8.6 ms at 10,000 runs against 0.03 ms with statistics. ANALYZE changes no data (it fills sqlite_stat1);
+    the MLflow UI's charts read histories the same way and gain too."""
+    import logging
+    import sqlite3
+
+    path = _sqlite_path()
+    if not path:
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is None:
+            logging.getLogger(__name__).info("giving %s query-planner statistics (ANALYZE, once)", path)
+            db.execute("ANALYZE")
+            db.commit()
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -20,6 +20,7 @@ Results are printed and written to bench/RESULTS.md (section "fleet scale").
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -46,13 +47,14 @@ def sites() -> list[str]:
     return [f"{c}/eu-plant{p}/zone{p}" for c in CUSTOMERS for p in range(1, 6)]
 
 
-def seed(n_runs: int, threads: int = 1, rng: random.Random | None = None) -> dict[str, int]:
-    """Seed `n_runs` runs and the registered models; returns what was written."""
+def seed(n_runs: int, store_uri: str | None = None, rng: random.Random | None = None) -> dict[str, int]:
+    """Seed `n_runs` runs and the registered models through MLflow's client on `store_uri` (default: the tracking
+    URI); returns what was written."""
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
     rng = rng or random.Random(7)
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(store_uri, store_uri)
     experiments = {s: client.create_experiment(s) for s in sites()}
     now = int(time.time() * 1000)
     plan = []
@@ -97,7 +99,7 @@ def seed(n_runs: int, threads: int = 1, rng: random.Random | None = None) -> dic
         client.set_terminated(run_id, status, end_time=end)
         return site, task, kind, f"{backend}_{precision}", run_id, metrics
 
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(2) as pool:
         done = list(pool.map(one, plan))
 
     versions = 0
@@ -154,7 +156,7 @@ def measure(rounds: int, out: Path, history: bool) -> dict[str, float]:
 
 @contextmanager
 def store(kind: str):
-    """A fresh, empty store of `kind`: (tracking URI, what it is)."""
+    """A fresh, empty store of `kind`: (the URI to seed through, what the queries use)."""
     import mlflow
 
     if kind == "sqlite":
@@ -164,11 +166,23 @@ def store(kind: str):
                 mlflow.set_tracking_uri(uri)
                 yield uri, "sqlite file"
         return
-    from bench.logging_cost import tracking_server
+    from gfcore.stack import local
 
-    with tracking_server(None) as (uri, what):
-        mlflow.set_tracking_uri(uri)
-        yield uri, what
+    with tempfile.TemporaryDirectory(prefix="gf-bench-stack-", dir="/tmp") as tmp:
+        os.chmod(tmp, 0o755)  # PostgreSQL runs as its own user and must reach its data folder
+        folder = Path(tmp) / "stack"
+        env = local.up(folder)
+        try:
+            secret, ports = local.load_secrets(folder), json.loads((folder / "run" / "ports.json").read_text())
+            # Seeding goes through MLflow's store on the stack's PostgreSQL (what the server itself runs), not
+            # 30,000 HTTP requests; the queries go through the server, as a user's do.
+            db = f"postgresql://mlflow:{secret['MLFLOW_DB_PASSWORD']}@127.0.0.1:{ports['postgres']}/mlflow"
+            with mock.patch.dict(os.environ, env):
+                mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+                yield db, ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, MLflow server with basic auth, "
+                           "2 workers)")
+        finally:
+            local.down(folder, purge=True)
 
 
 def main() -> None:
@@ -184,9 +198,9 @@ def main() -> None:
     seeded: dict[tuple[str, int], str] = {}
     for kind in args.stores:
         for n in args.sizes:
-            with store(kind) as (_, what), tempfile.TemporaryDirectory() as out:
+            with store(kind) as (seed_uri, what), tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
-                written = seed(n, threads=1 if kind == "sqlite" else 4)
+                written = seed(n, seed_uri)
                 seeded[(kind, n)] = (f"{written['runs']} runs, {written['registered_models']} registered models, "
                                      f"{written['versions']} versions, seeded in {time.perf_counter() - t0:.0f} s")
                 print(f"{kind} {n}: {seeded[(kind, n)]} ({what})", flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.errors import ConfigError
-from gfcore.fleet.queries import client, iter_runs, site_experiments
+from gfcore.fleet.queries import bulk_read, client, iter_runs, site_experiments
 
 FIGURE_PREFIXES = ("det.", "sys.", "mot.", "val.", "original.", "comparison.", "best.")
 RUN_COLUMNS = ("run_id", "run_name", "experiment", "customer", "region", "plant", "zone", "task", "exp_type",
@@ -17,6 +17,7 @@ RUN_COLUMNS = ("run_id", "run_name", "experiment", "customer", "region", "plant"
                "source_run_id", "error")
 
 
+@bulk_read
 def export(out_dir: Path, fmt: str = "parquet", history: bool = False, customer: str | None = None) -> list[Path]:
     """runs.{parquet,csv} (and history.{parquet,csv}) in `out_dir`; returns the files written."""
     import pandas as pd

@@ -7,6 +7,8 @@ reads one version per alias instead of runs and their histories.
 
 from __future__ import annotations
 
+import functools
+import gc
 import math
 import time
 from collections import defaultdict
@@ -49,6 +51,25 @@ class SiteModel:
         return asdict(self)
 
 
+def bulk_read(fn: Any) -> Any:
+    """Python's cyclic garbage collector off while a query reads runs. MLflow builds some 20 objects per run it
+    returns, and each collection rescans every live one: with it on, reading 10,000 runs took 2.2-2.8x as long
+    and grew faster than the runs (bench/fleet_scale.py). Nothing read here is cyclic garbage worth chasing
+    mid-read; collection resumes when the query returns."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return wrapper
+
+
 def client() -> Any:
     import mlflow
 
@@ -87,6 +108,7 @@ def registered_models(mlflow_client: Any, customer: str | None = None, task: str
             return out
 
 
+@bulk_read
 def summary(customer: str | None = None, task: str | None = None, days: int = 30) -> list[SiteModel]:
     """One row per site model, plus sites with runs but no registered model."""
     c = client()
@@ -142,6 +164,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
                                            for k in ("eval.split", "eval.dataset_digest"))
 
 
+@bulk_read
 def champions(customer: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
     """Every champion, the trained model's and each variant's (`__openvino_int8`, ...), with its figures: what the
     sites could serve, for accuracy against latency."""
@@ -192,6 +215,7 @@ def _run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | 
             return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
+@bulk_read
 def trend(metric: str, customer: str | None = None, task: str | None = None, days: int = 90,
           by: str = "day") -> list[dict[str, Any]]:
     """`metric` per site and task over time: per day or week, the mean over the finished runs that logged it
@@ -227,6 +251,7 @@ def trend(metric: str, customer: str | None = None, task: str | None = None, day
 GROUPS = {"architecture": "model.architecture", "backend": "backend.name", "site": None, "task": "task.type"}
 
 
+@bulk_read
 def compare(by: str, metric: str = "det.mAP50", days: int | None = None, customer: str | None = None,
             lower_is_better: bool = False) -> list[dict[str, Any]]:
     """`metric` grouped by architecture, backend, site or task: mean, best and count over finished runs."""

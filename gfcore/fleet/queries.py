@@ -12,6 +12,7 @@ import gc
 import math
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +71,12 @@ def bulk_read(fn: Any) -> Any:
     return wrapper
 
 
+def _local_store() -> bool:
+    import mlflow
+
+    return not mlflow.get_tracking_uri().startswith(("http://", "https://", "databricks"))
+
+
 def client() -> Any:
     import mlflow
 
@@ -122,15 +129,21 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
             variants[m.name.split("__", 1)[0]].append(m)
     since = int(time.time() * 1000) - days * DAY_MS
     counts = _run_counts(c, experiments, since, task)
-    rows = []
+    bases.sort(key=lambda m: m.name)
+    rows = [SiteModel(site=m.tags.get("gf.path", "").rsplit("/", 1)[0] or _site_from_name(m.name),
+                      task=m.tags.get("task.type"), model=m.name) for m in bases]
+
+    def fill(i: int) -> None:
+        _fill_champion(c, rows[i], bases[i], variants.get(bases[i].name, []), experiments.get(rows[i].site))
+
+    # A few reads per model (its aliases' versions, the tracking run): in parallel against a server, where each is
+    # a round trip; one at a time on a local file, where threads only contend.
+    with ThreadPoolExecutor(1 if _local_store() else 8) as pool:
+        list(pool.map(fill, range(len(rows))))
     seen_sites: set[tuple[str, str | None]] = set()
-    for m in sorted(bases, key=lambda m: m.name):
-        site = m.tags.get("gf.path", "").rsplit("/", 1)[0] or _site_from_name(m.name)
-        row = SiteModel(site=site, task=m.tags.get("task.type"), model=m.name)
-        _fill_champion(c, row, m, variants.get(m.name, []), experiments.get(site))
-        row.runs, row.failed_runs = counts.get((site, row.task), (0, 0))
-        seen_sites.add((site, row.task))
-        rows.append(row)
+    for row in rows:
+        row.runs, row.failed_runs = counts.get((row.site, row.task), (0, 0))
+        seen_sites.add((row.site, row.task))
     for (site, run_task), (runs, failed) in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if (site, run_task) not in seen_sites:
             rows.append(SiteModel(site=site, task=run_task, model=None, runs=runs, failed_runs=failed))

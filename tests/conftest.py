@@ -46,12 +46,15 @@ def runs_of(uri: str, experiment: str = "demo/local-plant1/yard") -> list:
     return mlflow.search_runs(experiment_names=[experiment], output_format="list", order_by=["start_time ASC"])
 
 
-def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
-    """Run `python -m entrypoints.<args>` from the repo root as a user would, against `uri`."""
+def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, audit: Path | None = None,
+                   **env) -> subprocess.CompletedProcess:
+    """Run `python -m entrypoints.<args>` from the repo root as a user would, against `uri`. With `audit`, the
+    processes it starts and the heavy modules it imports are written there (tests/audit.py)."""
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **env}
     full_env.pop("MLFLOW_RUN_ID", None)
     full_env.pop("PYTEST_CURRENT_TEST", None)
-    return subprocess.run([sys.executable, "-m", *args, f"hydra.run.dir={cwd}/outputs"], cwd=REPO, env=full_env,
+    runner = [sys.executable, "-m", "tests.audit", str(audit)] if audit else [sys.executable, "-m"]
+    return subprocess.run([*runner, *args, f"hydra.run.dir={cwd}/outputs"], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

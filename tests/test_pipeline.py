@@ -3,6 +3,7 @@ step, a failing step and its resume, and bad input refused before anything start
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -13,8 +14,8 @@ from tests.conftest import artifact_paths, run_entrypoint, run_project, runs_of
 FAST = ["scenario=smoke", "train.epochs=1", "tracking.system_metrics=false"]
 
 
-def _pipeline(uri, tmp_path, *overrides, expect_rc=0):
-    proc = run_entrypoint(["entrypoints.full_pipeline", *FAST, *overrides], uri, tmp_path, timeout=900)
+def _pipeline(uri, tmp_path, *overrides, expect_rc=0, audit=None):
+    proc = run_entrypoint(["entrypoints.full_pipeline", *FAST, *overrides], uri, tmp_path, timeout=900, audit=audit)
     assert proc.returncode == expect_rc, proc.stderr[-3000:]
     return proc
 
@@ -53,8 +54,13 @@ def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
     assert summary[2].startswith("openvino_fp32,") and "demo.local-plant1.yard.ppe__openvino_fp32,1," in summary[2]
     _check_records(parent, train, quant, infers, proc.stdout, tmp_path)
 
-    # The same command again: every step is reused, nothing is trained or exported again.
-    _pipeline(mlflow_store, tmp_path / "again", "pipeline.quant_backends=[openvino_fp32]")
+    # The same command again: every step is reused, nothing is trained or exported again, and the parent decides
+    # each reuse itself: no `mlflow run` child process is started.
+    audit = tmp_path / "audit.json"
+    _pipeline(mlflow_store, tmp_path / "again", "pipeline.quant_backends=[openvino_fp32]", audit=audit)
+    started = json.loads(audit.read_text())["processes"]
+    steps = [p for p in started if "entrypoints." in " ".join(p) or ("mlflow" in " ".join(p) and "run" in p)]
+    assert not steps, steps  # (the git and uname probes some libraries make are not steps)
     runs = runs_of(mlflow_store)
     assert len(runs) == 6 and len(_by_type(runs, "train")) == 1
     second = _by_type(runs, "pipeline")[-1]

@@ -166,23 +166,16 @@ def store(kind: str):
                 mlflow.set_tracking_uri(uri)
                 yield uri, "sqlite file"
         return
+    from bench.logging_cost import STACK, temporary_stack
     from gfcore.stack import local
 
-    with tempfile.TemporaryDirectory(prefix="gf-bench-stack-", dir="/tmp") as tmp:
-        os.chmod(tmp, 0o755)  # PostgreSQL runs as its own user and must reach its data folder
-        folder = Path(tmp) / "stack"
-        env = local.up(folder)
-        try:
-            secret, ports = local.load_secrets(folder), json.loads((folder / "run" / "ports.json").read_text())
-            # Seeding goes through MLflow's store on the stack's PostgreSQL (what the server itself runs), not
-            # 30,000 HTTP requests; the queries go through the server, as a user's do.
-            db = f"postgresql://mlflow:{secret['MLFLOW_DB_PASSWORD']}@127.0.0.1:{ports['postgres']}/mlflow"
-            with mock.patch.dict(os.environ, env):
-                mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-                yield db, ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, MLflow server with basic auth, "
-                           "2 workers)")
-        finally:
-            local.down(folder, purge=True)
+    with temporary_stack() as (folder, env):
+        secret, ports = local.load_secrets(folder), json.loads((folder / "run" / "ports.json").read_text())
+        # Seeding goes through MLflow's store on the stack's PostgreSQL (what the server itself runs), not 30,000
+        # HTTP requests; the queries go through the server, as a user's do.
+        db = f"postgresql://mlflow:{secret['MLFLOW_DB_PASSWORD']}@127.0.0.1:{ports['postgres']}/mlflow"
+        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+        yield db, STACK
 
 
 def main() -> None:

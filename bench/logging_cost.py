@@ -126,11 +126,12 @@ def request_floor(uri: str, n: int = 10) -> tuple[float, float]:
     return out[0], out[1]
 
 
+STACK = "`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, MLflow server with basic auth, 2 workers)"
+
+
 @contextmanager
-def tracking_server(uri: str | None):
-    if uri:
-        yield uri, "a running server (--uri)"
-        return
+def temporary_stack():
+    """A local stack in a temporary folder, its client environment set while in use: (folder, env)."""
     from gfcore.stack import local
 
     with tempfile.TemporaryDirectory(prefix="gf-bench-stack-", dir="/tmp") as tmp:
@@ -139,10 +140,18 @@ def tracking_server(uri: str | None):
         env = local.up(folder)
         try:
             with mock.patch.dict(os.environ, env):  # restored afterwards
-                yield env["MLFLOW_TRACKING_URI"], ("`guardianflow stack` on 127.0.0.1 (PostgreSQL, SeaweedFS, "
-                                                   "MLflow server with basic auth, 2 workers)")
+                yield folder, env
         finally:
             local.down(folder, purge=True)
+
+
+@contextmanager
+def tracking_server(uri: str | None):
+    if uri:
+        yield uri, "a running server (--uri)"
+        return
+    with temporary_stack() as (_, env):
+        yield env["MLFLOW_TRACKING_URI"], STACK
 
 
 def main() -> None:

@@ -61,11 +61,7 @@ class Browser:
         os.write(self._out, json.dumps(message).encode() + b"\0")
         deadline = time.monotonic() + timeout
         while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                answer = json.loads(raw)
-                if "method" in answer and "id" not in answer:
-                    self.events.append(answer)
+            for answer in self._messages():
                 if answer.get("id") == self._id:
                     if "error" in answer:
                         raise RuntimeError(f"{method}: {answer['error']}")
@@ -92,12 +88,18 @@ class Browser:
             if not chunk:
                 break
             self._buffer += chunk
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                message = json.loads(raw)
-                if "method" in message and "id" not in message:
-                    self.events.append(message)
+            for _ in self._messages():
+                pass
         return self.events
+
+    def _messages(self):
+        """The complete messages read so far (each ends in NUL); events are also kept in `events`."""
+        while b"\0" in self._buffer:
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            message = json.loads(raw)
+            if "method" in message and "id" not in message:
+                self.events.append(message)
+            yield message
 
     def eval(self, expression: str):
         result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,

@@ -41,8 +41,8 @@ td.bad { color: #b00020; font-weight: 600; } .charts { display: flex; flex-wrap:
 
 
 def build(customer: str | None = None, task: str | None = None, days: int = 30, trend_days: int = 90,
-          alerts: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
-    """The page and what it shows (the summary rows, trend points and champions, for the run's metrics)."""
+          alerts: list[dict[str, Any]] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The page and its summary rows (for the logged run's counts and table)."""
     rows = [r.as_dict() for r in queries.summary(customer, task, days)]
     try:
         points = queries.trend("det.mAP50", customer, task, trend_days, "day") if rows else []
@@ -54,27 +54,26 @@ def build(customer: str | None = None, task: str | None = None, days: int = 30, 
     if any(c["latency_p50_ms"] is not None and c["det_mAP50"] is not None for c in champions):
         charts.append(_accuracy_latency_chart(champions))
     page = _page(rows, charts, alerts, customer, task, days)
-    return page, {"rows": rows, "trend": points, "champions": champions, "charts": len(charts)}
+    return page, rows
 
 
 def write(out: Path, log: bool = False, **kwargs: Any) -> tuple[Path, str | None]:
     """Write the page to `out`; with `log`, record it in the `guardianflow/fleet` experiment. Returns the file and
     the run id (None without `log`)."""
-    page, shown = build(**kwargs)
+    page, rows = build(**kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     if not log:
         return out, None
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints "View run ..." for a server: keep stdout for --json
-        return out, _log(out, shown, kwargs)
+        return out, _log(out, rows, kwargs)
 
 
-def _log(out: Path, shown: dict[str, Any], kwargs: dict[str, Any]) -> str:
+def _log(out: Path, rows: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
     import mlflow
 
     from gfcore.tracking.experiments import ensure_experiment
 
-    rows = shown["rows"]
     client = mlflow.MlflowClient()
     scope = " ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None and k in ("customer", "task"))
     run = client.create_run(ensure_experiment(EXPERIMENT, EXPERIMENT_DESCRIPTION),

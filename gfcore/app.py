@@ -32,14 +32,18 @@ def run_app(work: Callable[[Config], T], cfg: DictConfig) -> T | float:
 
     In a Hydra multirun (a sweep) a job never exits the process: it returns the value of `sweep.metric`
     its run logged, or NaN when it failed (its run is then FAILED), so the sweeper goes on."""
+    from gfcore import gcpolicy
     from gfcore.tracking.run import fail_env_run, sigterm_raises
 
+    gcpolicy.starting()  # until the run is owned (gfcore.tracking.run)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if _in_multirun():
         return _run_job(work, cfg)
     try:
         with sigterm_raises():  # also before and after the run is owned: SIGTERM unwinds, never just kills
-            return work(to_typed(cfg))
+            result = work(to_typed(cfg))
+        gcpolicy.exiting()
+        return result
     except GuardianFlowError as exc:
         fail_env_run(exc)
         print(f"\nguardianflow: error: {exc}", file=sys.stderr)

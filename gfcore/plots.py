@@ -121,9 +121,54 @@ def metric_per_variant(values: list[tuple[str, float]], metric: str, best: str |
     return out
 
 
+def _cached(name: str, inputs: object, out: Path) -> tuple[Path, Path | None]:
+    """(the cache entry of a chart drawn by this module from `inputs`, `out` when it was copied from there).
+
+    A pipeline rerun whose steps are all reused publishes the same chart again: copying it spares importing
+    matplotlib and drawing (about 0.7 s). The key covers the inputs and this module's code."""
+    import hashlib
+    import json
+    import shutil
+
+    from gfcore.paths import cache_dir
+
+    key = hashlib.sha256(Path(__file__).read_bytes() + json.dumps([name, inputs], default=str).encode()).hexdigest()
+    entry = cache_dir() / "charts" / f"{key[:32]}.png"
+    if entry.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry, out)
+        return entry, out
+    return entry, None
+
+
+def _keep(out: Path, entry: Path) -> None:
+    """Store a drawn chart as its cache entry (written aside and renamed: parallel writers never see half)."""
+    import os
+    import shutil
+    import tempfile
+
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(out, tmp)
+        os.replace(tmp, entry)
+    except OSError:  # a read-only or full cache only costs the next rerun a drawing
+        pass
+
+
 def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str = "det.mAP50") -> Path:
     """Each variant at (batch-1 latency p50, accuracy): up and to the left is better. Both axes start at zero
     and accuracy spans 0..1, so distances on the chart are the real ones."""
+    entry, copied = _cached("accuracy_vs_latency", [points, metric], out)
+    if copied is not None:
+        return copied
+    _draw_accuracy_vs_latency(points, out, metric)
+    _keep(out, entry)
+    return out
+
+
+def _draw_accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     top = max(latency for _, latency, _ in points)
@@ -140,7 +185,6 @@ def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metri
     ax.grid(alpha=0.3)
     _save(fig, out)
     plt.close(fig)
-    return out
 
 
 def _is_score(metric: str) -> bool:

@@ -8,6 +8,7 @@ finished run in the experiment with the same key is reused instead of launched a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -59,12 +60,18 @@ def compose_step(step: Step) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from gfcore.config import compose, to_typed
-
     try:
-        return to_typed(compose(step.config_overrides()))
+        return _composed(tuple(step.config_overrides()))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"step {step.name}: {str(exc).splitlines()[0]}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _composed(overrides: tuple[str, ...]) -> Any:
+    """Composed once per process: the parent checks each step's config up front and keys it again later."""
+    from gfcore.config import compose, to_typed
+
+    return to_typed(compose(list(overrides)))
 
 
 def step_key(step: Step) -> str:

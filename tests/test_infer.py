@@ -18,7 +18,7 @@ from tests.conftest import artifact_paths, run_project, runs_of
 
 BASE = "demo.local-plant1.yard.ppe"
 LATENCY_KEYS = ("latency_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips",
-                "preprocess_ms", "inference_ms", "postprocess_ms")
+                "preprocess_ms", "inference_ms", "inference_stage_ms", "postprocess_ms")
 
 
 def _train_run_id() -> str:
@@ -58,6 +58,8 @@ def test_pt_model_of_a_train_run(trained_store, tmp_path):
         for key in LATENCY_KEYS:
             assert m[f"{prefix}{key}"] > 0, (size, key)
         assert m[f"{prefix}latency_p50_ms"] <= m[f"{prefix}latency_p99_ms"]
+        # The module's own forward, inside Ultralytics' inference stage.
+        assert m[f"{prefix}inference_ms"] < m[f"{prefix}inference_stage_ms"], size
         assert m[f"{prefix}throughput_ips"] == pytest.approx(1000 * size / m[f"{prefix}latency_ms"])
     assert not any(k.startswith("sys.bs1.") for k in m) and "sys.fps" not in m, "one name per figure"
     assert tags["eval.split"] == "test" and "batch 1, 2" in tags["sys.latency_protocol"]

@@ -58,9 +58,10 @@ def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
     # each reuse itself: no `mlflow run` child process is started.
     audit = tmp_path / "audit.json"
     _pipeline(mlflow_store, tmp_path / "again", "pipeline.quant_backends=[openvino_fp32]", audit=audit)
-    started = json.loads(audit.read_text())["processes"]
-    steps = [p for p in started if "entrypoints." in " ".join(p) or ("mlflow" in " ".join(p) and "run" in p)]
+    seen = json.loads(audit.read_text())
+    steps = [p for p in seen["processes"] if "entrypoints." in " ".join(p) or ("mlflow" in " ".join(p) and "run" in p)]
     assert not steps, steps  # (the git and uname probes some libraries make are not steps)
+    assert not seen["imports"], f"a cached rerun needs no deep-learning runtime or plotting: {seen['imports']}"
     runs = runs_of(mlflow_store)
     assert len(runs) == 6 and len(_by_type(runs, "train")) == 1
     second = _by_type(runs, "pipeline")[-1]

@@ -44,6 +44,9 @@ def test_cpu_variant_end_to_end(trained_store, backend):
     for key in ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb"):
         assert math.isfinite(m[key]) and math.isfinite(m[f"original.{key}"]), key
     assert not any(k.startswith("quantized.") for k in m), "one name per figure"
+    # The runtime's own call (ONNX Runtime's session.run, OpenVINO's compiled model) inside Ultralytics' stage.
+    for prefix in ("", "original."):
+        assert 0 < m[f"{prefix}sys.inference_ms"] < m[f"{prefix}sys.inference_stage_ms"], prefix
     for key in ("comparison.accuracy_drop_mAP50", "comparison.accuracy_drop_mAP50_95", "comparison.speedup_ratio",
                 "comparison.compression_ratio"):
         assert math.isfinite(m[key]), key

@@ -47,8 +47,9 @@ def test_columns_without_any_value_are_left_out_and_extra_columns_shown():
 
 
 @pytest.fixture
-def axes(monkeypatch):
-    """The axes of the last chart drawn, captured before it is saved."""
+def axes(monkeypatch, tmp_path):
+    """The axes of the last chart drawn, captured before it is saved (an empty chart cache: every chart is drawn)."""
+    monkeypatch.setenv("GF_CACHE_DIR", str(tmp_path / "cache"))
     seen = []
     real = plots._save
 
@@ -73,6 +74,16 @@ def test_accuracy_axes_are_honest(axes, tmp_path):
                             8: {"latency_p50_ms": 60.0, "latency_p95_ms": 61.0, "throughput_ips": 133}},
                            "x", tmp_path / "c.png")
     assert axes[-1][0][1][0] == 0
+
+
+def test_same_chart_is_copied_not_drawn_again(axes, tmp_path):
+    points = [("pytorch_fp32", 12.3, 0.965), ("openvino_int8", 4.4, 0.968)]
+    first = plots.accuracy_vs_latency(points, tmp_path / "first.png")
+    again = plots.accuracy_vs_latency([tuple(p) for p in points], tmp_path / "again" / "a.png")
+    assert len(axes) == 1, "the second chart came from the cache"
+    assert again.read_bytes() == first.read_bytes()
+    plots.accuracy_vs_latency([points[0], ("openvino_int8", 4.5, 0.968)], tmp_path / "other.png")
+    assert len(axes) == 2, "other figures draw a new chart"
 
 
 def test_legends_stay_off_the_bars(axes, tmp_path):

@@ -23,6 +23,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console() -> int:
+    """The `guardianflow` executable: `main` in a process of its own (gfcore.gcpolicy)."""
+    from gfcore import gcpolicy
+
+    gcpolicy.starting()
+    try:
+        return main()
+    finally:
+        gcpolicy.exiting()
+
+
 def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

@@ -1,5 +1,5 @@
 import sys
 
-from gfcore.cli import main
+from gfcore.cli import console
 
-sys.exit(main())
+sys.exit(console())

@@ -43,8 +43,7 @@ class DatasetInfo:
 def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
     """The dataset of `cfg`: demo data is generated on first use; a YOLO yaml is checked and hashed."""
     if cfg.kind == DataKind.demo:
-        root = demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir)
-        info = _from_yaml(root / "data.yaml", cfg.name, data_hash=demo.demo_manifest(root)["hash"])
+        info = _demo(demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir), cfg.name)
     else:
         info = _from_yaml(Path(cfg.path).expanduser(), cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
     if list(task.classes) != info.names:
@@ -77,6 +76,16 @@ def sequences_folder(cfg: DataConfig) -> Path | None:
 
         return ensure_demo_sequences(cfg.demo, cfg.cache_dir)
     return None
+
+
+def _demo(root: Path, name: str) -> DatasetInfo:
+    """The demo set, read from the layout it is generated with: the same DatasetInfo Ultralytics' check of its
+    yaml gives (a test holds them equal), without importing Ultralytics, torch and OpenCV in a process that
+    may only need to decide that a step is cached."""
+    splits = {split: [root / "images" / split] for split in demo.SPLITS}
+    return DatasetInfo(name=name, data_yaml=(root / "data.yaml").resolve(), root=root.resolve(),
+                       names=list(demo.synthetic.CLASS_NAMES), hash=demo.demo_manifest(root)["hash"],
+                       splits=splits, counts={split: _count_images(p) for split, [p] in splits.items()})
 
 
 def _from_yaml(data_yaml: Path, name: str, data_hash: str | None, cache_dir: str | None = None) -> DatasetInfo:

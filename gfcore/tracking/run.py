@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gfcore import gcpolicy
 from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
 from gfcore.errors import TrackingError
@@ -119,6 +120,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
             if len(_started) == 1:
                 run.log_metrics({"sys.startup_s": round(_process_age_s(), 3)})
+            gcpolicy.started()
             yield run
         except KeyboardInterrupt as exc:
             reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

@@ -106,3 +106,13 @@ def test_classes_must_match_the_task(tmp_path):
     yaml = _yolo_set(tmp_path, names=("person", "vest"))
     with pytest.raises(DataError, match="do not match task.classes"):
         resolve_dataset(DataConfig(kind=DataKind.yolo, path=str(yaml), cache_dir=str(tmp_path)), PPE)
+
+
+def test_demo_info_equals_ultralytics_check_of_its_yaml(tmp_path):
+    """The demo set is described from its own layout (no Ultralytics import): the same as checking its yaml."""
+    from gfcore.data import dataset
+
+    info = resolve_dataset(DataConfig(kind=DataKind.demo, demo=SMALL, cache_dir=str(tmp_path)), PPE)
+    checked = dataset._from_yaml(info.data_yaml, info.name, data_hash=info.hash)
+    assert info == checked
+    assert info.counts == {"train": 6, "val": 3, "test": 3}

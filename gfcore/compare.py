@@ -21,13 +21,13 @@ from gfcore.config.schema import CompareConfig, Config, ExpDesign
 from gfcore.errors import ConfigError
 from gfcore.paths import work_dir
 from gfcore.pipeline import child_arguments
+from gfcore.projects import UPSTREAM_PLACEHOLDER as PLACEHOLDER
 from gfcore.projects import Step, compose_step, run_step
 from gfcore.tracking.run import OwnedRun, owned_run
 
 log = logging.getLogger(__name__)
 
 DESIGNS = ("architectures", "backends", "datasets", "run_ids")
-PLACEHOLDER = "0" * 32  # stands for a run id not known yet, when configs are checked up front
 
 
 @dataclasses.dataclass

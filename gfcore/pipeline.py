@@ -12,7 +12,7 @@ from typing import Any
 from gfcore.config.schema import Config
 from gfcore.errors import ConfigError
 from gfcore.paths import work_dir
-from gfcore.projects import Step, StepResult, compose_step, run_step
+from gfcore.projects import UPSTREAM_PLACEHOLDER, Step, StepResult, compose_step, run_step
 from gfcore.tracking.run import OwnedRun, owned_run
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def full_pipeline(cfg: Config) -> float:
     compose_step(train_step)
     for backend in cfg.pipeline.quant_backends:
         backends.check(compose_step(Step(f"quant {backend}", "quant", scenario, [*overrides, f"backend={backend}"],
-                                         "0" * 32)).backend)
+                                         UPSTREAM_PLACEHOLDER)).backend)
     dataset = resolve_dataset(cfg.data, cfg.task)
 
     with owned_run(cfg, "pipeline", data_hash=dataset.hash) as run, work_dir("gf-pipeline-") as work:

@@ -2,7 +2,8 @@
 
 A step is an entry point with its scenario, overrides and the run it builds on. Before it is launched,
 its key is computed from what decides its result: the entry point, the resolved config (without the
-orchestration sections), the upstream run id, the dataset's content hash and the code version. A
+orchestration sections; the upstream run id is a part of its own), the upstream run id, the dataset's content
+hash and the code version. A
 finished run in the experiment with the same key is reused instead of launched again.
 """
 
@@ -25,6 +26,7 @@ from gfcore.errors import ConfigError, StepError
 log = logging.getLogger(__name__)
 
 CACHE_TAG = "gf.cache_key"
+UPSTREAM_PLACEHOLDER = "0" * 32  # stands for the upstream run id in a step's config while it is not known yet
 # Orchestration settings do not change what a step computes, so they are not part of its key.
 _NOT_IN_KEY = ("pipeline", "sweep", "compare")
 
@@ -75,9 +77,13 @@ def _composed(overrides: tuple[str, ...]) -> Any:
 
 
 def step_key(step: Step) -> str:
+    from dataclasses import replace
+
     from gfcore.config.compose import to_container
 
-    cfg = compose_step(step)
+    # The upstream run id is a part of the key of its own, so the config is composed with the placeholder in its
+    # place: the same composition as the up-front check, shared by every step of an entry point (the infer steps).
+    cfg = compose_step(replace(step, source_run_id=UPSTREAM_PLACEHOLDER) if step.source_run_id else step)
     resolved = {k: v for k, v in to_container(cfg).items() if k not in _NOT_IN_KEY}
     blob = json.dumps({"entry": step.entry, "config": resolved, "upstream": step.source_run_id or "",
                        "data": _data_hash(cfg, resolved), "code": code_version()}, sort_keys=True)

@@ -33,3 +33,7 @@ class RegistryError(GuardianFlowError):
 
 class StepError(GuardianFlowError):
     """A child run of a pipeline or comparison failed; the steps before it are kept (and reused on a rerun)."""
+
+
+class NotifyError(GuardianFlowError):
+    """A notification receiver that cannot be reached or refuses what GuardianFlow sends."""

@@ -9,7 +9,7 @@ import sys
 from gfcore import __version__
 from gfcore.errors import GuardianFlowError
 
-GROUPS = ("scenario", "registry", "fleet", "mot", "legacy", "stack")
+GROUPS = ("scenario", "registry", "fleet", "alerts", "mot", "legacy", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)  # a command returns an exit status where it has one of its own
     except (GuardianFlowError, HydraException, OmegaConfBaseException) as exc:
         # Hydra's composition errors (unknown option, wrong type) already say what is wrong.
         cause = f"\n{exc.__cause__}" if exc.__cause__ else ""
@@ -49,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("guardianflow: stopped (Ctrl-C or SIGTERM)", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -1,0 +1,10 @@
+"""Turning the fleet's records into decisions: alert rules over the registry and the runs, challenger vs champion
+measured side by side, and automatic improvement (sweep, quantize, retrain, promote) behind cooldowns.
+
+Every evaluation and every action is an MLflow run with its evidence (experiments `guardianflow/alerts` and
+`guardianflow/automation`); deduplication and cooldown state live in MLflow tags, never in a local file, so two
+machines running the same cron job agree.
+
+- webhook: signed JSON notifications (`X-GuardianFlow-Signature: sha256=<HMAC-SHA256 of the body>`), bounded
+  retries with backoff, a clear error when the receiver refuses.
+"""

@@ -1,0 +1,46 @@
+"""Alerts: evaluate the rules on the fleet, record the evaluation, notify what changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from gfcore.cli.common import table
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Exit status 1 when an alert at or above --fail-on is open."""
+    from gfcore.automation import alerts
+
+    cfg = alerts.load_rules(args.overrides)
+    result = alerts.evaluate(cfg, notify=args.notify, record=not args.no_record, days=args.days)
+    if args.json:
+        print(json.dumps({"open": [a.as_dict() for a in result.open], "new": [a.key for a in result.new],
+                          "resolved": [r["key"] for r in result.resolved], "run_id": result.run_id,
+                          "notified": result.notified}, indent=2, default=str))
+    elif result.open:
+        print(table([{"severity": a.severity, "rule": a.rule, "site": a.site, "model": a.model or "-",
+                      "version": a.version or "-", "alert": a.message} for a in result.open],
+                    ["severity", "rule", "site", "model", "version", "alert"]))
+    else:
+        print("no open alerts")
+    if not args.json:
+        print(f"{len(result.new)} new, {len(result.resolved)} resolved since the last evaluation"
+              + (f"; recorded as run {result.run_id} in {alerts.EXPERIMENT}" if result.run_id else ""))
+    worst, order = result.worst(), alerts.rule_kinds.SEVERITIES
+    return 1 if args.fail_on and worst and order.index(worst) >= order.index(args.fail_on) else 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alerts", help="alert rules over the fleet: what is wrong at which site, and notifications")
+    group = p.add_subparsers(dest="alerts_command", required=True)
+    lst = group.add_parser("list", help="evaluate the rules (conf/alerts/default.yaml) and list the open alerts")
+    lst.add_argument("overrides", nargs="*", help="Hydra overrides of the rules, e.g. rules.low_accuracy.threshold=0.8")
+    lst.add_argument("--notify", action="store_true",
+                     help="send what is new or resolved since the last notified evaluation to $GF_ALERT_WEBHOOK_URL")
+    lst.add_argument("--fail-on", choices=["warning", "critical"],
+                     help="exit 1 when an alert of this severity or worse is open (for cron and CI)")
+    lst.add_argument("--days", type=int, default=30, help="failed runs counted over these days (30)")
+    lst.add_argument("--no-record", action="store_true", help="do not record the evaluation in MLflow")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_list)

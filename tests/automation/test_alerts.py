@@ -1,0 +1,104 @@
+"""`guardianflow alerts list` on a seeded fleet: the rules that must fire and the ones that must not, each
+evaluation recorded in `guardianflow/alerts`, and `--notify` sending a signed payload only for what changed."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+from gfcore import cli
+from gfcore.automation import alerts, webhook
+from tests.automation.test_webhook import SECRET, Receiver
+from tests.fleet.seed import seed
+
+LOW_BETA = "low_accuracy|beta.r-p1.dock.ppe|1"
+FAILED_ACME = "failed_runs|acme.r-p1.gate.ppe|-"
+
+
+@pytest.fixture
+def fleet(mlflow_store):
+    return seed(mlflow.MlflowClient())
+
+
+def _list(capsys, *args):
+    code = cli.main(["alerts", "list", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _evaluations():
+    exp = mlflow.get_experiment_by_name(alerts.EXPERIMENT)
+    return mlflow.MlflowClient().search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_rules_fire_exactly_when_they_should(fleet, capsys):
+    code, out = _list(capsys)
+    assert code == 0
+    assert {a["key"] for a in out["open"]} == {LOW_BETA, FAILED_ACME}, "beta's champion 0.6 < 0.75, acme's failed run"
+    [low] = [a for a in out["open"] if a["key"] == LOW_BETA]
+    assert low["evidence"] == {"metric": "det.mAP50", "value": 0.6, "threshold": 0.75} and low["severity"] == "warning"
+    # acme's deployed variant has p95 4.5 ms: over a 4 ms budget, not over 5 ms.
+    _, out = _list(capsys, "+budgets_ms={acme/r-p1/gate: 4}")
+    assert "slow_champion|acme.r-p1.gate.ppe|1" in {a["key"] for a in out["open"]}
+    _, out = _list(capsys, "+budgets_ms={acme/r-p1/gate: 5}", "rules.low_accuracy.threshold=0.6")
+    assert {a["key"] for a in out["open"]} == {FAILED_ACME}, "at the threshold is not below it; within budget"
+
+    runs = _evaluations()
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert runs[0].data.metrics["alerts.open"] == 2 and runs[0].data.metrics["alerts.open.critical"] == 1
+    # What a person reads first in the MLflow UI: the run's name and its description with the open alerts.
+    assert runs[0].info.run_name == "alerts-2-open"
+    assert "| warning | low_accuracy | beta/r-p1/dock | beta.r-p1.dock.ppe | 1 |" in \
+        runs[0].data.tags["mlflow.note.content"]
+    recorded = mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/{alerts.OPEN_FILE}")
+    assert {a["key"] for a in recorded} == {LOW_BETA, FAILED_ACME}
+
+
+def test_fail_on_sets_the_exit_status(fleet, capsys):
+    assert _list(capsys, "--fail-on", "critical")[0] == 1
+    assert _list(capsys, "--fail-on", "critical", "rules.failed_runs.severity=warning")[0] == 0
+    assert _list(capsys, "--fail-on", "warning", "rules.failed_runs.severity=warning")[0] == 1
+
+
+def test_notify_sends_new_once_and_resolved_once(fleet, capsys, monkeypatch):
+    hook = Receiver([200])
+    try:
+        monkeypatch.setenv(webhook.URL_ENV, hook.url)
+        monkeypatch.setenv(webhook.SECRET_ENV, SECRET)
+        _list(capsys, "--notify")
+        [(headers, body)] = hook.got
+        assert webhook.verify(body, SECRET, headers[webhook.SIGNATURE_HEADER])
+        sent = json.loads(body)
+        assert {a["key"] for a in sent["new"]} == {LOW_BETA, FAILED_ACME} and sent["resolved"] == []
+        assert sent["text"].startswith("GuardianFlow: 2 new, 0 resolved")
+        assert "NEW beta.r-p1.dock.ppe v1" in sent["text"]
+
+        _list(capsys, "--notify")
+        assert len(hook.got) == 1, "nothing changed: nothing sent again"
+
+        _list(capsys, "--notify", "rules.low_accuracy.threshold=0.5")
+        assert len(hook.got) == 2
+        sent = json.loads(hook.got[-1][1])
+        assert sent["new"] == [] and [r["key"] for r in sent["resolved"]] == [LOW_BETA]
+        assert "RESOLVED beta.r-p1.dock.ppe v1" in sent["text"]
+        _list(capsys, "--notify", "rules.low_accuracy.threshold=0.5")
+        assert len(hook.got) == 2, "a resolved alert is notified once"
+    finally:
+        hook.close()
+
+
+def test_a_refused_notification_is_sent_again_next_time(fleet, capsys, monkeypatch):
+    refusing, taking = Receiver([403]), Receiver([200])
+    try:
+        monkeypatch.setenv(webhook.SECRET_ENV, SECRET)
+        monkeypatch.setenv(webhook.URL_ENV, refusing.url)
+        assert cli.main(["alerts", "list", "--notify"]) == 2
+        assert "refused the notification: HTTP 403" in capsys.readouterr().err
+        assert _evaluations()[-1].info.status == "FAILED"
+        monkeypatch.setenv(webhook.URL_ENV, taking.url)
+        _list(capsys, "--notify")
+        assert {a["key"] for a in json.loads(taking.got[0][1])["new"]} == {LOW_BETA, FAILED_ACME}
+    finally:
+        refusing.close()
+        taking.close()

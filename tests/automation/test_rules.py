@@ -1,0 +1,66 @@
+"""Alert rules fire exactly when their condition holds, on `metrics summary` rows of a seeded fleet."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from gfcore.automation import rules
+from gfcore.config.compose import CONF_DIR
+from gfcore.errors import ConfigError
+from gfcore.fleet.queries import SiteModel
+
+DEFAULT = yaml.safe_load((CONF_DIR / "alerts" / "default.yaml").read_text())["rules"]
+
+
+def _row(**kw):
+    base = dict(site="acme/r-p1/gate", task="ppe", model="acme.r-p1.gate.ppe", champion="3", champion_days=10.0,
+                det_mAP50=0.9, det_mAP50_95=0.6, eval_split="test", deployed="__openvino_int8", latency_p50_ms=20.0,
+                latency_p95_ms=24.0, runs=5, failed_runs=0)
+    return SiteModel(**{**base, **kw})
+
+
+def test_healthy_site_has_no_alert():
+    assert rules.evaluate([_row()], DEFAULT, {"acme/r-p1/gate": 30.0}) == []
+
+
+def test_low_accuracy_fires_below_the_threshold_only():
+    [alert] = rules.evaluate([_row(det_mAP50=0.7499)], DEFAULT)
+    assert (alert.rule, alert.severity, alert.model, alert.version) == ("low_accuracy", "warning",
+                                                                        "acme.r-p1.gate.ppe", "3")
+    assert alert.evidence == {"metric": "det.mAP50", "value": 0.7499, "threshold": 0.75}
+    assert alert.key == "low_accuracy|acme.r-p1.gate.ppe|3"
+    assert rules.evaluate([_row(det_mAP50=0.75)], DEFAULT) == [], "at the threshold is not below it"
+    assert rules.evaluate([_row(champion=None, det_mAP50=None)], DEFAULT) == [], "no champion, nothing to judge"
+
+
+def test_latency_budget_comes_from_the_site():
+    slow = _row(latency_p95_ms=31.0)
+    assert rules.evaluate([slow], DEFAULT) == [], "no budget set: no latency alert"
+    [alert] = rules.evaluate([slow], DEFAULT, {"acme/r-p1/gate": 30.0})
+    assert alert.rule == "slow_champion" and alert.evidence["budget_ms"] == 30.0
+    assert "served as __openvino_int8" in alert.message
+    assert rules.evaluate([slow], DEFAULT, {"acme/r-p1/gate": 31.0}) == []
+
+
+def test_failed_runs_and_stale_champions():
+    found = rules.evaluate([_row(failed_runs=2, champion_days=120.0)], DEFAULT)
+    assert [(a.rule, a.severity, a.version) for a in found] == [("failed_runs", "critical", None),
+                                                                ("stale_champion", "info", "3")]
+
+
+def test_new_and_resolved_between_evaluations():
+    before = {a.key: a.as_dict() for a in rules.evaluate([_row(det_mAP50=0.7)], DEFAULT)}
+    assert rules.changes(before, rules.evaluate([_row(det_mAP50=0.7)], DEFAULT)) == ([], [])
+    new, resolved = rules.changes(before, rules.evaluate([_row(det_mAP50=0.8, failed_runs=1)], DEFAULT))
+    assert [a.rule for a in new] == ["failed_runs"] and [r["rule"] for r in resolved] == ["low_accuracy"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"x": {"kind": "nope"}}, "kind 'nope' is not one of"),
+    ({"x": {"kind": "champion_below", "metric": "det.map", "threshold": 1}}, "metric 'det.map' is not a champion"),
+    ({"x": {"kind": "failed_runs", "severity": "urgent"}}, "severity 'urgent' is not one of"),
+])
+def test_bad_rules_are_refused_with_the_rule_named(bad, message):
+    with pytest.raises(ConfigError, match=f"alerts.rules.x: {message}"):
+        rules.evaluate([_row()], bad)

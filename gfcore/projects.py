@@ -2,9 +2,8 @@
 
 A step is an entry point with its scenario, overrides and the run it builds on. Before it is launched,
 its key is computed from what decides its result: the entry point, the resolved config (without the
-orchestration sections; the upstream run id is a part of its own), the upstream run id, the dataset's content
-hash and the code version. A
-finished run in the experiment with the same key is reused instead of launched again.
+orchestration sections), the upstream run id (a part of the key of its own), the dataset's content hash and
+the code version. A finished run in the experiment with the same key is reused instead of launched again.
 """
 
 from __future__ import annotations

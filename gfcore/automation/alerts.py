@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gfcore.automation import rules as rule_kinds
@@ -118,11 +117,7 @@ def _previous_open(notified: bool) -> dict[str, dict[str, Any]]:
                               max_results=1)
     if not runs:
         return {}
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=OPEN_FILE, dst_path=tmp)
-        return {a["key"]: a for a in json.loads(Path(path).read_text())}
+    return {a["key"]: a for a in mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/{OPEN_FILE}")}
 
 
 def _record(result: Evaluation, days: int) -> None:

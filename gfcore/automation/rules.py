@@ -77,9 +77,11 @@ def evaluate(rows: list[Any], rules: dict[str, dict[str, Any]],
     return sorted(alerts, key=lambda a: (order[a.severity], a.site, a.rule, a.model or ""))
 
 
-def _new(name: str, rule: dict[str, Any], row: Any, message: str, **evidence: Any) -> Alert:
+def _new(name: str, rule: dict[str, Any], row: Any, message: str, version: str | None = None,
+         **evidence: Any) -> Alert:
+    """An alert about the row's champion version (or, with `version=None` given by a site rule, its site)."""
     return Alert(rule=name, kind=rule["kind"], severity=rule.get("severity", "warning"), site=row.site,
-                 model=row.model, version=row.champion, message=message, evidence=evidence)
+                 model=row.model, version=version, message=message, evidence=evidence)
 
 
 def _champion_below(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
@@ -88,8 +90,8 @@ def _champion_below(name: str, rule: dict[str, Any], row: Any, budgets: dict[str
     if row.champion is None or value is None or value >= threshold:
         return None
     return _new(name, rule, row, f"{row.model} v{row.champion}: champion {metric} {value:.3f} < {threshold:g}"
-                f"{f' (on {row.eval_split})' if row.eval_split else ''}", metric=metric, value=value,
-                threshold=threshold)
+                f"{f' (on {row.eval_split})' if row.eval_split else ''}", version=row.champion, metric=metric,
+                value=value, threshold=threshold)
 
 
 def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
@@ -99,17 +101,16 @@ def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, budgets: dic
     if row.champion is None or budget is None or value is None or value <= float(budget):
         return None
     return _new(name, rule, row, f"{row.model} v{row.champion} served as {row.deployed}: {metric} {value:.2f} ms > "
-                f"the site's budget {float(budget):g} ms", metric=metric, value=value, budget_ms=float(budget),
-                deployed=row.deployed)
+                f"the site's budget {float(budget):g} ms", version=row.champion, metric=metric, value=value,
+                budget_ms=float(budget), deployed=row.deployed)
 
 
 def _failed_runs(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
     if not row.failed_runs:
         return None
-    alert = _new(name, rule, row, f"{row.site} {row.task or ''}: {row.failed_runs} run(s) FAILED in the summary's "
-                 "window".replace("  ", " "), failed_runs=row.failed_runs, runs=row.runs)
-    alert.version = None  # about the site, not a version
-    return alert
+    task = f" {row.task}" if row.task else ""
+    return _new(name, rule, row, f"{row.site}{task}: {row.failed_runs} run(s) FAILED in the summary's window",
+                failed_runs=row.failed_runs, runs=row.runs)
 
 
 def _stale_champion(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
@@ -117,7 +118,7 @@ def _stale_champion(name: str, rule: dict[str, Any], row: Any, budgets: dict[str
     if row.champion is None or row.champion_days is None or row.champion_days <= days:
         return None
     return _new(name, rule, row, f"{row.model} v{row.champion} has been champion for {row.champion_days:.0f} days "
-                f"(> {days:g})", champion_days=row.champion_days, days=days)
+                f"(> {days:g})", version=row.champion, champion_days=row.champion_days, days=days)
 
 
 _KIND = {"champion_below": _champion_below, "latency_over_budget": _latency_over_budget,

@@ -11,6 +11,7 @@ from gfcore.cli.common import table
 def cmd_list(args: argparse.Namespace) -> int:
     """Exit status 1 when an alert at or above --fail-on is open."""
     from gfcore.automation import alerts
+    from gfcore.automation.rules import SEVERITIES
 
     cfg = alerts.load_rules(args.overrides)
     result = alerts.evaluate(cfg, notify=args.notify, record=not args.no_record, days=args.days)
@@ -27,7 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{len(result.new)} new, {len(result.resolved)} resolved since the last evaluation"
               + (f"; recorded as run {result.run_id} in {alerts.EXPERIMENT}" if result.run_id else ""))
-    worst, order = result.worst(), alerts.rule_kinds.SEVERITIES
+    worst, order = result.worst(), SEVERITIES
     return 1 if args.fail_on and worst and order.index(worst) >= order.index(args.fail_on) else 0
 
 

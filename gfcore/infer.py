@@ -38,16 +38,16 @@ def infer(cfg: Config) -> float:
     dataset = resolve_dataset(cfg.data, cfg.task)
     split = cfg.infer.split or cfg.registry.eval_split
     images = split_images(dataset, split, "infer.split")
-    sequences = _sequences(cfg) if cfg.infer.tracking.enabled else []
+    sequences = sequences_of(cfg) if cfg.infer.tracking.enabled else []
 
     with work_dir("gf-infer-") as work:
         ref = resolve_model(cfg.infer.model_uri, cfg.infer.source_run_id, work / "model")
         device = cfg.backend.device
-        _check_runtime(ref, device)
+        check_runtime(ref, device)
         imgsz = ref.imgsz or cfg.model.imgsz
-        model = _load_checked(ref, images[0], imgsz, device, dataset.names)
+        model = load_checked(ref, images[0], imgsz, device, dataset.names)
         # The recorded config describes what was measured: the backend follows the model file.
-        measured = _as_measured(cfg, ref)
+        measured = as_measured(cfg, ref)
         tags = {"backend.name": ref.backend, "model.uri": ref.uri, "infer.imgsz": imgsz, **eval_tags(dataset, split),
                 "sys.latency_protocol": measure.latency_protocol(cfg, dataset, sorted(set(cfg.infer.batch_sizes)),
                                                                  split, imgsz)}
@@ -73,7 +73,7 @@ def infer(cfg: Config) -> float:
         return det.get(OBJECTIVE, 0.0)
 
 
-def _sequences(cfg: Config) -> list[SeqInfo]:
+def sequences_of(cfg: Config) -> list[SeqInfo]:
     folder = sequences_folder(cfg.data)
     if folder is None:
         raise ConfigError("infer.tracking.enabled=true, but the dataset has no video sequences: set "
@@ -86,7 +86,7 @@ def _sequences(cfg: Config) -> list[SeqInfo]:
     return infos
 
 
-def _check_runtime(ref: ResolvedModel, device: str) -> None:
+def check_runtime(ref: ResolvedModel, device: str) -> None:
     from gfcore.backends import is_cuda_device, require_cuda
 
     if ref.backend == "tensorrt":
@@ -97,7 +97,7 @@ def _check_runtime(ref: ResolvedModel, device: str) -> None:
         require_cuda(f"backend.device={device}", "set backend.device=cpu")
 
 
-def _load_checked(ref: ResolvedModel, image: Path, imgsz: int, device: str, names: list[str]) -> Any:
+def load_checked(ref: ResolvedModel, image: Path, imgsz: int, device: str, names: list[str]) -> Any:
     """Load the model and predict one real image, so a file that cannot run here fails before the run."""
     try:
         model = measure.load(ref.path)
@@ -114,7 +114,7 @@ def _load_checked(ref: ResolvedModel, image: Path, imgsz: int, device: str, name
     return model
 
 
-def _as_measured(cfg: Config, ref: ResolvedModel) -> Config:
+def as_measured(cfg: Config, ref: ResolvedModel) -> Config:
     backend = dataclasses.replace(cfg.backend, name=BackendName(ref.backend))
     if ref.precision in Precision.__members__:
         backend = dataclasses.replace(backend, precision=Precision(ref.precision))
@@ -188,23 +188,12 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
               work: Path) -> dict[str, float]:
     """Track each sequence, score with TrackEval, log mot.* (combined) and the per-sequence table."""
     import mlflow
-    from tqdm import tqdm
 
     from gfcore.mot import COMBINED, METRICS
-    from gfcore.mot.evaluate import evaluate_mot
     from gfcore.plots import mot_per_sequence
-    from gfcore.yolo.track import track_sequence
 
-    settings = cfg.infer.tracking
     tracks = work / "tracking" / "tracks"
-    with tqdm(total=sum(s.length for s in sequences), desc=f"tracking ({settings.tracker.value})",
-              unit="frame") as bar:
-        for seq in sequences:
-            bar.set_postfix(seq=seq.name)
-            track_sequence(model, seq, tracks / f"{seq.folder.name}.txt", settings.tracker.value, imgsz, device,
-                           settings.conf, settings.iou, bar.update)
-    root = sequences[0].folder.parent
-    results = evaluate_mot(root, tracks, [s.folder.name for s in sequences], settings.benchmark)
+    results = track_and_score(model, cfg, sequences, imgsz, device, tracks)
     run.log_metrics({f"mot.{k}": v for k, v in results[COMBINED].items()})
     table = work / "tracking" / "mot_per_sequence.csv"
     with table.open("w", newline="") as fh:
@@ -217,3 +206,23 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
     if cfg.tracking.log_plots:
         mlflow.log_artifact(str(mot_per_sequence(results, work / "plots" / "mot_per_sequence.png")), "plots")
     return results[COMBINED]
+
+
+def track_and_score(model: Any, cfg: Config, sequences: list[SeqInfo], imgsz: int, device: str,
+                    tracks: Path, label: str = "") -> dict[str, dict[str, float]]:
+    """Track each sequence into `tracks` (MOTChallenge files) and score them with TrackEval: per sequence and
+    COMBINED."""
+    from tqdm import tqdm
+
+    from gfcore.mot.evaluate import evaluate_mot
+    from gfcore.yolo.track import track_sequence
+
+    settings = cfg.infer.tracking
+    with tqdm(total=sum(s.length for s in sequences), desc=f"tracking{label} ({settings.tracker.value})",
+              unit="frame") as bar:
+        for seq in sequences:
+            bar.set_postfix(seq=seq.name)
+            track_sequence(model, seq, tracks / f"{seq.folder.name}.txt", settings.tracker.value, imgsz, device,
+                           settings.conf, settings.iou, bar.update)
+    root = sequences[0].folder.parent
+    return evaluate_mot(root, tracks, [s.folder.name for s in sequences], settings.benchmark)

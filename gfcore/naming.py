@@ -22,7 +22,7 @@ def arch_name(architecture: str) -> str:
 
 
 # Runs whose siblings differ by backend and precision: their names say which variant they are.
-_VARIANT_RUNS = ("quant", "infer")
+_VARIANT_RUNS = ("quant", "infer", "challenge")
 
 
 def run_name(cfg: Config, exp_type: str) -> str:

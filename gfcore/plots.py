@@ -23,8 +23,10 @@ def _save(fig, out: Path, layout: bool = True) -> Path:
     return out
 
 
-def source_vs_variant(original: dict[str, float], quantized: dict[str, float], label: str, out: Path) -> Path:
-    """Three panels, source vs variant: accuracy (mAP50, mAP50-95), batch-1 latency (p50, p95), size."""
+def source_vs_variant(original: dict[str, float], quantized: dict[str, float], label: str, out: Path,
+                      base_label: str = "source (pytorch fp32)", title: str | None = None) -> Path:
+    """Three panels, source (or champion) vs variant (or candidate): accuracy (mAP50, mAP50-95), batch-1 latency
+    (p50, p95), size."""
     plt = _pyplot()
     panels = [("accuracy", [("mAP50", "det.mAP50"), ("mAP50-95", "det.mAP50_95")], ""),
               ("batch-1 latency", [("p50", "sys.latency_p50_ms"), ("p95", "sys.latency_p95_ms")], "ms"),
@@ -33,7 +35,7 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
     for ax, (title, keys, unit) in zip(axes, panels):
         xs = range(len(keys))
         width = 0.38
-        for offset, (name, values, colour) in ((-width / 2, ("source (pytorch fp32)", original, "#8c8c8c")),
+        for offset, (name, values, colour) in ((-width / 2, (base_label, original, "#8c8c8c")),
                                                (width / 2, (label, quantized, "#1f77b4"))):
             heights = [values.get(k, 0.0) for _, k in keys]
             bars = ax.bar([x + offset for x in xs], heights, width, label=name, color=colour)
@@ -49,7 +51,7 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
     # One legend above the panels, where it covers no bar.
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
-    fig.suptitle(f"source vs {label}")
+    fig.suptitle(title or f"source vs {label}")
     fig.tight_layout(rect=(0, 0, 1, 0.88))
     _save(fig, out, layout=False)
     plt.close(fig)

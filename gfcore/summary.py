@@ -90,8 +90,8 @@ class Report:
             out.append(marker + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
         return "\n".join([*out, "", self.sentence.replace("**", "")])
 
-    def publish(self, client: Any, run_id: str, work: Path) -> None:
-        """Description, MLflow table, CSV / JSON, `best.*` metrics; then print the table."""
+    def publish(self, client: Any, run_id: str, work: Path, echo: bool = True) -> None:
+        """Description, MLflow table, CSV / JSON, `best.*` metrics; then print the table (unless `echo` is off)."""
         import pandas as pd
         from mlflow.entities import Metric
 
@@ -109,7 +109,8 @@ class Report:
             best = [Metric(sanitize_metric_name(f"best.{k}"), float(self.best[k]), now, 0) for k in FIGURES
                     if value(self.best, k) is not None]
             client.log_batch(run_id, metrics=best)
-        print("\n" + self.text() + "\n", flush=True)
+        if echo:
+            print("\n" + self.text() + "\n", flush=True)
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

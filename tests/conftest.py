@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,21 +77,35 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def trained_store(tmp_path_factory):
-    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model."""
+@contextmanager
+def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool = False):
+    """A sqlite store in which `train` (smoke, one epoch) registered one version of the demo model per seed; with
+    `promote_first` the first becomes champion, so the next is a candidate against it."""
     import mlflow
 
     from gfcore.config import compose, to_typed
+    from gfcore.registry import lifecycle
     from gfcore.train import train
 
-    path = tmp_path_factory.mktemp("trained")
+    path = tmp_path_factory.mktemp(label)
     uri = f"sqlite:///{path / 'mlflow.db'}"
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
-    train(to_typed(compose(["scenario=smoke", "train.epochs=1"])))
-    yield uri
-    mlflow.set_tracking_uri(None)
-    mp.undo()
+    try:
+        for n, seed in enumerate(seeds):
+            train(to_typed(compose(["scenario=smoke", "train.epochs=1", f"train.seed={seed}"])))
+            if promote_first and n == 0:
+                lifecycle.promote("demo.local-plant1.yard.ppe")
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(None)
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model."""
+    with smoke_versions(tmp_path_factory, "trained") as uri:
+        yield uri

@@ -55,10 +55,14 @@ def load_rules(overrides: list[str] | None = None) -> dict[str, Any]:
 
 def evaluate(cfg: dict[str, Any], notify: bool = False, record: bool = True, days: int = 30) -> Evaluation:
     """The open alerts now, what changed since the last recorded evaluation, recorded (and sent) as asked."""
+    from gfcore.automation.facts import Facts, site_settings
     from gfcore.fleet import queries
 
+    if notify:
+        webhook.configured()  # a cron job without its URL fails now, not on the day something changes
     rows = queries.summary(days=days)
-    current = rule_kinds.evaluate(rows, cfg["rules"], cfg.get("budgets_ms") or {})
+    current = rule_kinds.evaluate(rows, cfg["rules"], cfg.get("budgets_ms") or {}, facts=Facts(),
+                                  sites=site_settings())
     previous = _previous_open(notified=notify)
     new, resolved = rule_kinds.changes(previous, current)
     result = Evaluation(open=current, new=new, resolved=resolved)

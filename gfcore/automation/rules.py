@@ -7,9 +7,17 @@ one evaluation to the next, which is what lets `--notify` send only what is new 
 Kinds (settings in brackets):
 - champion_below [metric, threshold]: the champion's figure on its evaluation split is below the threshold;
 - latency_over_budget [metric, budget_ms]: the served variant's latency is above the site's budget
-  (`budget_ms` in the rule, overridden per site);
-- failed_runs [hours]: runs of the site ended FAILED in the last hours;
-- stale_champion [days]: the champion became champion more than `days` ago.
+  (`site.latency_budget_ms` of the site's config, else `budget_ms` of the rule);
+- candidate_worse: the candidate's challenge against the current champion has the verdict `worse`;
+- tracking_drop [metric, max_drop]: the served champion's HOTA (or IDF1) is more than `max_drop` below the
+  previous champion's (its `rollback`);
+- failed_runs [hours]: runs of the site ended FAILED in the last hours (without `hours`: the summary's days);
+- stale_champion [days, data_changed]: the champion became champion more than `days` ago, or (with
+  `data_changed`) the data of the scenario it was trained on hashes differently now.
+
+A site's config (`conf/site/*.yaml`) can change any rule's settings for that site under `alerts`, e.g.
+`alerts: {low_accuracy: {threshold: 0.85}}`. The kinds that need more than the summary's rows read it through
+gfcore.automation.facts.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SEVERITIES = ("info", "warning", "critical")
-KINDS = ("champion_below", "latency_over_budget", "failed_runs", "stale_champion")
+KINDS = ("champion_below", "latency_over_budget", "candidate_worse", "tracking_drop", "failed_runs", "stale_champion")
+_NEEDS_FACTS = ("candidate_worse", "tracking_drop")
 _ROW_FIGURES = {"det.mAP50": "det_mAP50", "det.mAP50_95": "det_mAP50_95", "sys.latency_p50_ms": "latency_p50_ms",
                 "sys.latency_p95_ms": "latency_p95_ms", "mot.hota": "hota", "mot.idf1": "idf1"}
 
@@ -57,24 +66,39 @@ def check_rules(rules: dict[str, dict[str, Any]]) -> None:
         if kind in ("champion_below", "latency_over_budget") and metric not in _ROW_FIGURES:
             raise ConfigError(f"alerts.rules.{name}: metric {metric!r} is not a champion figure the fleet summary "
                               f"has; use one of {', '.join(_ROW_FIGURES)}.")
+        if kind == "tracking_drop" and metric not in ("mot.hota", "mot.idf1"):
+            raise ConfigError(f"alerts.rules.{name}: metric {metric!r}: a tracking drop compares mot.hota or mot.idf1.")
 
 
-def evaluate(rows: list[Any], rules: dict[str, dict[str, Any]],
-             budgets: dict[str, float] | None = None) -> list[Alert]:
-    """The alerts open now. `rows` are `metrics summary` rows (SiteModel); `budgets` the latency budget in ms per
-    site (customer/region-plant/zone), where a site's config sets one."""
+def evaluate(rows: list[Any], rules: dict[str, dict[str, Any]], budgets: dict[str, float] | None = None,
+             facts: Any = None, sites: dict[str, dict[str, Any]] | None = None) -> list[Alert]:
+    """The alerts open now. `rows` are `metrics summary` rows (SiteModel); `budgets` latency budgets in ms per site
+    (customer/region-plant/zone) given on the command line; `sites` each site's settings from its config
+    (gfcore.automation.facts.site_settings); `facts` the MLflow lookups of the kinds that need them (without it,
+    those kinds are not evaluated)."""
     check_rules(rules)
-    budgets = budgets or {}
+    sites = sites or {}
     alerts: list[Alert] = []
-    for name, rule in rules.items():
-        if not rule.get("enabled", True):
+    for name, base in rules.items():
+        if base["kind"] in _NEEDS_FACTS and facts is None:
             continue
         for row in rows:
-            alert = _KIND[rule["kind"]](name, rule, row, budgets)
+            site = sites.get(row.site, {})
+            rule = {**base, **(site.get("alerts") or {}).get(name, {})}
+            if not rule.get("enabled", True):
+                continue
+            budget = (budgets or {}).get(row.site, site.get("latency_budget_ms"))
+            alert = _KIND[rule["kind"]](name, rule, row, _Context(budget, facts))
             if alert is not None:
                 alerts.append(alert)
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     return sorted(alerts, key=lambda a: (order[a.severity], a.site, a.rule, a.model or ""))
+
+
+@dataclass
+class _Context:
+    budget_ms: float | None  # the site's latency budget, where one is set
+    facts: Any
 
 
 def _new(name: str, rule: dict[str, Any], row: Any, message: str, version: str | None = None,
@@ -84,7 +108,7 @@ def _new(name: str, rule: dict[str, Any], row: Any, message: str, version: str |
                  model=row.model, version=version, message=message, evidence=evidence)
 
 
-def _champion_below(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
+def _champion_below(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
     metric, threshold = rule["metric"], float(rule["threshold"])
     value = getattr(row, _ROW_FIGURES[metric])
     if row.champion is None or value is None or value >= threshold:
@@ -94,9 +118,9 @@ def _champion_below(name: str, rule: dict[str, Any], row: Any, budgets: dict[str
                 value=value, threshold=threshold)
 
 
-def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
+def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
     metric = rule["metric"]
-    budget = budgets.get(row.site, rule.get("budget_ms"))
+    budget = ctx.budget_ms if ctx.budget_ms is not None else rule.get("budget_ms")
     value = getattr(row, _ROW_FIGURES[metric])
     if row.champion is None or budget is None or value is None or value <= float(budget):
         return None
@@ -105,24 +129,67 @@ def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, budgets: dic
                 budget_ms=float(budget), deployed=row.deployed)
 
 
-def _failed_runs(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
-    if not row.failed_runs:
+def _candidate_worse(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
+    from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
+
+    if row.model is None or row.candidate is None or row.champion is None:
+        return None
+    tags = ctx.facts.version_tags(row.model, row.candidate)
+    if tags.get(TAG_VERDICT) != "worse" or tags.get(TAG_CHAMPION) != row.champion:
+        return None  # no challenge, another verdict, or a challenge of an earlier champion
+    return _new(name, rule, row, f"{row.model} candidate v{row.candidate} is worse than champion v{row.champion} "
+                f"(challenge run {tags.get(TAG_RUN)}: {tags.get('challenge.reasons', 'see the run')})",
+                version=row.candidate, champion=row.champion, challenge_run_id=tags.get(TAG_RUN))
+
+
+def _tracking_drop(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
+    metric, max_drop = rule["metric"], float(rule["max_drop"])
+    value = getattr(row, _ROW_FIGURES[metric])
+    if row.model is None or row.champion is None or value is None:
+        return None
+    previous = ctx.facts.previous_tracking(row.site, row.model, row.deployed, metric)
+    if previous is None or previous[1] is None or previous[1] - value <= max_drop:
+        return None
+    version, before = previous
+    return _new(name, rule, row, f"{row.model} v{row.champion} served as {row.deployed}: {metric} {value:.3f}, "
+                f"{before - value:.3f} below the previous champion's {before:.3f} (v{version}; allowed {max_drop:g})",
+                version=row.champion, metric=metric, value=value, previous=before, previous_version=version,
+                max_drop=max_drop)
+
+
+def _failed_runs(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
+    hours = rule.get("hours")
+    if hours is not None and ctx.facts is not None:
+        runs, failed = ctx.facts.run_counts(float(hours)).get((row.site, row.task), (0, 0))
+        window = f"in the last {float(hours):g} hours"
+    else:
+        runs, failed, window = row.runs, row.failed_runs, "in the summary's window"
+    if not failed:
         return None
     task = f" {row.task}" if row.task else ""
-    return _new(name, rule, row, f"{row.site}{task}: {row.failed_runs} run(s) FAILED in the summary's window",
-                failed_runs=row.failed_runs, runs=row.runs)
+    return _new(name, rule, row, f"{row.site}{task}: {failed} run(s) FAILED {window}", failed_runs=failed, runs=runs,
+                **({"hours": float(hours)} if hours is not None else {}))
 
 
-def _stale_champion(name: str, rule: dict[str, Any], row: Any, budgets: dict[str, float]) -> Alert | None:
+def _stale_champion(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
     days = float(rule["days"])
-    if row.champion is None or row.champion_days is None or row.champion_days <= days:
+    if row.champion is None:
         return None
-    return _new(name, rule, row, f"{row.model} v{row.champion} has been champion for {row.champion_days:.0f} days "
-                f"(> {days:g})", version=row.champion, champion_days=row.champion_days, days=days)
+    if row.champion_days is not None and row.champion_days > days:
+        return _new(name, rule, row, f"{row.model} v{row.champion} has been champion for {row.champion_days:.0f} "
+                    f"days (> {days:g})", version=row.champion, champion_days=row.champion_days, days=days)
+    if rule.get("data_changed") and ctx.facts is not None:
+        change = ctx.facts.data_change(row.model, row.champion)
+        if change is not None:
+            return _new(name, rule, row, f"{row.model} v{row.champion} was trained on data that changed since (hash "
+                        f"{change[0][:12]} then, {change[1][:12]} now)", version=row.champion,
+                        data_hash_then=change[0], data_hash_now=change[1])
+    return None
 
 
 _KIND = {"champion_below": _champion_below, "latency_over_budget": _latency_over_budget,
-         "failed_runs": _failed_runs, "stale_champion": _stale_champion}
+         "candidate_worse": _candidate_worse, "tracking_drop": _tracking_drop, "failed_runs": _failed_runs,
+         "stale_champion": _stale_champion}
 
 
 def changes(previous: dict[str, dict[str, Any]], current: list[Alert]) -> tuple[list[Alert], list[dict[str, Any]]]:

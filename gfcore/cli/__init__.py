@@ -9,7 +9,7 @@ import sys
 from gfcore import __version__
 from gfcore.errors import GuardianFlowError
 
-GROUPS = ("scenario", "registry", "fleet", "alerts", "mot", "legacy", "stack")
+GROUPS = ("scenario", "registry", "challenge", "fleet", "alerts", "optimize", "mot", "legacy", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 def typed(overrides: list[str]):
     from gfcore.config import compose, split_overrides, to_typed
@@ -20,3 +23,28 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def fmt(value: float | None) -> str | None:
     return None if value is None else f"{value:.4f}"
+
+
+@contextmanager
+def result_only_on_stdout(on: bool = True) -> Iterator[None]:
+    """While the work runs, everything written to stdout (by this process, Ultralytics' logger, or the processes
+    it starts, which inherit file descriptor 1) goes to stderr, so that stdout carries only the `--json` result."""
+    import contextlib
+    import os
+    import sys
+
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        from gfcore.yolo import env
+
+        with env.stdout_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -46,7 +46,7 @@ def cmd_versions(args: argparse.Namespace) -> None:
 def cmd_promote(args: argparse.Namespace) -> None:
     from gfcore.registry import lifecycle
 
-    result = lifecycle.promote(args.name, version=args.version, requires=args.require)
+    result = lifecycle.promote(args.name, version=args.version, requires=args.require, challenge=args.challenge)
     if args.json:
         print(json.dumps(result))
     elif not result["changed"]:
@@ -54,6 +54,10 @@ def cmd_promote(args: argparse.Namespace) -> None:
     else:
         print(f"{args.name}: version {result['champion']} is now the champion"
               + (f"; version {result['rollback']} is the rollback." if result["rollback"] else "."))
+        for line in result["gates"]:
+            print(f"  gate passed: {line}")
+        if result["challenge_run_id"]:
+            print(f"  gates on `champion` read challenge run {result['challenge_run_id']}")
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
@@ -93,7 +97,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  cmd_promote, "name")
     p.add_argument("--version")
     p.add_argument("--require", action="append", default=[], metavar="GATE",
-                   help="e.g. 'det.mAP50>=0.8'; checked against the version's run metrics; repeatable")
+                   help="e.g. 'det.mAP50>=0.8' (the version's run metrics) or 'det.mAP50>=champion-0.005', "
+                        "'sys.latency_p95_ms<=champion*1.10' (a challenge against the champion); repeatable")
+    p.add_argument("--challenge", action="store_true",
+                   help="run the challenge that gates on `champion` need when there is none yet")
     _command(sub, "rollback", "make the rollback version the champion again", cmd_rollback, "name")
     _command(sub, "alias", "point a custom alias (not champion/candidate/rollback) at a version", cmd_alias,
              "name", "alias", "version")

@@ -88,8 +88,16 @@ class SiteConfig:
     region: str = MISSING
     plant: str = MISSING
     zone: str = MISSING
+    # What the site asks of its models (read by `guardianflow alerts` and `guardianflow optimize`):
+    latency_budget_ms: Optional[float] = None  # the served champion's batch-1 sys.latency_p95_ms at most this
+    target_backend: str = "openvino_int8"  # the backend option a too slow champion is quantized to
+    gates: List[str] = field(default_factory=list)  # promotion gates, e.g. 'det.mAP50>=champion-0.005'
+    alerts: Dict[str, Any] = field(default_factory=dict)  # this site's settings of alert rules: {rule: {key: value}}
 
     def __post_init__(self) -> None:
+        if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
+            raise ConfigError(f"site.latency_budget_ms={self.latency_budget_ms}: give a budget in ms above 0, or "
+                              "null for none.")
         for part in ("customer", "region", "plant", "zone"):
             check_name_part(f"site.{part}", getattr(self, part))
 
@@ -353,6 +361,22 @@ class RegistryConfig:
 
 
 @dataclass
+class ChallengeConfig:
+    """How `guardianflow challenge` measures a candidate against the champion and decides: `worse` when any
+    figure is worse than the champion's by more than its tolerance, `better` when none is and one is better by
+    more than it, else `tie`."""
+
+    map_tolerance: float = 0.005  # det.mAP50, absolute
+    latency_tolerance: float = 0.10  # batch-1 sys.latency_p95_ms, relative to the champion's
+    hota_tolerance: float = 0.01  # mot.hota, absolute (where the data has sequences)
+    rounds: int = 5  # the latency calls alternate between the two models in this many rounds
+
+    def __post_init__(self) -> None:
+        if min(self.map_tolerance, self.latency_tolerance, self.hota_tolerance) < 0 or self.rounds < 1:
+            raise ConfigError("challenge tolerances must be >= 0 and challenge.rounds >= 1.")
+
+
+@dataclass
 class Config:
     site: SiteConfig = MISSING
     task: TaskConfig = MISSING
@@ -369,6 +393,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    challenge: ChallengeConfig = field(default_factory=ChallengeConfig)
 
 
 def register() -> None:

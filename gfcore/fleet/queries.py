@@ -128,7 +128,7 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
         if "__" in m.name:
             variants[m.name.split("__", 1)[0]].append(m)
     since = int(time.time() * 1000) - days * DAY_MS
-    counts = _run_counts(c, experiments, since, task)
+    counts = run_counts(c, experiments, since, task)
     bases.sort(key=lambda m: m.name)
     rows = [SiteModel(site=m.tags.get("gf.path", "").rsplit("/", 1)[0] or _site_from_name(m.name),
                       task=m.tags.get("task.type"), model=m.name) for m in bases]
@@ -169,7 +169,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
         row.latency_p50_ms = _num(deployed.tags, "sys.latency_p50_ms")
         row.latency_p95_ms = _num(deployed.tags, "sys.latency_p95_ms")
         if experiment_id and deployed.run_id:
-            row.hota, row.idf1 = _tracking(c, experiment_id, deployed.run_id)
+            row.hota, row.idf1 = tracking_of(c, experiment_id, deployed.run_id)
     if cand is not None and (champ is None or cand.version != champ.version):
         row.candidate = str(cand.version)
         if champ is not None:
@@ -197,7 +197,7 @@ def champions(customer: str | None = None, task: str | None = None) -> list[dict
     return out
 
 
-def _tracking(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | None, float | None]:
+def tracking_of(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | None, float | None]:
     """HOTA and IDF1 of the newest finished infer run that measured the model of `source_run_id`."""
     runs = c.search_runs([experiment_id], max_results=1, order_by=["attributes.end_time DESC"],
                          filter_string=f"tags.`source.run_id` = '{source_run_id}' and tags.`exp.type` = 'infer' "
@@ -208,7 +208,7 @@ def _tracking(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | N
     return m.get("mot.hota"), m.get("mot.idf1")
 
 
-def _run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None) -> dict[tuple, tuple]:
+def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None) -> dict[tuple, tuple]:
     """(site, task) -> (runs, failed runs) started since `since_ms`; paged, attributes and tags only."""
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     by_id = {v: k for k, v in experiments.items()}

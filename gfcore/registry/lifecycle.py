@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import operator
 import os
 import re
 import time
@@ -25,25 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.errors import RegistryError
+from gfcore.registry import gates as gating
 from gfcore.registry.register import CANDIDATE, CHAMPION, ROLLBACK
 
 MANAGED_ALIASES = (CHAMPION, CANDIDATE, ROLLBACK)
 KEY_METRICS = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms")
-_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt,
-        "<": operator.lt}
-_GATE = re.compile(r"^\s*([\w.\-/ ]+?)\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
-
-
-@dataclass
-class Gate:
-    metric: str
-    op: str
-    threshold: float
-
-    def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.threshold:g}"
-
-
 @dataclass
 class VersionInfo:
     version: str
@@ -63,16 +48,8 @@ class ModelSummary:
     champion_metrics: dict[str, float]
 
 
-def parse_gate(text: str) -> Gate:
-    m = _GATE.match(text)
-    if not m:
-        raise RegistryError(f"gate {text!r} is not of the form METRIC OP NUMBER, e.g. 'det.mAP50>=0.8' "
-                            f"(OP one of {', '.join(_OPS)}).")
-    return Gate(metric=m.group(1).strip(), op=m.group(2), threshold=float(m.group(3)))
-
-
 def list_models(customer: str | None = None, task: str | None = None) -> list[ModelSummary]:
-    client = _client()
+    client = mlflow_client()
     out = []
     for rm in _all_registered_models(client):
         if customer and rm.tags.get("site.customer") != customer:
@@ -88,8 +65,8 @@ def list_models(customer: str | None = None, task: str | None = None) -> list[Mo
 
 
 def list_versions(name: str) -> list[VersionInfo]:
-    client = _client()
-    rm = _require_model(client, name)
+    client = mlflow_client()
+    rm = require_model(client, name)
     # Search results do not carry aliases: take them from the registered model.
     by_version: dict[str, list[str]] = {}
     for alias, v in (rm.aliases or {}).items():
@@ -101,25 +78,41 @@ def list_versions(name: str) -> list[VersionInfo]:
             version=str(mv.version), aliases=sorted(by_version.get(str(mv.version), [])), run_id=mv.run_id,
             status=mv.status,
             created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-            metrics=_run_metrics(client, mv.run_id), tags=dict(mv.tags or {})))
+            metrics=run_metrics(client, mv.run_id), tags=dict(mv.tags or {})))
     return out
 
 
-def promote(name: str, version: str | None = None, requires: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Make `version` (default: the candidate) the champion, if every gate passes."""
-    gates = [parse_gate(g) for g in requires]
-    client = _client()
-    _require_model(client, name)
+def promote(name: str, version: str | None = None, requires: list[str] | tuple[str, ...] = (),
+            challenge: bool = False) -> dict[str, Any]:
+    """Make `version` (default: the candidate) the champion, if every gate passes.
+
+    A gate on `champion` (`det.mAP50>=champion-0.005`) reads the latest challenge of this version against the
+    current champion; with `challenge=True` one is run first when there is none. Without a champion there is
+    nothing to compare with: such gates do not apply, and the version's tags say so."""
+    gates = [gating.parse_gate(g) for g in requires]
+    client = mlflow_client()
+    require_model(client, name)
+    aliases = aliases_of(client, name)
+    target = str(version) if version else aliases.get(CANDIDATE)
+    if target is None:
+        raise RegistryError(f"{name} has no candidate to promote: train a new version, or name one with "
+                            f"--version (see `guardianflow versions {name}`).")
+    require_version(client, name, target)
+    evidence = None
+    if any(g.on_champion for g in gates) and aliases.get(CHAMPION) not in (None, target):
+        # Measuring takes minutes: done before the lock, and checked again under it.
+        evidence = _challenge_evidence(name, target, aliases[CHAMPION], run_first=challenge)
     with _model_lock(name):
-        aliases = _aliases(client, name)
-        target = str(version) if version else aliases.get(CANDIDATE)
-        if target is None:
-            raise RegistryError(f"{name} has no candidate to promote: train a new version, or name one with "
-                                f"--version (see `guardianflow versions {name}`).")
-        mv = _require_version(client, name, target)
-        metrics = _run_metrics(client, mv.run_id)
-        _check_gates(name, target, gates, metrics)
+        aliases = aliases_of(client, name)
+        mv = require_version(client, name, target)
         old = aliases.get(CHAMPION)
+        if evidence is not None and evidence["champion_version"] != old:
+            raise RegistryError(f"the champion of {name} changed to version {old} while version {target} was being "
+                                "challenged; aliases are unchanged. Repeat the command to challenge the new champion.")
+        relative = [g for g in gates if g.on_champion]
+        if relative and evidence is None:
+            gates = [g for g in gates if not g.on_champion]  # no champion to compare with: recorded below
+        passed = gating.check(name, target, gates, run_metrics(client, mv.run_id), evidence)
         if old == target:
             return {"name": name, "champion": target, "rollback": aliases.get(ROLLBACK), "changed": False}
         if old is not None:
@@ -128,23 +121,45 @@ def promote(name: str, version: str | None = None, requires: list[str] | tuple[s
         if aliases.get(CANDIDATE) == target:
             client.delete_registered_model_alias(name, CANDIDATE)
         stamp = _stamp()
+        described = ", ".join(map(str, gates)) or "none"
+        if relative and evidence is None:
+            described += f" ({', '.join(map(str, relative))} not applied: no champion yet)"
         client.set_model_version_tag(name, target, "gf.promoted_at", stamp)
         client.set_model_version_tag(name, target, "gf.promoted_from", old or "none")
         client.set_model_version_tag(name, target, "gf.promoted_by", _user())
-        client.set_model_version_tag(name, target, "gf.gates", ", ".join(map(str, gates)) or "none")
+        client.set_model_version_tag(name, target, "gf.gates", described)
+        if evidence is not None:
+            client.set_model_version_tag(name, target, "gf.gates_challenge_run_id", evidence["run_id"])
         expected = {CHAMPION: target, ROLLBACK: old or aliases.get(ROLLBACK)}
         if aliases.get(CANDIDATE) != target:
             expected[CANDIDATE] = aliases.get(CANDIDATE)
         _verify(client, name, expected)
-        return {"name": name, "champion": target, "rollback": old, "changed": True, "promoted_at": stamp}
+        return {"name": name, "champion": target, "rollback": old, "changed": True, "promoted_at": stamp,
+                "gates": passed, "challenge_run_id": evidence["run_id"] if evidence else None}
+
+
+def _challenge_evidence(name: str, version: str, champion: str, run_first: bool) -> dict[str, Any]:
+    """The figures of the latest finished challenge of `version` against `champion` (running one if asked)."""
+    from gfcore.automation import challenge as challenging
+
+    found = challenging.latest(name, version, champion)
+    if found is None and run_first:
+        challenging.challenge(name, candidate=version)
+        found = challenging.latest(name, version, champion)
+    if found is None:
+        raise RegistryError(f"a gate on `champion` needs a challenge of version {version} against the champion "
+                            f"(version {champion}) of {name} on the same data, and there is none: run "
+                            f"`guardianflow challenge {name} --candidate {version}` first, or add --challenge. "
+                            "Aliases are unchanged.")
+    return found
 
 
 def rollback(name: str) -> dict[str, Any]:
     """The `rollback` version becomes champion again; the demoted champion becomes `candidate`."""
-    client = _client()
-    _require_model(client, name)
+    client = mlflow_client()
+    require_model(client, name)
     with _model_lock(name):
-        aliases = _aliases(client, name)
+        aliases = aliases_of(client, name)
         back = aliases.get(ROLLBACK)
         if back is None:
             raise RegistryError(f"{name} has no rollback version: a rollback exists only after a promotion "
@@ -175,9 +190,9 @@ def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
                             "pick another name, e.g. 'edge-box-3'.")
     if not re.fullmatch(r"[\w\-]+", alias):
         raise RegistryError(f"alias {alias!r} may contain only letters, digits, '_' and '-'.")
-    client = _client()
-    _require_model(client, name)
-    _require_version(client, name, version)
+    client = mlflow_client()
+    require_model(client, name)
+    require_version(client, name, version)
     with _model_lock(name):
         client.set_registered_model_alias(name, alias, version)
         _verify(client, name, {alias: str(version)})
@@ -187,7 +202,7 @@ def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _client() -> Any:
+def mlflow_client() -> Any:
     import mlflow
 
     from gfcore.tracking.server import check_tracking_store
@@ -206,7 +221,7 @@ def _all_registered_models(client: Any) -> Iterator[Any]:
             return
 
 
-def _require_model(client: Any, name: str) -> Any:
+def require_model(client: Any, name: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -217,7 +232,7 @@ def _require_model(client: Any, name: str) -> Any:
         raise RegistryError(f"no registered model named {name!r}.{hint}") from None
 
 
-def _require_version(client: Any, name: str, version: str) -> Any:
+def require_version(client: Any, name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -228,11 +243,11 @@ def _require_version(client: Any, name: str, version: str) -> Any:
                             f"{', '.join(map(str, versions)) or 'none'}.") from None
 
 
-def _aliases(client: Any, name: str) -> dict[str, str]:
+def aliases_of(client: Any, name: str) -> dict[str, str]:
     return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
 
 
-def _run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
+def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
     if not run_id:
         return {}
     try:
@@ -242,28 +257,13 @@ def _run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
 
 
 def _version_metrics(client: Any, name: str, version: str) -> dict[str, float]:
-    metrics = _run_metrics(client, client.get_model_version(name, version).run_id)
+    metrics = run_metrics(client, client.get_model_version(name, version).run_id)
     return {k: metrics[k] for k in KEY_METRICS if k in metrics}
-
-
-def _check_gates(name: str, version: str, gates: list[Gate], metrics: dict[str, float]) -> None:
-    failures = []
-    for gate in gates:
-        if gate.metric not in metrics:
-            known = ", ".join(sorted(k for k in metrics if not k.startswith("system/"))) or "none"
-            raise RegistryError(f"gate {gate}: version {version} of {name} has no metric {gate.metric!r}. "
-                                f"Its metrics: {known}.")
-        value = metrics[gate.metric]
-        if not _OPS[gate.op](value, gate.threshold):
-            failures.append(f"{gate.metric} is {value:.4f}, needs {gate.op} {gate.threshold:g}")
-    if failures:
-        raise RegistryError(f"refused to promote version {version} of {name}: " + "; ".join(failures)
-                            + ". Aliases are unchanged.")
 
 
 def _verify(client: Any, name: str, expected: dict[str, str | None]) -> None:
     """Read the aliases back: another writer (from another machine) may have interleaved."""
-    actual = _aliases(client, name)
+    actual = aliases_of(client, name)
     wrong = {alias: (want, actual.get(alias)) for alias, want in expected.items() if actual.get(alias) != want}
     if wrong:
         detail = ", ".join(f"{a} is {got or 'unset'} (expected {want or 'unset'})" for a, (want, got) in wrong.items())

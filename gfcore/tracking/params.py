@@ -37,6 +37,7 @@ SECTIONS = {
     "sweep": (*_COMMON, "backend", "train", "registry", "latency", "sweep"),
     "pipeline": (*_COMMON, "train", "registry", "latency", "infer", "pipeline"),
     "compare": (*_COMMON, "registry", "latency", "compare"),
+    "challenge": (*_COMMON, "backend", "infer", "registry", "latency", "challenge"),
 }
 
 

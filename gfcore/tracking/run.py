@@ -73,8 +73,9 @@ class OwnedRun:
 
 @contextmanager
 def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str | None = None,
-              extra_tags: dict[str, str] | None = None) -> Iterator[OwnedRun]:
-    """Start (or resume under `mlflow run`) the run of one entry point, and always end it."""
+              extra_tags: dict[str, str] | None = None, name: str | None = None) -> Iterator[OwnedRun]:
+    """Start (or resume under `mlflow run`) the run of one entry point, and always end it; `name` replaces the
+    run name of the naming scheme where it cannot say what the run is (a challenge names both versions)."""
     import mlflow
 
     check_tracking_store()
@@ -83,7 +84,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
         tags["exp.design"] = "sweep"
     if os.environ.get(REPRODUCES_ENV):
         tags["gf.reproduced_from"] = os.environ[REPRODUCES_ENV]
-    name = run_name(cfg, exp_type)
+    name = name or run_name(cfg, exp_type)
     experiment = experiment_name(cfg.site)
     # Parents mostly wait on their children, whose own system metrics are what matters.
     system_metrics = cfg.tracking.system_metrics and exp_type not in PARENT_TYPES

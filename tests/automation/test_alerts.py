@@ -102,3 +102,47 @@ def test_a_refused_notification_is_sent_again_next_time(fleet, capsys, monkeypat
     finally:
         refusing.close()
         taking.close()
+
+
+def _keys(capsys, *args):
+    return {a["key"] for a in _list(capsys, "--no-record", *args)[1]["open"]}
+
+
+def test_candidate_worse_than_the_current_champion(fleet, capsys):
+    client = mlflow.MlflowClient()
+    name, key = "acme.r-p1.gate.ppe", "candidate_worse|acme.r-p1.gate.ppe|2"
+    assert key not in _keys(capsys), "no challenge yet"
+    for verdict, champion, fires in (("better", "1", False), ("worse", "0", False), ("worse", "1", True)):
+        for tag, value in (("challenge.verdict", verdict), ("challenge.champion_version", champion),
+                           ("challenge.run_id", fleet["t2"])):
+            client.set_model_version_tag(name, "2", tag, value)
+        assert (key in _keys(capsys)) is fires, (verdict, champion)
+
+
+def test_tracking_drop_against_the_previous_champion(fleet, capsys):
+    from tests.fleet.seed import _run, _site_tags, _version
+
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("acme/r-p1/gate").experiment_id
+    key = "tracking_drop|acme.r-p1.gate.ppe|1"
+    assert key not in _keys(capsys), "no previous champion"
+    variant = {"backend.name": "openvino", "backend.precision": "int8"}
+    for hota, fires in ((0.74, False), (0.80, True)):  # the served champion's HOTA is 0.7; allowed drop 0.05
+        q0 = _run(client, exp, 30, _site_tags("acme", "gate", "ppe", "quant", **variant), {"det.mAP50": 0.8})
+        _run(client, exp, 29, _site_tags("acme", "gate", "ppe", "infer", **{"source.run_id": q0, **variant}),
+             {"mot.hota": hota, "mot.idf1": 0.8})
+        _version(client, "acme.r-p1.gate.ppe__openvino_int8", q0, {}, ["rollback"])
+        assert (key in _keys(capsys)) is fires, hota
+    [alert] = [a for a in _list(capsys, "--no-record")[1]["open"] if a["key"] == key]
+    assert alert["evidence"]["previous"] == 0.8 and alert["evidence"]["value"] == 0.7
+
+
+def test_failed_runs_counted_over_the_rule_hours(fleet, capsys):
+    from tests.fleet.seed import _run, _site_tags
+
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("beta/r-p1/dock").experiment_id
+    _run(client, exp, 3, _site_tags("beta", "dock", "ppe", "train"), {}, status="FAILED")
+    key = "failed_runs|beta.r-p1.dock.ppe|-"
+    assert key not in _keys(capsys), "3 days ago is outside the default 48 hours"
+    assert key in _keys(capsys, "rules.failed_runs.hours=96")

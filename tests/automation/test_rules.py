@@ -64,3 +64,22 @@ def test_new_and_resolved_between_evaluations():
 def test_bad_rules_are_refused_with_the_rule_named(bad, message):
     with pytest.raises(ConfigError, match=f"alerts.rules.x: {message}"):
         rules.evaluate([_row()], bad)
+
+
+def test_a_site_config_sets_its_budget_and_its_own_thresholds():
+    sites = {"acme/r-p1/gate": {"latency_budget_ms": 20.0, "alerts": {"low_accuracy": {"threshold": 0.95}}}}
+    found = rules.evaluate([_row(), _row(site="beta/r-p1/dock", model="beta.r-p1.dock.ppe")], DEFAULT, sites=sites)
+    assert {(a.rule, a.site) for a in found} == {("slow_champion", "acme/r-p1/gate"),
+                                                 ("low_accuracy", "acme/r-p1/gate")}
+    assert rules.evaluate([_row()], DEFAULT, {"acme/r-p1/gate": 30.0}, sites={"acme/r-p1/gate": {
+        "latency_budget_ms": 20.0}}) == [], "a budget on the command line wins over the site's config"
+    off = {"acme/r-p1/gate": {"alerts": {"failed_runs": {"enabled": False}}}}
+    assert rules.evaluate([_row(failed_runs=3)], DEFAULT, sites=off) == []
+
+
+def test_the_shipped_site_configs_are_read_by_experiment():
+    from gfcore.automation.facts import site_settings
+
+    sites = site_settings()
+    assert sites["donghwa-entec/busan-plant1/welding"]["latency_budget_ms"] == 50.0
+    assert sites["demo/local-plant1/yard"]["latency_budget_ms"] is None

@@ -1,0 +1,332 @@
+"""`guardianflow optimize check|run`: triggers over the fleet's records, each launching this project's own entry
+point (`mlflow run`) from the scenario that produced the model, with cooldowns kept in MLflow.
+
+Triggers (conf/automation/default.yaml; a site's config gives its latency budget, target backend and gates):
+- low_accuracy: the champion's figure below the threshold -> an Optuna sweep of its scenario (bounded trials);
+- high_latency: the served champion's batch-1 p95 above the site's budget -> quant to the target backend + infer;
+- low_gpu_utilization: the champion's infer run kept the GPU busy below `pct` -> infer with doubled batch sizes;
+- data_changed: the data of the champion's scenario hashes differently now -> retrain on it;
+- new_candidate: a candidate without a challenge against the current champion -> challenge;
+- challenger_passes: a challenged candidate -> promote behind the gates, only with `auto_promote=true`.
+
+Every launched run carries `automation.trigger`, `automation.model` and `automation.optimize_run_id`; a (trigger,
+model) pair launches nothing while such a run is RUNNING or started within `cooldown_hours`. That state is the runs
+themselves, so two machines running `optimize run` from cron agree. Each check or run is a run of experiment
+`guardianflow/automation` listing what fired, the evidence, and what was launched or why not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gfcore.automation import launcher
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "guardianflow/automation"
+TRIGGERS = ("low_accuracy", "high_latency", "low_gpu_utilization", "data_changed", "new_candidate",
+            "challenger_passes")
+DESCRIPTION = ("**GuardianFlow's automatic actions** (`guardianflow optimize check|run`): one run per check or run, "
+               "with the triggers that fired, their evidence, and the runs launched (tagged `automation.trigger`, "
+               "`automation.optimize_run_id`) or why nothing was.")
+
+
+@dataclass
+class Decision:
+    trigger: str
+    site: str
+    model: str
+    version: str | None
+    reason: str  # why it fired, in words
+    action: str  # what it runs, in words
+    evidence: dict[str, Any] = field(default_factory=dict)
+    status: str = "planned"  # would run | launched | promoted | refused | failed | skipped: ...
+    runs: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    decisions: list[Decision]
+    run_id: str | None = None
+
+    def launched(self) -> list[Decision]:
+        return [d for d in self.decisions if d.runs]
+
+
+def load_config(overrides: list[str] | None = None) -> dict[str, Any]:
+    """The automation config (conf/automation/default.yaml) with Hydra overrides."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gfcore.config.compose import CONF_DIR
+    from gfcore.errors import ConfigError
+
+    with initialize_config_dir(config_dir=str(CONF_DIR / "automation"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="default", overrides=list(overrides or [])), resolve=True)
+    unknown = set(cfg["triggers"]) - set(TRIGGERS)
+    if unknown:
+        raise ConfigError(f"automation triggers {sorted(unknown)} are unknown: the triggers are {', '.join(TRIGGERS)}.")
+    return cfg
+
+
+def optimize(cfg: dict[str, Any], launch: bool, model: str | None = None, record: bool = True) -> Outcome:
+    """What fires now and, with `launch`, run it; `model` limits it to one registered model (and its variants)."""
+    from gfcore.automation.facts import Facts, site_settings
+    from gfcore.fleet import queries
+
+    facts, sites = Facts(), site_settings()
+    rows = [r for r in queries.summary() if r.model and (model is None or r.model == model.split("__")[0])]
+    decisions = []
+    for row in rows:
+        decisions += _fired(row, cfg, facts, sites.get(row.site, {}), model)
+    outcome = Outcome(decisions)
+    run_id = _start_record(cfg, launch) if record else None
+    outcome.run_id = run_id
+    try:
+        for d in decisions:
+            _carry_out(d, cfg, launch, run_id)
+    except BaseException as exc:
+        if run_id:
+            _end_record(outcome, cfg, launch, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    if run_id:
+        _end_record(outcome, cfg, launch, "FAILED" if any(d.status == "failed" for d in decisions) else "FINISHED")
+    return outcome
+
+
+# -- what fires ----------------------------------------------------------------------------------------------
+
+
+def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only: str | None) -> list[Decision]:
+    triggers = {k: v or {} for k, v in cfg["triggers"].items() if (v or {}).get("enabled", True)}
+    out: list[Decision] = []
+
+    def add(trigger: str, model: str, version: str | None, reason: str, action: str, **evidence: Any) -> None:
+        if only is None or only == model:
+            out.append(Decision(trigger, row.site, model, version, reason, action, evidence))
+
+    champion = row.champion
+    if champion and "low_accuracy" in triggers:
+        t = triggers["low_accuracy"]
+        metric, threshold = t.get("metric", "det.mAP50"), float(t.get("threshold", 0.75))
+        value = {"det.mAP50": row.det_mAP50, "det.mAP50_95": row.det_mAP50_95}.get(metric)
+        if value is not None and value < threshold:
+            add("low_accuracy", row.model, champion, f"champion v{champion} {metric} {value:.3f} < {threshold:g}",
+                f"sweep (Optuna, {int(t.get('trials', 8))} trials) of the champion's scenario", metric=metric,
+                value=value, threshold=threshold)
+    budget = (cfg.get("budgets_ms") or {}).get(row.site, site.get("latency_budget_ms"))
+    if champion and "high_latency" in triggers and budget is not None and row.latency_p95_ms is not None \
+            and row.latency_p95_ms > float(budget):
+        target = cfg.get("target_backend") or site.get("target_backend") or "openvino_int8"
+        if row.deployed == f"__{target}":
+            log.info("%s: over budget, but already served as %s: nothing to quantize", row.model, target)
+        else:
+            add("high_latency", row.model, champion, f"served as {row.deployed}: sys.latency_p95_ms "
+                f"{row.latency_p95_ms:.2f} > the site's budget {float(budget):g} ms",
+                f"quant to {target} + infer of champion v{champion}", value=row.latency_p95_ms, budget_ms=float(budget),
+                target_backend=target)
+    if champion and "low_gpu_utilization" in triggers:
+        found = _gpu_utilization(facts, row)
+        pct = float(triggers["low_gpu_utilization"].get("pct", 50))
+        if found is not None and found[1] < pct:
+            sizes = sorted({2 * b for b in found[2]}) or [2]
+            add("low_gpu_utilization", row.model, champion, f"infer run {found[0]} kept the GPU {found[1]:.0f}% busy "
+                f"(< {pct:g}%)", f"infer of champion v{champion} with batch sizes {sizes}", infer_run_id=found[0],
+                gpu_utilization_pct=found[1], batch_sizes=sizes)
+    if champion and "data_changed" in triggers:
+        change = facts.data_change(row.model, champion)
+        if change is not None and not _candidate_on(facts, row, change[1]):
+            add("data_changed", row.model, champion, f"champion v{champion} was trained on data {change[0][:12]}; "
+                f"it hashes {change[1][:12]} now", "retrain with the champion's scenario on the new data",
+                data_hash_then=change[0], data_hash_now=change[1])
+    for name in [row.model, *facts.variants(row.model)]:
+        _candidate_triggers(name, triggers, facts, add, row.site)
+    return out
+
+
+def _candidate_triggers(model: str, triggers: dict[str, Any], facts: Any, add: Any, site: str) -> None:
+    from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
+
+    candidate, champion = facts.alias(model, "candidate"), facts.alias(model, "champion")
+    if candidate is None or (champion is not None and candidate.version == champion.version):
+        return
+    version, against = str(candidate.version), str(champion.version) if champion else "none"
+    tags = facts.version_tags(model, version)
+    challenged = tags.get(TAG_CHAMPION) == against and tags.get(TAG_RUN)
+    if not challenged and "new_candidate" in triggers:
+        add("new_candidate", model, version, f"candidate v{version} has no challenge against "
+            + (f"champion v{against}" if champion else "an empty field (no champion)"),
+            f"challenge v{version}" + (f" against v{against}" if champion else ""), champion=against)
+    elif challenged and tags.get(TAG_VERDICT) != "worse" and "challenger_passes" in triggers:
+        add("challenger_passes", model, version, f"candidate v{version}'s challenge (run {tags[TAG_RUN]}): "
+            f"{tags.get(TAG_VERDICT)}", f"promote v{version} behind the gates", challenge_run_id=tags[TAG_RUN],
+            verdict=tags.get(TAG_VERDICT), champion=against)
+
+
+def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | None:
+    """The newest finished infer run of the champion that measured GPU utilisation, its figure and batch sizes."""
+    import json
+
+    mv = facts.alias(row.model, "champion")
+    experiment = facts.experiments().get(row.site)
+    if mv is None or experiment is None or not mv.run_id:
+        return None
+    runs = facts.client.search_runs([experiment], max_results=1, order_by=["attributes.end_time DESC"],
+                                    filter_string=f"tags.`source.run_id` = '{mv.run_id}' and tags.`exp.type` = "
+                                                  "'infer' and attributes.status = 'FINISHED' and "
+                                                  "metrics.`sys.gpu_utilization_pct` >= 0")
+    if not runs:
+        return None
+    run = runs[0]
+    try:
+        sizes = [int(b) for b in json.loads(run.data.params.get("infer.batch_sizes", "[1]"))]
+    except (ValueError, TypeError):
+        sizes = [1]
+    return run.info.run_id, run.data.metrics["sys.gpu_utilization_pct"], sizes
+
+
+def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
+    """A candidate trained on the data as it is now already exists: retraining again would only repeat it."""
+    mv = facts.alias(row.model, "candidate")
+    return bool(mv and mv.run_id and facts.client.get_run(mv.run_id).data.tags.get("data.hash") == data_hash)
+
+
+# -- carrying it out --------------------------------------------------------------------------------------------
+
+
+def _carry_out(d: Decision, cfg: dict[str, Any], launch: bool, run_id: str | None) -> None:
+    from gfcore.errors import GuardianFlowError
+
+    hours = float(cfg["cooldown_hours"])
+    blocked = launcher.blocked(d.trigger, d.model, hours) or (
+        launcher.refused_recently(d.model, d.version, hours) if d.trigger == "challenger_passes" else None)
+    if blocked:
+        d.status = f"skipped: {blocked}"
+        return
+    if d.trigger == "challenger_passes" and not cfg["auto_promote"]:
+        d.status = "skipped: automation.auto_promote is false (promote by hand, or set auto_promote=true)"
+        return
+    if not launch:
+        d.status = "would run"
+        return
+    tags = {launcher.TAG_TRIGGER: d.trigger, launcher.TAG_MODEL: d.model, launcher.TAG_BY: run_id or "none"}
+    try:
+        _ACTIONS[d.trigger](d, cfg, tags)
+    except GuardianFlowError as exc:
+        d.status, d.detail = ("refused" if d.trigger == "challenger_passes" else "failed"), str(exc)
+        log.warning("optimize: %s for %s %s: %s", d.trigger, d.model, d.status, exc)
+
+
+def _sweep(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    trials = int(cfg["triggers"]["low_accuracy"].get("trials", 8))
+    run_id = launcher.champion_run(d.model, d.version)
+    d.runs.append(launcher.run_entry("sweep", run_id, ["sweep=optuna", f"hydra.sweeper.n_trials={trials}"], tags,
+                                     cfg["env_manager"]))
+    d.status = "launched"
+
+
+def _quant_infer(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    run_id = launcher.champion_run(d.model, d.version)
+    target = d.evidence["target_backend"]
+    quant = launcher.run_entry("quant", run_id, [f"backend={target}", f"quant.source_run_id={run_id}"], tags,
+                               cfg["env_manager"], drop=("backend.", "quant."))
+    d.runs.append(quant)
+    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg["env_manager"],
+                                     drop=("backend.", "infer.model_uri", "infer.source_run_id")))
+    d.status = "launched"
+
+
+def _bigger_batch(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    run_id = launcher.champion_run(d.model, d.version)
+    sizes = ",".join(str(b) for b in d.evidence["batch_sizes"])
+    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={run_id}", f"infer.batch_sizes=[{sizes}]"],
+                                     tags, cfg["env_manager"], drop=("infer.",)))
+    d.status = "launched"
+
+
+def _retrain(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    d.runs.append(launcher.run_entry("train", launcher.champion_run(d.model, d.version), [], tags,
+                                     cfg["env_manager"]))
+    d.status = "launched"
+
+
+def _challenge(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    d.runs.append(launcher.run_challenge(d.model, d.version, tags, cfg["env_manager"]))
+    d.status = "launched"
+
+
+def _promote(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+    from gfcore.automation.facts import site_settings
+    from gfcore.errors import GuardianFlowError
+    from gfcore.registry import lifecycle
+
+    gates = site_settings().get(d.site, {}).get("gates") or list(cfg["gates"])
+    d.evidence["gates"] = gates
+    try:
+        result = lifecycle.promote(d.model, version=d.version, requires=gates)
+    except GuardianFlowError:
+        import mlflow
+
+        mlflow.MlflowClient().set_model_version_tag(d.model, d.version, launcher.TAG_REFUSED, str(time.time()))
+        raise
+    d.status, d.detail = "promoted", "; ".join(result.get("gates") or []) or "no gate"
+
+
+_ACTIONS = {"low_accuracy": _sweep, "high_latency": _quant_infer, "low_gpu_utilization": _bigger_batch,
+            "data_changed": _retrain, "new_candidate": _challenge, "challenger_passes": _promote}
+
+
+# -- the record ------------------------------------------------------------------------------------------------
+
+
+def _start_record(cfg: dict[str, Any], launch: bool) -> str:
+    import json
+
+    import mlflow
+
+    from gfcore.tracking.experiments import ensure_experiment
+
+    exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
+    run = mlflow.MlflowClient().create_run(exp_id, run_name=f"optimize-{'run' if launch else 'check'}",
+                                           tags={"exp.type": "optimize", "automation.mode": "run" if launch else
+                                                 "check", "automation.config": json.dumps(cfg)[:5000]})
+    return run.info.run_id
+
+
+def _end_record(outcome: Outcome, cfg: dict[str, Any], launch: bool, status: str) -> None:
+    import mlflow
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    rid = outcome.run_id
+    rows = [asdict(d) for d in outcome.decisions]
+    launched = sum(len(d.runs) for d in outcome.decisions)
+    client.log_dict(rid, rows, "decisions.json")
+    if rows:
+        columns = ("trigger", "site", "model", "version", "reason", "action", "status")
+        client.log_table(rid, {c: [str(r[c]) for r in rows] for c in columns}, "decisions_table.json")
+    now = int(time.time() * 1000)
+    counts = {"automation.fired": len(rows), "automation.launched": launched,
+              "automation.skipped": sum(d.status.startswith("skipped") for d in outcome.decisions),
+              "automation.failed": sum(d.status in ("failed", "refused") for d in outcome.decisions)}
+    client.log_batch(rid, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+    client.set_tag(rid, "mlflow.note.content", describe(outcome, launch))
+    client.update_run(rid, name=f"optimize-{'run' if launch else 'check'}-{len(rows)}-fired-{launched}-launched")
+    client.set_terminated(rid, status)
+
+
+def describe(outcome: Outcome, launch: bool) -> str:
+    """The run's description: what fired, why, and what became of it."""
+    if not outcome.decisions:
+        return "**Nothing fired.**"
+    lines = [f"**{len(outcome.decisions)} trigger(s) fired** ({'run' if launch else 'check: nothing launched'})", "",
+             "| trigger | model | version | why | action | status | runs |", "|---|---|---|---|---|---|---|"]
+    for d in outcome.decisions:
+        status = d.status + (f": {d.detail}" if d.detail else "")
+        lines.append(f"| {d.trigger} | {d.model} | {d.version or '-'} | {d.reason} | {d.action} | "
+                     f"{status.replace('|', '/')} | {', '.join(d.runs) or '-'} |")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""`guardianflow optimize`: triggers that fire exactly when they should, real smoke actions launched as `mlflow run`
+(quant + infer, challenge, sweep, promote with auto_promote), and cooldowns kept in MLflow."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import mlflow
+import pytest
+
+from gfcore import cli
+from gfcore.automation import launcher, optimize
+from tests.conftest import smoke_versions
+
+NAME = "demo.local-plant1.yard.ppe"
+SITE = "demo/local-plant1/yard"
+# The champion is "slow" (a budget no model meets) and, with threshold 1.01, "inaccurate"; onnx_fp32 is the
+# quickest export to launch.
+FIRE = [f"+budgets_ms={{{SITE}: 0.001}}", "target_backend=onnx_fp32", "triggers.low_accuracy.threshold=1.01",
+        "triggers.low_accuracy.trials=2"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Champion v1 and candidate v2 of the demo model (smoke, one epoch each)."""
+    with smoke_versions(tmp_path_factory, "optimize", seeds=(0, 1), promote_first=True) as uri:
+        yield uri
+
+
+def _optimize(capsys, mode, *args):
+    code = cli.main(["optimize", mode, "--json", *args])
+    out = json.loads(capsys.readouterr().out)
+    return code, {(d["trigger"], d["model"]): d for d in out["decisions"]}, out["run_id"]
+
+
+def _site_runs():
+    exp = mlflow.get_experiment_by_name(SITE)
+    return mlflow.MlflowClient().search_runs([exp.experiment_id], max_results=1000)
+
+
+def _aliases(name=NAME):
+    return {k: str(v) for k, v in mlflow.MlflowClient().get_registered_model(name).aliases.items()}
+
+
+def test_check_run_and_cooldown(store, capsys):
+    client = mlflow.MlflowClient()
+    champion_run = client.get_model_version(NAME, "1").run_id
+    before = len(_site_runs())
+
+    # check: what fires, and what must not (the data is unchanged, there is no GPU figure, no challenge yet).
+    code, fired, run_id = _optimize(capsys, "check", *FIRE)
+    assert code == 0 and set(fired) == {("low_accuracy", NAME), ("high_latency", NAME), ("new_candidate", NAME)}
+    assert fired[("new_candidate", NAME)]["version"] == "2" and fired[("high_latency", NAME)]["version"] == "1"
+    assert all(d["status"] == "would run" for d in fired.values()) and len(_site_runs()) == before
+    record = client.get_run(run_id)
+    assert record.info.status == "FINISHED" and record.info.run_name == "optimize-check-3-fired-0-launched"
+    assert "| high_latency | demo.local-plant1.yard.ppe | 1 |" in record.data.tags["mlflow.note.content"]
+    assert set(_optimize(capsys, "check")[1]) == {("low_accuracy", NAME), ("new_candidate", NAME)}, \
+        "the demo site sets no latency budget: no high_latency (a one-epoch model is below 0.75 mAP50)"
+    assert set(_optimize(capsys, "check", "triggers.low_accuracy.threshold=0")[1]) == {("new_candidate", NAME)}
+
+    # run: quant + infer of the champion and the candidate's challenge, launched as tagged `mlflow run`s.
+    code, fired, run_id = _optimize(capsys, "run", *FIRE, "+triggers.low_accuracy.enabled=false")
+    assert code == 0, fired
+    slow, new = fired[("high_latency", NAME)], fired[("new_candidate", NAME)]
+    assert slow["status"] == "launched" and new["status"] == "launched"
+    quant, infer = (client.get_run(r) for r in slow["runs"])
+    assert quant.data.tags["exp.type"] == "quant" and quant.data.tags["source.run_id"] == champion_run
+    assert quant.data.params["backend.name"] == "onnx" and quant.data.params["scenario"] == "smoke"
+    assert shlex.split(quant.data.params["overrides"])[0].split() == ["++train.epochs=1", "backend=onnx_fp32",
+                                                      f"quant.source_run_id={champion_run}"], \
+        "the champion's scenario is carried over: what differs from its preset today"
+    assert infer.data.tags["exp.type"] == "infer" and infer.data.tags["source.run_id"] == quant.info.run_id
+    for r in (quant, infer):
+        assert r.info.status == "FINISHED" and r.data.tags[launcher.TAG_TRIGGER] == "high_latency"
+        assert r.data.tags[launcher.TAG_BY] == run_id and r.data.tags["mlflow.project.entryPoint"] in ("quant", "infer")
+    [challenge] = (client.get_run(r) for r in new["runs"])
+    assert challenge.data.tags["exp.type"] == "challenge"
+    assert challenge.data.tags[launcher.TAG_TRIGGER] == "new_candidate"
+    assert client.get_model_version(NAME, "2").tags["challenge.run_id"] == challenge.info.run_id
+    assert client.get_run(run_id).data.metrics["automation.launched"] == 3
+
+    # run with auto_promote: the challenged candidate is promoted, the sweep and the variant's challenge launch,
+    # the quantization (same trigger, same model) is in its cooldown.
+    code, fired, run_id = _optimize(capsys, "run", *FIRE, "auto_promote=true", "gates=['det.mAP50>=champion-1']")
+    variant = f"{NAME}__onnx_fp32"
+    assert code == 0, fired
+    assert fired[("challenger_passes", NAME)]["status"] == "promoted" and _aliases()["champion"] == "2"
+    assert client.get_model_version(NAME, "2").tags["gf.gates"] == "det.mAP50>=champion-1"
+    assert fired[("high_latency", NAME)]["status"].startswith("skipped: cooldown")
+    assert fired[("new_candidate", variant)]["status"] == "launched"
+    [sweep] = (client.get_run(r) for r in fired[("low_accuracy", NAME)]["runs"])
+    assert sweep.info.status == "FINISHED" and sweep.data.tags["exp.type"] == "sweep"
+    children = client.search_runs([sweep.info.experiment_id], f"tags.`mlflow.parentRunId` = '{sweep.info.run_id}'")
+    assert len(children) == 2, "two Optuna trials"
+
+    # Inside the cooldown a second run launches nothing (and without auto_promote promotes nothing).
+    before = len(_site_runs())
+    code, fired, _ = _optimize(capsys, "run", *FIRE)
+    assert fired and all(d["status"].startswith("skipped") for d in fired.values()), fired
+    assert not any(d["runs"] for d in fired.values()) and len(_site_runs()) == before
+    assert fired[("challenger_passes", variant)]["status"].startswith("skipped: automation.auto_promote is false")
+    assert _aliases(variant) == {"candidate": "1"}
+
+
+def test_a_running_launch_blocks_the_next(store, capsys):
+    """Single instance: while a run launched for (trigger, model) is RUNNING nothing else launches for it, even
+    past the cooldown."""
+    client = mlflow.MlflowClient()
+    exp = mlflow.get_experiment_by_name(SITE).experiment_id
+    running = client.create_run(exp, tags={launcher.TAG_TRIGGER: "data_changed", launcher.TAG_MODEL: NAME})
+    try:
+        assert "still RUNNING" in launcher.blocked("data_changed", NAME, cooldown_hours=0)
+        assert launcher.blocked("data_changed", "other.model", cooldown_hours=0) is None
+    finally:
+        client.set_terminated(running.info.run_id, "KILLED")
+    assert launcher.blocked("data_changed", NAME, cooldown_hours=0) is None
+
+
+def test_hydra_values_read_back():
+    from omegaconf import OmegaConf
+
+    from gfcore.config import compose
+
+    values = {"a": "plain", "b": "with space", "c": "it's", "d": [1, 2], "e": None, "f": True, "g": 0.5,
+              "h": "null", "i": "/data/x.yaml"}
+    overrides = [f"++x.{k}={launcher.hydra_value(v)}" for k, v in values.items()]
+    assert OmegaConf.to_container(compose(overrides, config_name="config"))["x"] == values
+
+
+def test_unknown_trigger_refused():
+    from hydra.errors import ConfigCompositionException
+
+    from gfcore.errors import ConfigError
+
+    with pytest.raises((ConfigError, ConfigCompositionException)):
+        optimize.load_config(["+triggers.sometimes={}"])

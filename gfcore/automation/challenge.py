@@ -255,14 +255,14 @@ def _report(result: ChallengeResult, cfg: Config, work: Path) -> None:
     import mlflow
 
     from gfcore.plots import source_vs_variant
-    from gfcore.summary import Report
+    from gfcore.summary import FIGURES, Report
 
     label = {role: f"{role} v{getattr(result, role)}" for role in ROLES if getattr(result, role)}
-    rows = [{"variant": label[role], **{k: v for k, v in result.figures[role].items() if k in COMPARED},
+    rows = [{"variant": label[role], **{k: v for k, v in result.figures[role].items() if k in FIGURES},
              "registered_model": result.model, "registered_version": getattr(result, role)}
             for role in ROLES if role in result.figures]
     if result.deltas:
-        rows.append({"variant": "candidate - champion", **result.deltas})
+        rows.append({"variant": "candidate - champion", **{k: v for k, v in result.deltas.items() if k in FIGURES}})
     sentence = f"Verdict: **{result.verdict}**. " + "; ".join(result.reasons) + "."
     title = f"Challenge of {result.model}: {' vs '.join(label.values())}"
     report = Report(title, rows, None, sentence, "challenge")

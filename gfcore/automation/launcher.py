@@ -116,9 +116,22 @@ def _run(entry: str, params: dict[str, str], experiment_id: str, tags: dict[str,
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_tag(submitted.run_id, key, value)
-    if not submitted.wait():
+    try:
+        ok = submitted.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to `optimize run`: the launched run is stopped, not orphaned
+        submitted.cancel()
+        _close(client, submitted.run_id, "KILLED")
+        raise
+    if not ok:
+        _close(client, submitted.run_id, "FAILED")
         raise StepError(f"{entry} run {submitted.run_id} failed: see its output above and the run in MLflow.")
     return submitted.run_id
+
+
+def _close(client: Any, run_id: str, status: str) -> None:
+    """End a launched run the entry point could not end itself (it failed before owning it, or was killed)."""
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, status)
 
 
 def hydra_value(value: Any) -> str:

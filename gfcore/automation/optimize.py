@@ -86,9 +86,12 @@ def optimize(cfg: dict[str, Any], launch: bool, model: str | None = None, record
     outcome = Outcome(decisions)
     run_id = _start_record(cfg, launch) if record else None
     outcome.run_id = run_id
+    from gfcore.tracking.run import sigterm_raises
+
     try:
-        for d in decisions:
-            _carry_out(d, cfg, launch, run_id)
+        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: launched runs stopped, this record KILLED
+            for d in decisions:
+                _carry_out(d, cfg, launch, run_id)
     except BaseException as exc:
         if run_id:
             _end_record(outcome, cfg, launch, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")

@@ -146,3 +146,10 @@ def test_failed_runs_counted_over_the_rule_hours(fleet, capsys):
     key = "failed_runs|beta.r-p1.dock.ppe|-"
     assert key not in _keys(capsys), "3 days ago is outside the default 48 hours"
     assert key in _keys(capsys, "rules.failed_runs.hours=96")
+
+
+def test_notify_without_a_webhook_fails_before_evaluating(fleet, capsys, monkeypatch):
+    monkeypatch.delenv(webhook.URL_ENV, raising=False)
+    assert cli.main(["alerts", "list", "--notify", "rules.low_accuracy.threshold=0.1"]) == 2, "even with no change"
+    assert f"set {webhook.URL_ENV}" in capsys.readouterr().err
+    assert mlflow.get_experiment_by_name(alerts.EXPERIMENT) is None, "nothing evaluated, nothing recorded"

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+import subprocess
+import sys
+import time
 
 import mlflow
 import pytest
@@ -102,6 +107,63 @@ def test_check_run_and_cooldown(store, capsys):
     assert not any(d["runs"] for d in fired.values()) and len(_site_runs()) == before
     assert fired[("challenger_passes", variant)]["status"].startswith("skipped: automation.auto_promote is false")
     assert _aliases(variant) == {"candidate": "1"}
+
+
+def test_data_and_gpu_triggers(store, capsys):
+    """data_changed fires when the champion's data hashes differently now and no candidate was trained on the new
+    data; low_gpu_utilization when the champion's latest infer run kept the GPU under `pct`."""
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version(NAME, _aliases()["champion"])
+    now = client.get_run(champion.run_id).data.tags["data.hash"]
+    key = ("data_changed", NAME)
+    only = ["+triggers.low_accuracy.enabled=false", "+triggers.new_candidate.enabled=false"]
+    assert key not in _optimize(capsys, "check", *only)[1], "unchanged data"
+    client.set_tag(champion.run_id, "data.hash", "0" * 64)
+    candidate = client.get_model_version(NAME, _aliases()["candidate"])
+    try:
+        assert key not in _optimize(capsys, "check", *only)[1], "the candidate was trained on the data as it is now"
+        client.set_tag(candidate.run_id, "data.hash", "0" * 64)
+        fired = _optimize(capsys, "check", *only)[1]
+        assert fired[key]["evidence"] == {"data_hash_then": "0" * 64, "data_hash_now": now}
+        assert fired[key]["action"] == "retrain with the champion's scenario on the new data"
+    finally:
+        client.set_tag(champion.run_id, "data.hash", now)
+        client.set_tag(candidate.run_id, "data.hash", now)
+
+    exp = mlflow.get_experiment_by_name(SITE).experiment_id
+    key = ("low_gpu_utilization", NAME)
+    for pct, fires in ((80.0, False), (20.0, True)):  # the newest infer run of the champion counts
+        run = client.create_run(exp, tags={"exp.type": "infer", "source.run_id": champion.run_id})
+        client.log_param(run.info.run_id, "infer.batch_sizes", "[1, 8]")
+        client.log_metric(run.info.run_id, "sys.gpu_utilization_pct", pct)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        fired = _optimize(capsys, "check", *only)[1]
+        assert (key in fired) is fires, pct
+    evidence = fired[key]["evidence"]
+    assert evidence["batch_sizes"] == [2, 16] and evidence["infer_run_id"] == run.info.run_id
+
+
+def test_sigterm_stops_the_launched_run_and_ends_the_record_killed(store):
+    """SIGTERM to `optimize run` while an action runs: the launched run is stopped and ends KILLED (or FAILED), the
+    optimize run KILLED; nothing stays RUNNING. (After test_data_and_gpu_triggers, low GPU utilisation fires.)"""
+    client = mlflow.MlflowClient()
+    only = [f"+triggers.{t}.enabled=false" for t in ("low_accuracy", "new_candidate", "challenger_passes")]
+    proc = subprocess.Popen([sys.executable, "-m", "gfcore.cli", "optimize", "run", *only], env={**os.environ},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    launched = []
+    while not launched and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        launched = client.search_runs([mlflow.get_experiment_by_name(SITE).experiment_id],
+                                      f"tags.`{launcher.TAG_TRIGGER}` = 'low_gpu_utilization'")
+    assert launched, f"nothing was launched: {proc.stderr.read() if proc.poll() is not None else 'still running'}"
+    time.sleep(3)  # inside the launched infer
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    [run] = launched
+    assert client.get_run(run.info.run_id).info.status in ("KILLED", "FAILED")
+    record = client.get_run(run.data.tags[launcher.TAG_BY])
+    assert record.info.status == "KILLED" and record.data.tags["exp.type"] == "optimize"
 
 
 def test_a_running_launch_blocks_the_next(store, capsys):

@@ -24,6 +24,7 @@ class DatasetInfo:
     # split -> image folders (or list files) and their image count
     splits: dict[str, list[Path]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    source: str | None = None  # where the data comes from when not this machine: its s3:// yaml URI
 
     @property
     def digest(self) -> str:
@@ -44,6 +45,13 @@ def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
     """The dataset of `cfg`: demo data is generated on first use; a YOLO yaml is checked and hashed."""
     if cfg.kind == DataKind.demo:
         info = _demo(demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir), cfg.name)
+    elif str(cfg.path).startswith("s3://"):  # downloaded once per content (gfcore.cluster.s3data)
+        from gfcore import paths
+        from gfcore.cluster import s3data
+
+        local = s3data.fetch(cfg.path, Path(cfg.cache_dir) if cfg.cache_dir else paths.cache_dir())
+        info = _from_yaml(local, cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
+        info.source = cfg.path
     else:
         info = _from_yaml(Path(cfg.path).expanduser(), cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
     if list(task.classes) != info.names:

@@ -14,8 +14,16 @@ def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) ->
     from mlflow.data.sources import LocalArtifactDatasetSource
 
     folders = dataset.splits.get(split) or [dataset.root]
-    return MetaDataset(source=LocalArtifactDatasetSource(str(path or folders[0])), name=f"{dataset.name}-{split}",
-                       digest=dataset.digest)
+    folder = path or folders[0]
+    if dataset.source:  # a cached copy: the lineage names where the data lives (s3://...)
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        from gfcore.cluster.s3data import split_source
+
+        source = resolve_dataset_source(split_source(dataset.source, dataset.root, folder))
+    else:
+        source = LocalArtifactDatasetSource(str(folder))
+    return MetaDataset(source=source, name=f"{dataset.name}-{split}", digest=dataset.digest)
 
 
 def eval_tags(dataset: DatasetInfo, split: str) -> dict[str, str]:

@@ -204,7 +204,18 @@ def _job_tags() -> dict[str, str]:
         return {}
     hc = HydraConfig.get()
     return {"gf.sweep.job": str(hc.job.num), "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
-            "gf.sweep.pid": str(os.getpid())}
+            "gf.sweep.pid": str(os.getpid()), **scheduler_tags()}
+
+
+# What a scheduler tells its jobs about themselves (environment) -> the run's tags.
+_SLURM_TAGS = {"SLURM_JOB_ID": "slurm.job_id", "SLURM_ARRAY_JOB_ID": "slurm.array_job_id",
+               "SLURM_ARRAY_TASK_ID": "slurm.array_task_id", "SLURMD_NODENAME": "slurm.node",
+               "SLURM_JOB_PARTITION": "slurm.partition"}
+
+
+def scheduler_tags() -> dict[str, str]:
+    """The SLURM job, array index, node and partition a run executes in (none outside SLURM)."""
+    return {tag: os.environ[var] for var, tag in _SLURM_TAGS.items() if os.environ.get(var)}
 
 
 def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:

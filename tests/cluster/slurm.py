@@ -1,0 +1,85 @@
+"""A one-node SLURM cluster for the tests, as plain processes (Debian's slurm-wlm and munge, no systemd, no
+cgroups): munged as the munge user, slurmctld and slurmd as root with every path in the test's folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.stack.servers import free_port
+
+NEEDED = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
+
+
+def missing() -> list[str]:
+    found = {name: shutil.which(name) or (Path("/usr/sbin") / name).exists() for name in NEEDED}
+    return [name for name, ok in found.items() if not ok]
+
+
+def _sbin(name: str) -> str:
+    return shutil.which(name) or str(Path("/usr/sbin") / name)
+
+
+def _munge() -> None:
+    """munged, once per machine (a running one is reused): the cluster's authentication."""
+    if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode == 0:
+        return
+    subprocess.run(["install", "-d", "-o", "munge", "-g", "munge", "-m", "0755", "/run/munge"], check=True)
+    subprocess.run(["runuser", "-u", "munge", "--", _sbin("munged")], check=True)
+
+
+def _config(folder: Path) -> str:
+    node = subprocess.run([_sbin("slurmd"), "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    name = node.split()[0].split("=", 1)[1]
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    return "\n".join([
+        "ClusterName=gftest", f"SlurmctldHost={host}", "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge",
+        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_Core", "MpiDefault=none", "ReturnToService=2", "SchedulerType=sched/backfill",
+        "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+        f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
+        f"StateSaveLocation={folder}/state", f"SlurmdSpoolDir={folder}/spool",
+        f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd.pid",
+        f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd.log",
+        "SchedulerParameters=defer", "MessageTimeout=20",
+        f"{node} State=UNKNOWN",
+        f"PartitionName=debug Nodes={name} Default=YES MaxTime=INFINITE State=UP", ""])
+
+
+@contextmanager
+def one_node_cluster(folder: Path):
+    """Start the cluster in `folder`; yields the environment clients need (SLURM_CONF)."""
+    for sub in ("state", "spool"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    conf = folder / "slurm.conf"
+    conf.write_text(_config(folder))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    _munge()
+    subprocess.run([_sbin("slurmctld"), "-i"], env=env, check=True)
+    subprocess.run([_sbin("slurmd")], env=env, check=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            state = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout
+            if state.strip() in ("idle", "mix", "alloc"):
+                break
+            if time.monotonic() > deadline:
+                log = (folder / "slurmctld.log").read_text()[-2000:] if (folder / "slurmctld.log").exists() else ""
+                raise RuntimeError(f"the one-node SLURM cluster did not come up (sinfo: {state!r}):\n{log}")
+            time.sleep(0.5)
+        yield {"SLURM_CONF": str(conf)}
+    finally:
+        subprocess.run(["scancel", "--full", "--user", "root"], env=env, capture_output=True)
+        for name in ("slurmd", "slurmctld"):
+            pidfile = folder / f"{name}.pid"
+            if pidfile.exists():
+                try:
+                    os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+        time.sleep(1)

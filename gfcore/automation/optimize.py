@@ -109,7 +109,7 @@ def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only
     out: list[Decision] = []
 
     def add(trigger: str, model: str, version: str | None, reason: str, action: str, **evidence: Any) -> None:
-        if only is None or only == model:
+        if only is None or model == only or model.startswith(f"{only}__"):  # a model and its variants
             out.append(Decision(trigger, row.site, model, version, reason, action, evidence))
 
     champion = row.champion

@@ -39,7 +39,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def _s3():
-    return boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
+    """A client with this stack's keys (boto3's default session would keep the first keys it read)."""
+    return boto3.session.Session().client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
 
 
 def _demo_yaml() -> Path:

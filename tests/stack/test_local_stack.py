@@ -55,7 +55,9 @@ def test_train_promote_and_where_it_lands(stack):
         assert conn.execute("select status from runs where run_uuid = %s", (run.info.run_id,)).fetchone() == \
             ("FINISHED",)
         assert conn.execute("select count(*) from metrics where run_uuid = %s", (run.info.run_id,)).fetchone()[0] > 0
-    s3 = boto3.client("s3", endpoint_url=stack["env"]["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1")
+    # A session of its own: the default session keeps the keys it first read (another stack's, in a test run).
+    s3 = boto3.session.Session().client("s3", endpoint_url=stack["env"]["MLFLOW_S3_ENDPOINT_URL"],
+                                        region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow", MaxKeys=1000).get("Contents", [])]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/weights/best.pt") for k in keys)
     image = sorted(resolve_dataset(cfg.data, cfg.task).splits["test"][0].glob("*.png"))[0]

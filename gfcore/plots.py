@@ -24,7 +24,7 @@ def _save(fig, out: Path, layout: bool = True) -> Path:
 
 
 def source_vs_variant(original: dict[str, float], quantized: dict[str, float], label: str, out: Path,
-                      base_label: str = "source (pytorch fp32)", title: str | None = None) -> Path:
+                      base_label: str = "source (pytorch fp32)", heading: str | None = None) -> Path:
     """Three panels, source (or champion) vs variant (or candidate): accuracy (mAP50, mAP50-95), batch-1 latency
     (p50, p95), size."""
     plt = _pyplot()
@@ -51,7 +51,7 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
     # One legend above the panels, where it covers no bar.
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.93))
-    fig.suptitle(title or f"source vs {label}")
+    fig.suptitle(heading or f"source vs {label}")
     fig.tight_layout(rect=(0, 0, 1, 0.88))
     _save(fig, out, layout=False)
     plt.close(fig)

@@ -276,5 +276,5 @@ def _report(result: ChallengeResult, cfg: Config, work: Path) -> None:
     if cfg.tracking.log_plots and "champion" in result.figures:
         chart = source_vs_variant(result.figures["champion"], result.figures["candidate"], label["candidate"],
                                   work / "plots" / "challenge.png", base_label=label["champion"],
-                                  title=f"{title}: {result.verdict}")
+                                  heading=f"{title}: {result.verdict}")
         mlflow.log_artifact(str(chart), "plots")

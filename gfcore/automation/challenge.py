@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 ROLES = ("candidate", "champion")
 VERDICTS = ("better", "tie", "worse", "unopposed")
-# The figures compared, and which way is better.
-COMPARED = {"det.mAP50": 1, "det.mAP50_95": 1, "det.precision": 1, "det.recall": 1, "sys.latency_p50_ms": -1,
-            "sys.latency_p95_ms": -1, "sys.model_size_mb": -1, "mot.hota": 1, "mot.idf1": 1}
+# The figures whose differences (`delta.*`) a challenge records.
+COMPARED = ("det.mAP50", "det.mAP50_95", "det.precision", "det.recall", "sys.latency_p50_ms", "sys.latency_p95_ms",
+            "sys.model_size_mb", "mot.hota", "mot.idf1")
 TAG_VERDICT, TAG_RUN, TAG_CHAMPION = "challenge.verdict", "challenge.run_id", "challenge.champion_version"
 
 

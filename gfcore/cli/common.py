@@ -29,7 +29,6 @@ def fmt(value: float | None) -> str | None:
 def result_only_on_stdout(on: bool = True) -> Iterator[None]:
     """While the work runs, everything written to stdout (by this process, Ultralytics' logger, or the processes
     it starts, which inherit file descriptor 1) goes to stderr, so that stdout carries only the `--json` result."""
-    import contextlib
     import os
     import sys
 
@@ -42,7 +41,7 @@ def result_only_on_stdout(on: bool = True) -> Iterator[None]:
         os.dup2(2, 1)
         from gfcore.yolo import env
 
-        with env.stdout_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        with env.stdout_to_stderr():
             yield
     finally:
         sys.stdout.flush()

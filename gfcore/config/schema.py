@@ -11,62 +11,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from gfcore.config.enums import (  # noqa: F401  re-exported: callers import them from the schema
+    BackendName,
+    DataKind,
+    Direction,
+    EnvManager,
+    ExpDesign,
+    Precision,
+    TaskType,
+    TrackerName,
+)
 from gfcore.errors import ConfigError
-
-
-class TaskType(str, Enum):
-    ppe = "ppe"
-    fall = "fall"
-    fire = "fire"
-    collision = "collision"
-    stuck = "stuck"
-
-
-class BackendName(str, Enum):
-    pytorch = "pytorch"
-    onnx = "onnx"
-    openvino = "openvino"
-    tensorrt = "tensorrt"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
-
-
-class DataKind(str, Enum):
-    demo = "demo"  # the built-in synthetic set, generated on first use
-    yolo = "yolo"  # a YOLO data yaml on disk (data.path)
-
-
-class TrackerName(str, Enum):
-    bytetrack = "bytetrack"
-    botsort = "botsort"
-
-
-class Direction(str, Enum):
-    maximize = "maximize"
-    minimize = "minimize"
-
-
-class EnvManager(str, Enum):
-    local = "local"  # the current environment
-    virtualenv = "virtualenv"  # python_env.yaml
-    uv = "uv"
-    conda = "conda"  # conda.yaml
-
-
-class ExpDesign(str, Enum):
-    single = "single"
-    sweep = "sweep"
-    comparison = "comparison"
-
 
 # Site parts and task classes become parts of experiment, run and registered-model names and of metric
 # names: `.` separates the parts of a model name, MLflow rejects `/` and `:` in model names.

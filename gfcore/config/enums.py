@@ -1,0 +1,54 @@
+"""The closed choices of the config schema (gfcore.config.schema): values Hydra checks at composition."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class TaskType(str, Enum):
+    ppe = "ppe"
+    fall = "fall"
+    fire = "fire"
+    collision = "collision"
+    stuck = "stuck"
+
+
+class BackendName(str, Enum):
+    pytorch = "pytorch"
+    onnx = "onnx"
+    openvino = "openvino"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class DataKind(str, Enum):
+    demo = "demo"  # the built-in synthetic set, generated on first use
+    yolo = "yolo"  # a YOLO data yaml on disk (data.path)
+
+
+class TrackerName(str, Enum):
+    bytetrack = "bytetrack"
+    botsort = "botsort"
+
+
+class Direction(str, Enum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+class EnvManager(str, Enum):
+    local = "local"  # the current environment
+    virtualenv = "virtualenv"  # python_env.yaml
+    uv = "uv"
+    conda = "conda"  # conda.yaml
+
+
+class ExpDesign(str, Enum):
+    single = "single"
+    sweep = "sweep"
+    comparison = "comparison"

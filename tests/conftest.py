@@ -78,9 +78,10 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
 
 
 @contextmanager
-def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool = False):
+def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool = False, later=()):
     """A sqlite store in which `train` (smoke, one epoch) registered one version of the demo model per seed; with
-    `promote_first` the first becomes champion, so the next is a candidate against it."""
+    `promote_first` the first becomes champion, so the next is a candidate against it. `later`: overrides for the
+    versions after the first (what their logged scenario carries)."""
     import mlflow
 
     from gfcore.config import compose, to_typed
@@ -95,7 +96,8 @@ def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool
     mlflow.set_tracking_uri(uri)
     try:
         for n, seed in enumerate(seeds):
-            train(to_typed(compose(["scenario=smoke", "train.epochs=1", f"train.seed={seed}"])))
+            extra = list(later) if n else []
+            train(to_typed(compose(["scenario=smoke", "train.epochs=1", f"train.seed={seed}", *extra])))
             if promote_first and n == 0:
                 lifecycle.promote("demo.local-plant1.yard.ppe")
         yield uri

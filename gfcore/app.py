@@ -84,7 +84,7 @@ def run_multirun(main: Callable[[], Any]) -> None:
         print(f"\nguardianflow: sweep stopped by {_signal_name(exc)}; its parent run and every unfinished job "
               "are marked KILLED.", file=sys.stderr)
         sys.exit(_interrupt_exit_code(exc))
-    except sweep.SweepCallbackError as exc:
+    except sweep.SweepAborted as exc:
         with _signals_held():
             sweep.end_open_parent("FAILED", str(exc))
         if not isinstance(exc.__cause__, GuardianFlowError):

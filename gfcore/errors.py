@@ -37,3 +37,7 @@ class StepError(GuardianFlowError):
 
 class NotifyError(GuardianFlowError):
     """A notification receiver that cannot be reached or refuses what GuardianFlow sends."""
+
+
+class ClusterError(GuardianFlowError):
+    """A scheduler that refuses or can never start a job (a request no node meets), or a cluster out of reach."""

@@ -28,10 +28,11 @@ _open: dict[str, str] = {}  # the parent this process opened and has not ended y
 _ended: dict[str, str] = {}  # the parent this process summarised and ended: {"run_id": ...}
 
 
-class SweepCallbackError(BaseException):
-    """SweepParent could not open or end the parent run. Hydra turns an Exception raised in a callback into a
-    warning and goes on (jobs without a parent, or a parent left RUNNING), so the callback raises this instead:
-    the sweep entry point ends the parent FAILED and exits non-zero. The original error is `__cause__`."""
+class SweepAborted(BaseException):
+    """The sweep cannot go on: SweepParent could not open or end the parent run, or a launcher's jobs can never
+    run (a SLURM request no node meets). Hydra turns an Exception raised in a callback into a warning and goes
+    on (jobs without a parent, or a parent left RUNNING), so this is a BaseException: the sweep entry point ends
+    the parent FAILED and exits non-zero. The original error is `__cause__`."""
 
 
 class SweepParent(Callback):
@@ -43,7 +44,7 @@ class SweepParent(Callback):
             cfg = to_typed(_without_hydra(config))
             run_id = open_parent(cfg, _sweep_overrides(config))
         except Exception as exc:
-            raise SweepCallbackError(f"the sweep's parent run could not be created: {exc}") from exc
+            raise SweepAborted(f"the sweep's parent run could not be created: {exc}") from exc
         os.environ[PARENT_ENV] = run_id
         # Jobs must start runs of their own: under `mlflow run`, MLFLOW_RUN_ID names the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
@@ -58,7 +59,7 @@ class SweepParent(Callback):
                 summarise(run_id, cfg.sweep.metric, cfg.sweep.direction.value,
                           Path(config.hydra.sweep.dir), _base_overrides(config))
             except Exception as exc:
-                raise SweepCallbackError(f"the sweep's results could not be summarised in run {run_id}: {exc}") from exc
+                raise SweepAborted(f"the sweep's results could not be summarised in run {run_id}: {exc}") from exc
             _ended["run_id"] = run_id
 
 
@@ -201,19 +202,37 @@ def ended_parent() -> Any:
 
 def record_failed_job(exc: BaseException, exp_type: str) -> None:
     """A job that failed before it had a run still shows in the sweep, as a FAILED child."""
-    import mlflow
     from hydra.core.hydra_config import HydraConfig
 
     parent = os.environ.get(PARENT_ENV)
-    if not parent:
-        return
+    if parent:
+        hc = HydraConfig.get()
+        close_job(parent, hc.job.num, hc.overrides.task, "FAILED", f"{type(exc).__name__}: {exc}", exp_type)
+
+
+def close_job(parent: str, num: int, overrides: list[str], status: str, reason: str, exp_type: str = "train",
+              tags: dict[str, str] | None = None) -> None:
+    """End job `num` of the sweep `parent` as `status` with `reason`: its run if it is still RUNNING (a job the
+    scheduler cancelled or killed cannot end it itself), a child of its own if the job never made one. `tags` go
+    on its runs either way (e.g. how the scheduler ended the job)."""
+    import mlflow
+
     client = mlflow.MlflowClient()
-    hc = HydraConfig.get()
-    run = client.create_run(client.get_run(parent).info.experiment_id, run_name=f"sweep-job-{hc.job.num}-failed",
-                            tags={PARENT_TAG: parent, "exp.type": exp_type, "gf.sweep.job": str(hc.job.num),
-                                  "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
-                                  ERROR_TAG: f"{type(exc).__name__}: {exc}"[:MAX_TAG_VALUE]})
-    client.set_terminated(run.info.run_id, "FAILED")
+    experiment = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent}' and tags.`gf.sweep.job` = '{num}'")
+    for run in runs:
+        for key, value in (tags or {}).items():
+            client.set_tag(run.info.run_id, key, value)
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, ERROR_TAG, reason[:MAX_TAG_VALUE])
+            client.set_terminated(run.info.run_id, status)
+    if runs:
+        return
+    run = client.create_run(experiment, run_name=f"sweep-job-{num}-{status.lower()}",
+                            tags={PARENT_TAG: parent, "exp.type": exp_type, "gf.sweep.job": str(num),
+                                  "gf.sweep.overrides": " ".join(overrides)[:MAX_TAG_VALUE],
+                                  ERROR_TAG: reason[:MAX_TAG_VALUE], **(tags or {})})
+    client.set_terminated(run.info.run_id, status)
 
 
 def job_objective(run_id: str | None, metric: str) -> float:

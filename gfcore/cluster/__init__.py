@@ -4,7 +4,10 @@
 - s3data: `data.path=s3://BUCKET/PREFIX/data.yaml` downloaded once per content into the cache and recorded in
   lineage with its S3 URI; `guardianflow data push` uploads a YOLO dataset.
 
-SLURM sweeps need no code of their own: `conf/launcher/submitit_slurm.yaml` sizes the request (a GPU only for a
-CUDA device, through the `gf_gpus` resolver), and each job's run records its SLURM job
-(gfcore.tracking.run.scheduler_tags). docs/cluster.md is the user's guide.
+- slurm: the jobs of a SLURM sweep watched until each returns, ends another way (scancel, limits) or can never
+  start; used by the `guardianflow_slurm` Hydra launcher (hydra_plugins/guardianflow_launchers/slurm.py), which
+  `launcher=submitit_slurm` selects. The preset sizes the request (a GPU only for a CUDA device, through the
+  `gf_gpus` resolver) and each job's run records its SLURM job (gfcore.tracking.run.scheduler_tags).
+
+docs/cluster.md is the user's guide.
 """

@@ -30,10 +30,14 @@ def full_pipeline(cfg: Config) -> float:
         log.info("pipeline.quant_backends is empty: train and benchmark only")
     # Every step's config is composed (and each backend checked) before anything starts.
     train_step = Step("train", "train", scenario, overrides)
-    compose_step(train_step)
+    train_step.device = str(compose_step(train_step).backend.device)
+    devices = {"pytorch_fp32": train_step.device}  # the device each variant runs on, for a scheduler's request
     for backend in cfg.pipeline.quant_backends:
-        backends.check(compose_step(Step(f"quant {backend}", "quant", scenario, [*overrides, f"backend={backend}"],
-                                         UPSTREAM_PLACEHOLDER)).backend)
+        quant = compose_step(Step(f"quant {backend}", "quant", scenario, [*overrides, f"backend={backend}"],
+                                  UPSTREAM_PLACEHOLDER)).backend
+        backends.check(quant)
+        devices[backend] = str(quant.device)
+    slurm = cfg.pipeline.slurm if cfg.pipeline.launcher.value == "slurm" else None
     dataset = resolve_dataset(cfg.data, cfg.task)
 
     with owned_run(cfg, "pipeline", data_hash=dataset.hash) as run, work_dir("gf-pipeline-") as work:
@@ -41,7 +45,7 @@ def full_pipeline(cfg: Config) -> float:
 
         def step(s: Step) -> StepResult:
             result = run_step(s, run.experiment_id, cfg.pipeline.env_manager.value, cfg.pipeline.use_cache,
-                              work / "steps")
+                              work / "steps", slurm)
             results.append(result)
             run.set_tags({f"gf.step.{s.slug}": result.run_id})
             run.log_metrics({f"pipeline.step_s.{s.slug}": round(result.wall_s, 2)})
@@ -52,9 +56,10 @@ def full_pipeline(cfg: Config) -> float:
             variants = [("pytorch_fp32", trained.run_id)]
             for backend in cfg.pipeline.quant_backends:
                 q = step(Step(f"quant {backend}", "quant", scenario, [*overrides, f"backend={backend}"],
-                              trained.run_id))
+                              trained.run_id, devices[backend]))
                 variants.append((backend, q.run_id))
-            benchmarks = [(variant, source, step(Step(f"infer {variant}", "infer", scenario, overrides, source)))
+            benchmarks = [(variant, source, step(Step(f"infer {variant}", "infer", scenario, overrides, source,
+                                                      devices[variant])))
                           for variant, source in variants]
         finally:
             reused = [r.step.name for r in results if r.reused]

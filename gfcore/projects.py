@@ -37,6 +37,7 @@ class Step:
     scenario: str
     overrides: list[str] = field(default_factory=list)
     source_run_id: str | None = None
+    device: str = "cpu"  # what the step runs on (an infer step: its variant's backend), for a scheduler's request
 
     @property
     def slug(self) -> str:
@@ -110,8 +111,10 @@ def find_cached(experiment_id: str, key: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, out_dir: Path) -> StepResult:
-    """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait."""
+def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, out_dir: Path,
+             slurm: Any = None) -> StepResult:
+    """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait: here, or
+    inside a SLURM job sized by `slurm` (pipeline.slurm) when given."""
     import mlflow
     from mlflow.exceptions import ExecutionException
 
@@ -131,16 +134,22 @@ def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, 
         # run FAILED unless the step ended it KILLED itself. What MLflow cannot see is stopped here: a process
         # the shell left behind (an activated environment keeps the shell as the parent), and a run MLflow
         # created before its process started.
-        with children_stopped_when_interrupted():
-            submitted = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
-                                            experiment_id=experiment_id, env_manager=env_manager, synchronous=True)
+        if slurm is not None:
+            from gfcore.cluster.steps import run_in_job
+
+            run_id = run_in_job(step, params, experiment_id, env_manager, slurm, out_dir / "slurm")
+        else:
+            with children_stopped_when_interrupted():
+                run_id = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
+                                             experiment_id=experiment_id, env_manager=env_manager,
+                                             synchronous=True).run_id
     except ExecutionException as exc:
         raise StepError(_failure_message(step, str(exc))) from None
     except KeyboardInterrupt as exc:
         _end_unfinished_step_runs(step, experiment_id, launched_ms, exc)
         raise
-    mlflow.MlflowClient().set_tag(submitted.run_id, CACHE_TAG, key)
-    return StepResult(step, submitted.run_id, False, time.perf_counter() - start)
+    mlflow.MlflowClient().set_tag(run_id, CACHE_TAG, key)
+    return StepResult(step, run_id, False, time.perf_counter() - start)
 
 
 def _end_unfinished_step_runs(step: Step, experiment_id: str, since_ms: int, exc: BaseException) -> None:

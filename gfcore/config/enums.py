@@ -48,6 +48,11 @@ class EnvManager(str, Enum):
     conda = "conda"  # conda.yaml
 
 
+class StepLauncher(str, Enum):
+    local = "local"  # each step a `mlflow run` process on this machine
+    slurm = "slurm"  # each step that `mlflow run` inside a SLURM job (gfcore.cluster.steps)
+
+
 class ExpDesign(str, Enum):
     single = "single"
     sweep = "sweep"

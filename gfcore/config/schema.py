@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from gfcore.config.cluster import SlurmStepsConfig
 from gfcore.config.enums import (  # noqa: F401  re-exported: callers import them from the schema
     BackendName,
     DataKind,
@@ -22,6 +23,7 @@ from gfcore.config.enums import (  # noqa: F401  re-exported: callers import the
     EnvManager,
     ExpDesign,
     Precision,
+    StepLauncher,
     TaskType,
     TrackerName,
 )
@@ -280,6 +282,8 @@ class PipelineConfig:
     quant_backends: List[str] = field(default_factory=lambda: ["openvino_int8"])  # options of the backend group
     use_cache: bool = True  # reuse a finished step whose entry point, config, upstream runs and code match
     env_manager: EnvManager = EnvManager.local  # how `mlflow run` prepares each step's environment
+    launcher: StepLauncher = StepLauncher.local  # slurm: each step's `mlflow run` inside a SLURM job
+    slurm: SlurmStepsConfig = field(default_factory=SlurmStepsConfig)
 
 
 @dataclass

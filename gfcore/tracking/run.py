@@ -79,7 +79,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
     import mlflow
 
     check_tracking_store()
-    tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **(extra_tags or {})}
+    tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **scheduler_tags(), **(extra_tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["exp.design"] = "sweep"
     if os.environ.get(REPRODUCES_ENV):
@@ -204,7 +204,7 @@ def _job_tags() -> dict[str, str]:
         return {}
     hc = HydraConfig.get()
     return {"gf.sweep.job": str(hc.job.num), "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
-            "gf.sweep.pid": str(os.getpid()), **scheduler_tags()}
+            "gf.sweep.pid": str(os.getpid()), **scheduler_tags()}  # also here: set when the run starts
 
 
 # What a scheduler tells its jobs about themselves (environment) -> the run's tags.

@@ -9,23 +9,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.cluster import slurm
 from tests.conftest import REPO, run_entrypoint, runs_of
 
-# CI (GF_REQUIRE_CLUSTER=1) installs slurm-wlm and munge: there a missing part fails instead of skipping.
-pytestmark = pytest.mark.skipif(bool(slurm.missing()) and not os.environ.get("GF_REQUIRE_CLUSTER"),
-                                reason=f"needs SLURM and munge (apt-get install slurm-wlm munge): missing "
-                                       f"{', '.join(slurm.missing())}")
+pytestmark = slurm.needed
 
 FAST = ["scenario=smoke", "train.epochs=1", "registry.register=false", "tracking.system_metrics=false"]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with slurm.one_node_cluster(tmp_path_factory.mktemp("slurm")) as env:
-        yield env
 
 
 def test_two_job_sweep_with_the_shipped_preset(cluster, mlflow_store, tmp_path):

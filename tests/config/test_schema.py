@@ -106,7 +106,10 @@ def test_infer_tracker_must_be_known():
     ("sweep=optuna", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"),
     ("launcher=joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
     ("launcher=submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
-    ("launcher=submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    # GuardianFlow's own (hydra_plugins/guardianflow_launchers): submitit's SLURM launcher with watched jobs,
+    # and Hydra's Ray launcher's jobs with their environment passed to the workers.
+    ("launcher=submitit_slurm", "hydra_plugins.guardianflow_launchers.slurm.WatchedSlurmLauncher"),
+    ("launcher=ray", "hydra_plugins.guardianflow_launchers.ray_launcher.RayJobsLauncher"),
 ])
 def test_sweep_and_launcher_presets_compose(override, target):
     from hydra import compose as hydra_compose

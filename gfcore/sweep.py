@@ -223,6 +223,9 @@ def close_job(parent: str, num: int, overrides: list[str], status: str, reason: 
     for run in runs:
         for key, value in (tags or {}).items():
             client.set_tag(run.info.run_id, key, value)
+        if run.info.status in ("KILLED", "FAILED"):  # ended by its own signal handler: say who sent the signal
+            said = run.data.tags.get(ERROR_TAG)
+            client.set_tag(run.info.run_id, ERROR_TAG, (f"{said}: {reason}" if said else reason)[:MAX_TAG_VALUE])
         if run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, ERROR_TAG, reason[:MAX_TAG_VALUE])
             client.set_terminated(run.info.run_id, status)

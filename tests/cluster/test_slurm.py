@@ -68,6 +68,7 @@ def test_a_cancelled_job_ends_its_run_and_the_sweep_goes_on(cluster, mlflow_stor
     children = {r.data.tags["gf.sweep.job"]: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert children["0"].info.status == "KILLED" and children["0"].data.tags["slurm.state"] == "CANCELLED"
+    assert "ended CANCELLED" in children["0"].data.tags["gf.error"], "who stopped it, beside how it stopped"
     assert children["1"].info.status == "FINISHED"
     assert parent.info.status == "FINISHED" and parent.data.metrics["sweep.failed"] == 1
     assert parent.data.tags["best.run_id"] == children["1"].info.run_id

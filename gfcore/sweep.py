@@ -77,7 +77,8 @@ def check_overrides(args: list[str]) -> None:
         try:
             parser.parse_overrides([arg])
         except OverrideParseException as exc:
-            raise ConfigError(f"the override {arg!r} is not a valid Hydra override or sweep ({exc.message.strip().splitlines()[0]}). "
+            said = exc.message.strip().splitlines()[0]
+            raise ConfigError(f"the override {arg!r} is not a valid Hydra override or sweep ({said}). "
                               "Sweep a list with commas (train.lr0=0.001,0.01), a range with range(1,5), or "
                               "choice(...) / interval(a,b) with sweep=optuna.") from None
 
@@ -99,7 +100,8 @@ def open_parent(cfg: Any, sweep_spec: str) -> str:
         run_id = env_run
         client.update_run(run_id, name=run_name(cfg, "sweep"))
     else:
-        run_id = client.create_run(ensure_experiment(experiment_name(cfg.site)), run_name=run_name(cfg, "sweep")).info.run_id
+        experiment = ensure_experiment(experiment_name(cfg.site))
+        run_id = client.create_run(experiment, run_name=run_name(cfg, "sweep")).info.run_id
     _open["run_id"] = run_id  # from here on, a sweep that is stopped or fails ends this run (end_open_parent)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)

@@ -69,11 +69,29 @@ def run_in_job(step: Any, params: dict[str, str], experiment_id: str, env_manage
 
 def _job(project: str, entry: str, params: dict[str, str], experiment_id: str, env_manager: str,
          run_id: str) -> str:
-    """What the SLURM job runs: the step's `mlflow run`, into the run the parent created."""
-    import mlflow
+    """What the SLURM job runs: the step's `mlflow run`, into the run the parent created.
 
-    mlflow.projects.run(project, entry_point=entry, parameters=params, experiment_id=experiment_id,
-                        env_manager=env_manager, synchronous=True, run_id=run_id)
+    scancel (or the time limit) sends SIGTERM to every process of the job at once: the step's shell dies first,
+    and MLflow, seeing it fail, would mark the run FAILED over the step's own KILLED. The signal is noted here
+    (instead of submitit's handler, which only logs it) and the run ends KILLED."""
+    import signal
+
+    import mlflow
+    from mlflow.exceptions import ExecutionException
+
+    from gfcore.tracking.run import ERROR_TAG
+
+    signalled: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: signalled.append(signum))
+    try:
+        mlflow.projects.run(project, entry_point=entry, parameters=params, experiment_id=experiment_id,
+                            env_manager=env_manager, synchronous=True, run_id=run_id)
+    except ExecutionException:
+        if signalled:
+            client = mlflow.MlflowClient()
+            client.set_tag(run_id, ERROR_TAG, "terminated (SIGTERM): SLURM cancelled the step's job")
+            client.set_terminated(run_id, "KILLED")
+        raise
     return run_id
 
 

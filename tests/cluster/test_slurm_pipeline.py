@@ -3,8 +3,14 @@ fails its step with the job's own error output, and a rerun resumes from the cac
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 from tests.cluster import slurm
-from tests.conftest import run_entrypoint, runs_of
+from tests.conftest import REPO, run_entrypoint, runs_of
 from tests.mot.conftest import gt_line, write_frames, write_seq
 
 pytestmark = slurm.needed
@@ -45,3 +51,30 @@ def test_steps_as_slurm_jobs_a_failed_job_quoted_and_a_resume(cluster, mlflow_st
     assert resumed.data.tags["gf.pipeline.reused"] == "train, quant onnx_fp32"
     infers = _steps(mlflow_store, resumed)
     assert len(infers) == 2 and all(r.info.status == "FINISHED" and r.data.tags["slurm.job_id"] for r in infers)
+
+
+def test_sigterm_to_the_pipeline_cancels_the_running_step(cluster, mlflow_store, tmp_path):
+    """SIGTERM while train (300 epochs) runs in its SLURM job: the job is cancelled, its run and the pipeline's end
+    KILLED, and no job is left in the queue."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, **cluster}
+    env.pop("MLFLOW_RUN_ID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "entrypoints.full_pipeline", *FAST, "train.epochs=300",
+                             f"hydra.run.dir={tmp_path}/outputs"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not [r for r in runs_of(mlflow_store) if r.data.tags.get("exp.type") == "train"
+                   and r.info.status == "RUNNING" and "slurm.node" in r.data.tags]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    runs = runs_of(mlflow_store)
+    [parent] = [r for r in runs if r.data.tags.get("exp.type") == "pipeline"]
+    [train] = [r for r in runs if r.data.tags.get("exp.type") == "train"]
+    assert parent.info.status == "KILLED" and train.info.status == "KILLED"
+    queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, check=True).stdout
+    assert not queue.strip(), "the step's job was cancelled"

@@ -91,3 +91,23 @@ def one_node_cluster(folder: Path):
                 except (ProcessLookupError, ValueError):
                     pass
         time.sleep(1)
+
+
+def queue(cluster_env: dict[str, str]) -> str:
+    """What squeue lists (empty when no job is left)."""
+    return subprocess.run(["squeue", "-h"], env={**os.environ, **cluster_env}, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def sigterm_when(proc: subprocess.Popen, ready, timeout: float = 180) -> str:
+    """Wait until `ready()` is true while `proc` runs, send it SIGTERM, and return its stderr once it ended."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, f"not ready within {timeout} s"
+            time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()

@@ -4,7 +4,6 @@ as is, each child run recording its SLURM job."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -49,7 +48,7 @@ def test_a_request_no_node_meets_is_said_at_once(cluster, mlflow_store, tmp_path
         assert said in proc.stderr and ask in proc.stderr and "sinfo" in proc.stderr, proc.stderr[-3000:]
         [parent] = [r for r in runs_of(mlflow_store) if r.data.tags["exp.type"] == "sweep"][n:]
         assert parent.info.status == "FAILED" and said in parent.data.tags["gf.error"]
-    assert not _queue(cluster), "the PENDING jobs were cancelled"
+    assert not slurm.queue(cluster), "the PENDING jobs were cancelled"
 
 
 def test_a_cancelled_job_ends_its_run_and_the_sweep_goes_on(cluster, mlflow_store, tmp_path):
@@ -76,19 +75,14 @@ def test_a_cancelled_job_ends_its_run_and_the_sweep_goes_on(cluster, mlflow_stor
 
 def test_sigterm_to_the_sweep_cancels_its_jobs(cluster, mlflow_store, tmp_path):
     proc = _start([*FAST, "train.epochs=300", "train.lr0=0.001,0.002"], mlflow_store, tmp_path, cluster)
-    try:
-        _wait_running(mlflow_store, proc, jobs=("0", "1"))
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = slurm.sigterm_when(proc, lambda: _running(mlflow_store, ("0", "1")))
     assert proc.returncode == 143, err[-3000:]
     runs = runs_of(mlflow_store)
     [parent] = [r for r in runs if r.data.tags["exp.type"] == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert parent.info.status == "KILLED" and len(children) == 2
     assert all(c.info.status == "KILLED" for c in children), [c.info.status for c in children]
-    assert not _queue(cluster), "the jobs were cancelled"
+    assert not slurm.queue(cluster), "the jobs were cancelled"
 
 
 def _start(args, uri, tmp_path, cluster):
@@ -99,19 +93,17 @@ def _start(args, uri, tmp_path, cluster):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _running(uri, jobs):
+    """The sweep's child runs by job number (gf.sweep.job), once those of `jobs` are RUNNING in their SLURM jobs."""
+    found = {r.data.tags.get("gf.sweep.job"): r for r in runs_of(uri)
+             if r.info.status == "RUNNING" and "slurm.job_id" in r.data.tags}
+    return found if all(j in found for j in jobs) else None
+
+
 def _wait_running(uri, proc, jobs, timeout=180):
-    """The sweep's child runs of `jobs` (gf.sweep.job), once each is RUNNING inside its SLURM job."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not (found := _running(uri, jobs)):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        found = {r.data.tags.get("gf.sweep.job"): r for r in runs_of(uri)
-                 if r.info.status == "RUNNING" and "slurm.job_id" in r.data.tags}
-        if all(j in found for j in jobs):
-            return found
+        assert time.monotonic() < deadline, f"jobs {jobs} did not start within {timeout} s"
         time.sleep(1)
-    raise AssertionError(f"jobs {jobs} did not start within {timeout} s")
-
-
-def _queue(cluster):
-    return subprocess.run(["squeue", "-h"], env={**os.environ, **cluster}, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return found

@@ -4,10 +4,8 @@ fails its step with the job's own error output, and a rerun resumes from the cac
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from tests.cluster import slurm
 from tests.conftest import REPO, run_entrypoint, runs_of
@@ -61,20 +59,11 @@ def test_sigterm_to_the_pipeline_cancels_the_running_step(cluster, mlflow_store,
     proc = subprocess.Popen([sys.executable, "-m", "entrypoints.full_pipeline", *FAST, "train.epochs=300",
                              f"hydra.run.dir={tmp_path}/outputs"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not [r for r in runs_of(mlflow_store) if r.data.tags.get("exp.type") == "train"
-                   and r.info.status == "RUNNING" and "slurm.node" in r.data.tags]:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-            time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = slurm.sigterm_when(proc, lambda: [r for r in runs_of(mlflow_store) if r.data.tags.get("exp.type") == "train"
+                                            and r.info.status == "RUNNING" and "slurm.node" in r.data.tags])
     assert proc.returncode == 143, err[-3000:]
     runs = runs_of(mlflow_store)
     [parent] = [r for r in runs if r.data.tags.get("exp.type") == "pipeline"]
     [train] = [r for r in runs if r.data.tags.get("exp.type") == "train"]
     assert parent.info.status == "KILLED" and train.info.status == "KILLED"
-    queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, check=True).stdout
-    assert not queue.strip(), "the step's job was cancelled"
+    assert not slurm.queue(cluster), "the step's job was cancelled"

@@ -10,17 +10,19 @@ from typing import Any
 
 # What a job reads from its environment: the tracking server and its credentials, the sweep's parent run id and
 # the caches (GF_*), the S3 endpoint and keys, and Ultralytics' offline settings.
-ENV_PREFIXES = ("MLFLOW_", "AWS_", "GF_", "YOLO_", "ULTRALYTICS_", "HYDRA_FULL_ERROR")
+ENV_PREFIXES = ("MLFLOW_", "AWS_", "GF_", "YOLO_", "ULTRALYTICS_")
 # Run ids that name the driver's own run: a job must start runs of its own.
 NOT_PASSED = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")
 
 
-def worker_env(prefixes: tuple[str, ...] | list[str] = ENV_PREFIXES) -> dict[str, str]:
-    """The driver's settings for the jobs, with the tracking URI made absolute (a worker's working directory is
-    not the driver's, so `sqlite:///mlflow.db` would open another file)."""
+def worker_env(prefixes: tuple[str, ...] | list[str] | None = None) -> dict[str, str]:
+    """The driver's settings whose names start with `prefixes` (default ENV_PREFIXES) for the jobs, with the
+    tracking URI made absolute (a worker's working directory is not the driver's, so `sqlite:///mlflow.db` would
+    open another file)."""
     import mlflow
 
-    env = {k: v for k, v in os.environ.items() if k.startswith(tuple(prefixes)) and k not in NOT_PASSED}
+    wanted = tuple(prefixes) if prefixes else ENV_PREFIXES
+    env = {k: v for k, v in os.environ.items() if k.startswith(wanted) and k not in NOT_PASSED}
     env["MLFLOW_TRACKING_URI"] = absolute_uri(mlflow.get_tracking_uri())
     return env
 

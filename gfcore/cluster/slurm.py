@@ -69,7 +69,7 @@ def watch(jobs: list[Any], request: str, impossible_after_s: float, poll_s: floa
             if state is None:  # left the queue: give a result written at the end a moment to appear
                 if now - gone_since.setdefault(job.job_id, now) >= 2 * poll_s:
                     outcomes[job.job_id] = Outcome(job.job_id, state=final_state(job.job_id),
-                                                   error=_tail(job.paths.stderr))
+                                                   error=job_output(job.paths.stderr))
             elif state == "PENDING" and reason in IMPOSSIBLE:
                 if now - pending_since.setdefault(job.job_id, now) >= impossible_after_s:
                     cancel([j.job_id for j in jobs])
@@ -139,12 +139,16 @@ def _result(job: Any) -> Outcome:
     try:
         return Outcome(job.job_id, result=job.results()[0])
     except UncompletedJobError as exc:  # the job raised: submitit pickled its error
-        return Outcome(job.job_id, state="FAILED", error=str(exc)[-2000:])
+        return Outcome(job.job_id, state="FAILED", error=job_output(job.paths.stderr) or str(exc)[-2000:])
 
 
-def _tail(path: Any, lines: int = 15) -> str:
+def job_output(path: Any, lines: int = 15) -> str:
+    """The last lines of a job's error output, without progress bars or submitit's own traceback (which only
+    says that the job's function raised)."""
     try:
-        text = Path(path).read_text(errors="replace").splitlines()
+        text = Path(path).read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text[-lines:])
+    text = text.split("submitit ERROR")[0] or text
+    kept = [line for line in text.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line]
+    return "\n".join(kept[-lines:])

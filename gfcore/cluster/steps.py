@@ -34,19 +34,18 @@ def run_in_job(step: Any, params: dict[str, str], experiment_id: str, env_manage
     work_dir = fetch_and_validate_project(str(PROJECT), None, step.entry, params)
     run = get_or_create_run(None, str(PROJECT), experiment_id, work_dir, None, step.entry, params)
     run_id = run.info.run_id
-    resources = slurm_cfg.for_entry(step.entry)
-    request = {**resources, "gpus_per_node": gpus_of_device(step.device)}
+    request = {**slurm_cfg.for_entry(step.entry), "gpus_per_node": gpus_of_device(step.device)}
+    asked = slurm.describe(request)
     executor = submitit.AutoExecutor(folder=str(jobs_dir / step.slug / "%j"), cluster="slurm")
-    executor.update_parameters(name=f"gf-{step.slug}", timeout_min=request.pop("timeout_min"),
-                               cpus_per_task=request.pop("cpus_per_task"), mem_gb=request.pop("mem_gb"),
-                               gpus_per_node=request.pop("gpus_per_node"),
-                               **{f"slurm_{k}": v for k, v in request.items() if v is not None})
-    asked = slurm.describe({**resources, "gpus_per_node": gpus_of_device(step.device)})
+    named = ("timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node")  # submitit's own; the rest slurm_*
+    executor.update_parameters(name=f"gf-{step.slug}", **{k: request[k] for k in named},
+                               **{f"slurm_{k}": v for k, v in request.items() if k not in named and v is not None})
     try:
         job = executor.submit(_job, str(PROJECT), step.entry, params, experiment_id, env_manager, run_id)
     except FailedJobError as exc:
-        _close(run_id, "FAILED", str(slurm.refused(exc, asked)))
-        raise StepError(f"step {step.name}: {slurm.refused(exc, asked)}") from None
+        err = slurm.refused(exc, asked)
+        _close(run_id, "FAILED", str(err))
+        raise StepError(f"step {step.name}: {err}") from None
     mlflow.MlflowClient().set_tag(run_id, "slurm.job_id", job.job_id)
     log.info("step %s: SLURM job %s (%s), run %s", step.name, job.job_id, asked, run_id)
     try:
@@ -58,12 +57,11 @@ def run_in_job(step: Any, params: dict[str, str], experiment_id: str, env_manage
         slurm.cancel([job.job_id], wait_s=40.0)
         raise
     if outcome.lost:
-        output = _tail(job) or outcome.error
         status = "KILLED" if outcome.state.split()[0] in slurm.KILLED_STATES else "FAILED"
         _close(run_id, status, f"SLURM job {job.job_id} ended {outcome.state}")
         raise StepError(f"step {step.name} failed in SLURM job {job.job_id} ({outcome.state}, run {run_id}); the "
-                        f"job's error output ends:\n{_indent(output)}\nThe steps before it finished and are kept: "
-                        "fix the cause and run the same command again to resume from this step.")
+                        f"job's error output ends:\n{_indent(outcome.error)}\nThe steps before it finished and are "
+                        "kept: fix the cause and run the same command again to resume from this step.")
     return run_id
 
 
@@ -105,18 +103,6 @@ def _close(run_id: str, status: str, reason: str) -> None:
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_tag(run_id, ERROR_TAG, reason[:MAX_TAG_VALUE])
         client.set_terminated(run_id, status)
-
-
-def _tail(job: Any, lines: int = 15) -> str:
-    """The last lines of the step's error output in the job, without progress bars or submitit's own traceback
-    (which only says that `mlflow run` failed)."""
-    try:
-        text = Path(job.paths.stderr).read_text(errors="replace")
-    except OSError:
-        return ""
-    text = text.split("submitit ERROR")[0] or text
-    kept = [line for line in text.replace("\r", "\n").splitlines() if line.strip() and "it/s]" not in line]
-    return "\n".join(kept[-lines:])
 
 
 def _indent(text: str) -> str:

@@ -204,7 +204,7 @@ def _job_tags() -> dict[str, str]:
         return {}
     hc = HydraConfig.get()
     return {"gf.sweep.job": str(hc.job.num), "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
-            "gf.sweep.pid": str(os.getpid()), **scheduler_tags()}  # also here: set when the run starts
+            "gf.sweep.pid": str(os.getpid())}
 
 
 # What a scheduler tells its jobs about themselves (environment) -> the run's tags.

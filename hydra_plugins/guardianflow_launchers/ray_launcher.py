@@ -25,7 +25,7 @@ class RayJobsConf:
     num_gpus: Optional[float] = None  # per job; null: one per CUDA device of backend.device
     init: Dict[str, Any] = field(default_factory=dict)  # more ray.init arguments
     remote: Dict[str, Any] = field(default_factory=dict)  # more ray.remote options
-    env_prefixes: List[str] = field(default_factory=lambda: ["MLFLOW_", "AWS_", "GF_", "YOLO_", "ULTRALYTICS_"])
+    env_prefixes: Optional[List[str]] = None  # what reaches the workers; null: gfcore.cluster.ray_jobs.ENV_PREFIXES
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="guardianflow_ray", node=RayJobsConf,
@@ -34,11 +34,11 @@ ConfigStore.instance().store(group="hydra/launcher", name="guardianflow_ray", no
 
 class RayJobsLauncher(Launcher):
     def __init__(self, address: Optional[str] = None, num_cpus: float = 1.0, num_gpus: Optional[float] = None,
-                 init: Any = None, remote: Any = None, env_prefixes: Any = ()) -> None:
+                 init: Any = None, remote: Any = None, env_prefixes: Any = None) -> None:
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.init = _plain(init)
         self.remote = _plain(remote)
-        self.env_prefixes = list(env_prefixes or [])
+        self.env_prefixes = list(env_prefixes) if env_prefixes else None
         self.config: Optional[DictConfig] = None
         self.hydra_context: Any = None
         self.task_function: Any = None

@@ -37,8 +37,8 @@ def twin_versions() -> None:
     import mlflow
 
     from gfcore.config import compose, to_typed
+    from gfcore.jobs.train import train
     from gfcore.registry import lifecycle
-    from gfcore.train import train
 
     train(to_typed(compose(["scenario=smoke", "train.epochs=1"])))
     lifecycle.promote(NAME)

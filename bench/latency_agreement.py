@@ -55,7 +55,7 @@ def one_round(n: int, args: argparse.Namespace) -> list[dict]:
         env.pop("MLFLOW_RUN_ID", None)
         common = [f"latency.runs={args.runs}", f"latency.warmup={args.warmup}", "infer.batch_sizes=[1]",
                   "infer.tracking.enabled=false", "tracking.system_metrics=false"]
-        cmd = [sys.executable, "-m", "entrypoints.full_pipeline", "scenario=demo", "train.epochs=1",
+        cmd = [sys.executable, "-m", "guardianflow.full_pipeline", "scenario=demo", "train.epochs=1",
                f"pipeline.quant_backends=[{','.join(args.backends)}]", *common, f"hydra.run.dir={tmp}/out"]
         print(f"round {n}: {' '.join(cmd[2:])}", flush=True)
         subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -66,7 +66,7 @@ def one_round(n: int, args: argparse.Namespace) -> list[dict]:
         for infer in (r for r in runs if r.data.tags.get("exp.type") == "infer"):
             source = infer.data.tags["source.run_id"]
             # The same benchmark of the same model once more, in a new process: the machine's own noise.
-            subprocess.run([sys.executable, "-m", "entrypoints.infer", "scenario=demo", f"infer.source_run_id={source}",
+            subprocess.run([sys.executable, "-m", "guardianflow.infer", "scenario=demo", f"infer.source_run_id={source}",
                             *common, f"hydra.run.dir={tmp}/again"], cwd=REPO, env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             again = mlflow.search_runs(experiment_names=["demo/local-plant1/yard"], output_format="list",

@@ -74,10 +74,10 @@ def _own_process(func: str, *args: object) -> object:
 
 
 def _gf_side(path: str, imgsz: int, warmup: int, runs: int) -> list[float]:
-    from gfcore import measure
     from gfcore.config.schema import DemoDataConfig
     from gfcore.data.demo import ensure_demo_dataset
     from gfcore.data.hashing import image_files
+    from gfcore.jobs import measure
     from gfcore.yolo import env as yolo_env
 
     yolo_env.configure()

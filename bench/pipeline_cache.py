@@ -33,7 +33,7 @@ def invoke(uri: str, out: Path, overrides: list[str]) -> float:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env.pop("MLFLOW_RUN_ID", None)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "entrypoints.full_pipeline", "scenario=smoke", *overrides,
+    subprocess.run([sys.executable, "-m", "guardianflow.full_pipeline", "scenario=smoke", *overrides,
                     f"hydra.run.dir={out}"], cwd=REPO, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 

@@ -41,8 +41,8 @@ def main() -> None:
         import mlflow
 
         from gfcore.config import compose, to_typed
-        from gfcore.quant import quant
-        from gfcore.train import train
+        from gfcore.jobs.quant import quant
+        from gfcore.jobs.train import train
 
         start = time.perf_counter()
         train(to_typed(compose(["scenario=demo", "registry.register=false"])))

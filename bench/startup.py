@@ -100,7 +100,7 @@ def main() -> None:
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient()
         # Not timed: the store's tables, the demo data, Ultralytics' label cache, one trained smoke model.
-        run([py, "-m", "entrypoints.train", "scenario=smoke", f"hydra.run.dir={tmp}/warm"], env)
+        run([py, "-m", "guardianflow.train", "scenario=smoke", f"hydra.run.dir={tmp}/warm"], env)
         [trained] = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                        filter_string="tags.`exp.type` = 'train'")
         source = trained.info.run_id
@@ -121,7 +121,7 @@ def main() -> None:
         for r in range(args.rounds):
             for side, tree in sides.items():
                 for entry, overrides in entries.items():
-                    run([py, "-m", f"entrypoints.{entry}", *overrides, f"hydra.run.dir={tmp}/{side}{entry}{r}"], env,
+                    run([py, "-m", f"guardianflow.{entry}", *overrides, f"hydra.run.dir={tmp}/{side}{entry}{r}"], env,
                         tree)
                     times.setdefault((entry, side), []).append(newest_startup(entry))
                 for label, argv in commands.items():

@@ -62,7 +62,7 @@ def timed(cmd: list[str], env: dict) -> float:
 def run_pairs(pairs: int, epochs: int, work: Path) -> list[tuple[float, float]]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     # Registration (packaging best.pt as a servable model) is not tracking: it is left out of the comparison.
-    gf_cmd = [sys.executable, "-m", "entrypoints.train", *_overrides(epochs), "registry.register=false",
+    gf_cmd = [sys.executable, "-m", "guardianflow.train", *_overrides(epochs), "registry.register=false",
               f"hydra.run.dir={work}/gf"]
     plain_cmd = [sys.executable, "-c", PLAIN, json.dumps(plain_args(epochs, work / "plain"))]
     # Warm-up, not timed: the page cache, Ultralytics' label cache, and the store's one-time table creation.
@@ -84,7 +84,7 @@ def run_demo(work: Path) -> tuple[float, float]:
 
     uri = f"sqlite:///{work / 'demo.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    wall = timed([sys.executable, "-m", "entrypoints.train", "scenario=demo", f"hydra.run.dir={work}/demo"], env)
+    wall = timed([sys.executable, "-m", "guardianflow.train", "scenario=demo", f"hydra.run.dir={work}/demo"], env)
     mlflow.set_tracking_uri(uri)
     [run] = mlflow.search_runs(experiment_names=["demo/local-plant1/yard"], output_format="list")
     return wall, run.data.metrics["det.mAP50"]
@@ -124,11 +124,11 @@ def main() -> None:
         + ("What GuardianFlow adds is fixed start-up (importing MLflow, opening the store, starting the run), not "
            "per epoch: the ratio shrinks as the training grows." if fixed > 0 else
            "GuardianFlow's start-up (MLflow, the store, the run) is paid back during the training: its process keeps "
-           "the objects of start-up out of Python's garbage collections (gfcore.gcpolicy), which plain Ultralytics "
+           "the objects of start-up out of Python's garbage collections (gfcore.core.gcpolicy), which plain Ultralytics "
            "traverses at every full collection; the spread of the pairs is this machine's noise."),
     ]
     if demo:
-        lines += ["", f"Demo preset (`python -m entrypoints.train`, 30 epochs): wall {demo[0]:.0f} s, "
+        lines += ["", f"Demo preset (`python -m guardianflow.train`, 30 epochs): wall {demo[0]:.0f} s, "
                       f"final det.mAP50 {demo[1]:.3f} (target: >= 0.5 within 300 s)."]
     section = "\n".join(lines)
     print("\n" + section)

@@ -2,7 +2,7 @@
 
     python docs/screenshots.py [--scenario demo|smoke] [--out docs/images] [--store DIR] [--rerun] [--keep]
 
-1. Runs `python -m entrypoints.full_pipeline scenario=SCENARIO` into a store of its own
+1. Runs `python -m guardianflow.full_pipeline scenario=SCENARIO` into a store of its own
    (MLFLOW_TRACKING_URI=sqlite:///STORE/mlflow.db, artifacts under STORE), offline. With `--store DIR` the store
    is kept, and a later call that finds a finished pipeline run of the scenario there reuses it instead of
    running again (`--rerun` runs the pipeline anyway; its cache reuses the steps whose inputs did not change).
@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfcore.chromium import Browser
+from tests.tools.chromium import Browser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -256,10 +256,10 @@ def find_runs(uri: str, names: dict[str, str], scenario: str) -> dict[str, str] 
 
 
 def run_pipeline(scenario: str, store: Path, env: dict[str, str]) -> None:
-    """`python -m entrypoints.full_pipeline scenario=...` into the store. It runs in the store's folder, so the
+    """`python -m guardianflow.full_pipeline scenario=...` into the store. It runs in the store's folder, so the
     experiment's default artifact location (./mlruns) and Hydra's outputs land there too."""
     log = store / "pipeline.log"
-    command = [sys.executable, "-m", "entrypoints.full_pipeline", f"scenario={scenario}",
+    command = [sys.executable, "-m", "guardianflow.full_pipeline", f"scenario={scenario}",
                f"hydra.run.dir={store / 'outputs' / time.strftime('%Y%m%d-%H%M%S')}"]
     print(f"running {' '.join(command[1:])} into {store} (log: {log}) ...", flush=True)
     start = time.monotonic()

@@ -1,7 +1,7 @@
 """Run an entry point as `python -m` would, recording what it does that a test wants to rule out: the processes it
 starts and the heavy modules it imports (Python's audit hooks see both).
 
-    python -m tests.audit OUT.json entrypoints.full_pipeline scenario=smoke ...
+    python -m tests.audit OUT.json guardianflow.full_pipeline scenario=smoke ...
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def runs_of(uri: str, experiment: str = "demo/local-plant1/yard") -> list:
 
 def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, audit: Path | None = None,
                    **env) -> subprocess.CompletedProcess:
-    """Run `python -m entrypoints.<args>` from the repo root as a user would, against `uri`. With `audit`, the
+    """Run `python -m guardianflow.<args>` from the repo root as a user would, against `uri`. With `audit`, the
     processes it starts and the heavy modules it imports are written there (tests/audit.py)."""
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **env}
     full_env.pop("MLFLOW_RUN_ID", None)
@@ -85,8 +85,8 @@ def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool
     import mlflow
 
     from gfcore.config import compose, to_typed
+    from gfcore.jobs.train import train
     from gfcore.registry import lifecycle
-    from gfcore.train import train
 
     path = tmp_path_factory.mktemp(label)
     uri = f"sqlite:///{path / 'mlflow.db'}"

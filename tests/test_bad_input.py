@@ -18,7 +18,7 @@ from tests.conftest import run_entrypoint, run_project, runs_of
     (["scenario=smoke", "model=yolo11s"], "not on disk, and GuardianFlow never downloads"),
 ])
 def test_bad_input_fails_before_any_run(mlflow_store, tmp_path, args, message):
-    proc = run_entrypoint(["entrypoints.train", *args], mlflow_store, tmp_path, timeout=120)
+    proc = run_entrypoint(["guardianflow.train", *args], mlflow_store, tmp_path, timeout=120)
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -26,7 +26,7 @@ def test_bad_input_fails_before_any_run(mlflow_store, tmp_path, args, message):
 
 
 def test_unreachable_tracking_uri(tmp_path):
-    proc = run_entrypoint(["entrypoints.train", "scenario=smoke"], "http://127.0.0.1:9", tmp_path, timeout=120)
+    proc = run_entrypoint(["guardianflow.train", "scenario=smoke"], "http://127.0.0.1:9", tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in proc.stderr
 

@@ -20,7 +20,7 @@ def _train_run_id(uri) -> str:
 
 
 def _compare(uri, tmp_path, *overrides, expect_rc=0):
-    proc = run_entrypoint(["entrypoints.compare", *FAST, *overrides], uri, tmp_path, timeout=900)
+    proc = run_entrypoint(["guardianflow.compare", *FAST, *overrides], uri, tmp_path, timeout=900)
     assert proc.returncode == expect_rc, proc.stderr[-3000:]
     return proc
 

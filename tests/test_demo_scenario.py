@@ -13,8 +13,8 @@ import pytest
 
 from gfcore.config import compose, to_typed
 from gfcore.data.dataset import resolve_dataset
-from gfcore.infer import infer
-from gfcore.quant import quant
+from gfcore.jobs.infer import infer
+from gfcore.jobs.quant import quant
 from gfcore.registry.pyfunc import encode_image
 from tests.conftest import run_entrypoint, runs_of
 
@@ -26,7 +26,7 @@ def demo_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo")
     uri = f"sqlite:///{path / 'mlflow.db'}"
     start = time.monotonic()
-    proc = run_entrypoint(["entrypoints.train"], uri, path, timeout=900)
+    proc = run_entrypoint(["guardianflow.train"], uri, path, timeout=900)
     wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     mp = pytest.MonkeyPatch()

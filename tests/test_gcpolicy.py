@@ -1,4 +1,4 @@
-"""The garbage-collector policy of a command's process (gfcore.gcpolicy): rare collections while it starts, the
+"""The garbage-collector policy of a command's process (gfcore.core.gcpolicy): rare collections while it starts, the
 start-up heap frozen once its run is owned, Python's defaults for the work, and no change at all in a process that
 did not ask for it (a notebook, these tests)."""
 
@@ -9,12 +9,12 @@ import json
 import subprocess
 import sys
 
-from gfcore import gcpolicy
+from gfcore.core import gcpolicy
 from tests.conftest import REPO
 
 PROBE = """
 import gc, json
-from gfcore import gcpolicy
+from gfcore.core import gcpolicy
 default = gc.get_threshold()
 gcpolicy.starting()
 starting = gc.get_threshold()

@@ -11,8 +11,8 @@ import sys
 from tests.audit import HEAVY
 from tests.conftest import REPO
 
-ENTRY_MODULES = ["entrypoints.train", "entrypoints.infer", "entrypoints.quant", "entrypoints.sweep",
-                 "entrypoints.compare", "entrypoints.full_pipeline", "gfcore.cli"]
+ENTRY_MODULES = ["guardianflow.train", "guardianflow.infer", "guardianflow.quant", "guardianflow.sweep",
+                 "guardianflow.compare", "guardianflow.full_pipeline", "gfcore.cli"]
 
 
 def test_entry_modules_import_no_runtime():

@@ -10,8 +10,8 @@ import mlflow
 import pytest
 
 from gfcore.config import compose, to_typed
-from gfcore.errors import ConfigError, DataError, ModelError
-from gfcore.infer import infer
+from gfcore.core.errors import ConfigError, DataError, ModelError
+from gfcore.jobs.infer import infer
 from gfcore.mot import COMBINED, METRICS
 from gfcore.mot.evaluate import evaluate_mot
 from tests.conftest import artifact_paths, run_project, runs_of
@@ -92,7 +92,7 @@ def test_pt_model_of_a_train_run(trained_store, tmp_path):
 
 
 def test_registered_openvino_variant(trained_store):
-    from gfcore.quant import quant
+    from gfcore.jobs.quant import quant
 
     source = _train_run_id()
     quant(_cfg("backend=openvino_fp32", f"quant.source_run_id={source}"))

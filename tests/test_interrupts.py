@@ -18,13 +18,13 @@ FAST = ["scenario=smoke", "registry.register=false", "tracking.system_metrics=fa
 
 
 def _start(uri, tmp_path, module, *overrides) -> subprocess.Popen:
-    """`python -m entrypoints.<module>` in the background, its output in tmp_path/out.log."""
+    """`python -m guardianflow.<module>` in the background, its output in tmp_path/out.log."""
     runs_of(uri)  # create the store's tables first: polling it while the command creates them is a race
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("PYTEST_CURRENT_TEST", None)
     with open(tmp_path / "out.log", "w") as log:  # the child keeps its own copy of the file
-        return subprocess.Popen([sys.executable, "-m", f"entrypoints.{module}", *FAST, *overrides,
+        return subprocess.Popen([sys.executable, "-m", f"guardianflow.{module}", *FAST, *overrides,
                                  f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"],
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
@@ -88,7 +88,7 @@ def test_sigterm_stops_a_submitit_sweep(mlflow_store, tmp_path):
 
 def test_a_sweep_in_which_no_job_finished_exits_non_zero(mlflow_store, tmp_path):
     # yolo11s.pt is not on disk: every job fails inside its run.
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, "train.epochs=1", "model=yolo11s", "train.lr0=0.001,0.002",
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, "train.epochs=1", "model=yolo11s", "train.lr0=0.001,0.002",
                            f"hydra.sweep.dir={tmp_path}/multirun"], mlflow_store, tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "ended FAILED" in proc.stderr
@@ -102,14 +102,14 @@ def test_a_sweep_whose_parent_cannot_be_opened_runs_no_job_and_exits_non_zero(ml
     import mlflow
 
     mlflow.delete_experiment(mlflow.create_experiment("demo/local-plant1/yard"))
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, "train.lr0=0.001,0.002", f"hydra.sweep.dir={tmp_path}/multirun"],
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, "train.lr0=0.001,0.002", f"hydra.sweep.dir={tmp_path}/multirun"],
                           mlflow_store, tmp_path, timeout=300)
     assert proc.returncode == 2 and "experiment 'demo/local-plant1/yard' is deleted" in proc.stderr, proc.stderr[-3000:]
     assert "Launching" not in proc.stderr and mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
 def test_a_stopped_block_stops_what_it_started_also_what_its_library_orphaned():
-    from gfcore.app import children_stopped_when_interrupted
+    from gfcore.orchestration.app import children_stopped_when_interrupted
     from gfcore.tracking.run import Terminated
 
     before = signal.getsignal(signal.SIGTERM)

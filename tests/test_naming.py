@@ -1,5 +1,5 @@
-from gfcore import naming
 from gfcore.config import compose, to_typed
+from gfcore.core import naming
 
 
 def test_names_follow_the_scheme():

@@ -15,7 +15,7 @@ FAST = ["scenario=smoke", "train.epochs=1", "tracking.system_metrics=false"]
 
 
 def _pipeline(uri, tmp_path, *overrides, expect_rc=0, audit=None):
-    proc = run_entrypoint(["entrypoints.full_pipeline", *FAST, *overrides], uri, tmp_path, timeout=900, audit=audit)
+    proc = run_entrypoint(["guardianflow.full_pipeline", *FAST, *overrides], uri, tmp_path, timeout=900, audit=audit)
     assert proc.returncode == expect_rc, proc.stderr[-3000:]
     return proc
 
@@ -59,7 +59,7 @@ def test_run_tree_and_a_rerun_that_reuses_every_step(mlflow_store, tmp_path):
     audit = tmp_path / "audit.json"
     _pipeline(mlflow_store, tmp_path / "again", "pipeline.quant_backends=[openvino_fp32]", audit=audit)
     seen = json.loads(audit.read_text())
-    steps = [p for p in seen["processes"] if "entrypoints." in " ".join(p) or ("mlflow" in " ".join(p) and "run" in p)]
+    steps = [p for p in seen["processes"] if "guardianflow." in " ".join(p) or ("mlflow" in " ".join(p) and "run" in p)]
     assert not steps, steps  # (the git and uname probes some libraries make are not steps)
     assert not seen["imports"], f"a cached rerun needs no deep-learning runtime or plotting: {seen['imports']}"
     runs = runs_of(mlflow_store)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from gfcore.config import compose, to_typed
+from gfcore.core.errors import ConfigError
 from gfcore.data.dataset import resolve_dataset
-from gfcore.errors import ConfigError
-from gfcore.quant import quant
+from gfcore.jobs.quant import quant
 from gfcore.registry.pyfunc import encode_image
 from tests.conftest import artifact_paths, runs_of
 

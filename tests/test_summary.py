@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from gfcore import plots
-from gfcore.summary import Report, pick_best
+from gfcore.jobs import plots
+from gfcore.orchestration.results import Report, pick_best
 
 ROWS = [
     {"variant": "pytorch_fp32", "det.mAP50": 0.965, "det.mAP50_95": 0.712, "sys.latency_p50_ms": 12.3,

@@ -22,7 +22,7 @@ def _tree(uri):
 
 
 def _sweep(uri, tmp_path, *overrides, timeout=600):
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, *overrides, f"hydra.sweep.dir={tmp_path}/multirun"], uri,
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, *overrides, f"hydra.sweep.dir={tmp_path}/multirun"], uri,
                           tmp_path, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return _tree(uri)
@@ -88,6 +88,6 @@ def test_optuna_sweep_under_mlflow_run(mlflow_store, tmp_path):
 
 
 def test_an_invalid_sweep_starts_nothing(mlflow_store, tmp_path):
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, "train.lr0=range("], mlflow_store, tmp_path, timeout=120)
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, "train.lr0=range("], mlflow_store, tmp_path, timeout=120)
     assert proc.returncode == 2 and "the override 'train.lr0=range(' is not a valid Hydra override" in proc.stderr
     assert runs_of(mlflow_store) == []

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from gfcore.config import compose, to_typed
-from gfcore.errors import TrainingError
-from gfcore.train import train
+from gfcore.core.errors import TrainingError
+from gfcore.jobs.train import train
 from gfcore.yolo import training
 from tests.conftest import REPO, artifact_paths, run_entrypoint, run_project, runs_of
 
@@ -26,7 +26,7 @@ def _history(run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def test_smoke_train_standalone_records_everything(mlflow_store, tmp_path):
-    proc = run_entrypoint(["entrypoints.train", "scenario=smoke"], mlflow_store, tmp_path)
+    proc = run_entrypoint(["guardianflow.train", "scenario=smoke"], mlflow_store, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = runs_of(mlflow_store)
     rid = run.info.run_id
@@ -58,8 +58,8 @@ def test_smoke_train_standalone_records_everything(mlflow_store, tmp_path):
     metrics = run.data.metrics
     assert {"det.ap50_95.helmet", "det.ap50_95.vest"} <= set(metrics)
     # The headline equals a fresh evaluation of best.pt on the test split, not Ultralytics' last val figures.
-    from gfcore import measure
     from gfcore.data.dataset import resolve_dataset
+    from gfcore.jobs import measure
 
     cfg = to_typed(compose(["scenario=smoke"]))
     best = mlflow.artifacts.download_artifacts(run_id=rid, artifact_path="weights/best.pt", dst_path=str(tmp_path))
@@ -152,7 +152,7 @@ def test_out_of_memory_below_the_floor_fails_clearly(mlflow_store, monkeypatch):
 def test_sigterm_ends_the_run_killed(mlflow_store, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     env.pop("PYTEST_CURRENT_TEST", None)
-    proc = subprocess.Popen([sys.executable, "-m", "entrypoints.train", "scenario=smoke", "train.epochs=200",
+    proc = subprocess.Popen([sys.executable, "-m", "guardianflow.train", "scenario=smoke", "train.epochs=200",
                              f"hydra.run.dir={tmp_path}/outputs"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

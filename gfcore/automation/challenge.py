@@ -47,19 +47,19 @@ def challenge(name: str, candidate: str | None = None, variant: str | None = Non
     """Measure the candidate (default: the `candidate` alias) of `name` (or of its `variant`, e.g.
     openvino_int8) against the champion; `overrides` (key=value) change the candidate's logged scenario, e.g. the
     data."""
-    from gfcore.errors import RegistryError
-    from gfcore.registry import lifecycle
+    from gfcore.core.errors import RegistryError
+    from gfcore.registry import client as registry
     from gfcore.registry.register import CANDIDATE, CHAMPION
 
     model = f"{name}__{variant}" if variant else name
-    client = lifecycle.mlflow_client()
-    lifecycle.require_model(client, model)
-    aliases = lifecycle.aliases_of(client, model)
+    client = registry.mlflow_client()
+    registry.require_model(client, model)
+    aliases = registry.aliases_of(client, model)
     version = str(candidate) if candidate else aliases.get(CANDIDATE)
     if version is None:
         raise RegistryError(f"{model} has no candidate to challenge: name a version with --candidate "
                             f"(see `guardianflow versions {model}`).")
-    mv = lifecycle.require_version(client, model, version)
+    mv = registry.require_version(client, model, version)
     champion = aliases.get(CHAMPION)
     if champion == version:
         raise RegistryError(f"version {version} is the champion of {model}: challenge another version "
@@ -133,7 +133,7 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     from omegaconf.errors import OmegaConfBaseException
 
     from gfcore.config import to_typed
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
 
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
@@ -151,12 +151,12 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
 
 def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: str) -> ChallengeResult:
 
-    from gfcore import measure
     from gfcore.config.schema import ExpDesign
+    from gfcore.core.naming import arch_name
+    from gfcore.core.paths import work_dir
     from gfcore.data.dataset import resolve_dataset, split_images
-    from gfcore.infer import as_measured, check_runtime, load_checked, sequences_of
-    from gfcore.naming import arch_name
-    from gfcore.paths import work_dir
+    from gfcore.jobs import measure
+    from gfcore.jobs.infer import as_measured, check_runtime, load_checked, sequences_of
     from gfcore.registry.resolve import resolve_model
     from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
     from gfcore.tracking.run import owned_run
@@ -222,7 +222,7 @@ def _latency_back_to_back(models: dict[str, Any], sizes: dict[str, int], images:
 
     from tqdm import tqdm
 
-    from gfcore import measure
+    from gfcore.jobs import measure
 
     rounds, roles = cfg.challenge.rounds, list(models)
     per_round = max(1, (cfg.challenge.runs or cfg.latency.runs) // rounds)
@@ -244,7 +244,7 @@ def _with_tracking(figures: dict[str, dict[str, float]], models: dict[str, Any],
                    sequences: list[Any], device: str, work: Path) -> dict[str, dict[str, float]]:
     import mlflow
 
-    from gfcore.infer import track_and_score
+    from gfcore.jobs.infer import track_and_score
     from gfcore.mot import COMBINED
 
     for role, model in models.items():
@@ -259,8 +259,8 @@ def _report(result: ChallengeResult, cfg: Config, work: Path) -> None:
     """The table (description, MLflow table, CSV / JSON) and the chart."""
     import mlflow
 
-    from gfcore.plots import source_vs_variant
-    from gfcore.summary import FIGURES, Report
+    from gfcore.jobs.plots import source_vs_variant
+    from gfcore.orchestration.results import FIGURES, Report
 
     label = {role: f"{role} v{getattr(result, role)}" for role in ROLES if getattr(result, role)}
     rows = [{"variant": label[role], **{k: v for k, v in result.figures[role].items() if k in FIGURES},

@@ -84,8 +84,8 @@ class Facts:
         """(hash then, hash now) when the data of the scenario that trained `version` hashes differently now; None
         when unchanged, or when the data cannot be read here (logged, not guessed)."""
         from gfcore.automation.challenge import config_of
+        from gfcore.core.errors import GuardianFlowError
         from gfcore.data.dataset import resolve_dataset
-        from gfcore.errors import GuardianFlowError
 
         run_id = self.client.get_model_version(model, version).run_id
         if not run_id:
@@ -107,7 +107,7 @@ def site_settings() -> dict[str, dict[str, Any]]:
 
     from gfcore.config.compose import CONF_DIR
     from gfcore.config.schema import SiteConfig
-    from gfcore.naming import experiment_name
+    from gfcore.core.naming import experiment_name
 
     out = {}
     for path in sorted((CONF_DIR / "site").glob("*.yaml")):

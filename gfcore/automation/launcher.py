@@ -51,7 +51,7 @@ def refused_recently(model: str, version: str | None, cooldown_hours: float) -> 
 def champion_run(model: str, version: str | None) -> str:
     import mlflow
 
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
 
     run_id = mlflow.MlflowClient().get_model_version(model, str(version)).run_id
     if not run_id:
@@ -104,8 +104,8 @@ def _run(entry: str, params: dict[str, str], experiment_id: str, tags: dict[str,
     import mlflow
     from mlflow.exceptions import ExecutionException
 
-    from gfcore.codeversion import PROJECT
-    from gfcore.errors import StepError
+    from gfcore.core.codeversion import PROJECT
+    from gfcore.core.errors import StepError
 
     try:
         submitted = mlflow.projects.run(str(PROJECT), entry_point=entry, parameters=params,

@@ -63,7 +63,7 @@ def load_config(overrides: list[str] | None = None) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from gfcore.config.compose import CONF_DIR
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
 
     with initialize_config_dir(config_dir=str(CONF_DIR / "automation"), version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="default", overrides=list(overrides or [])), resolve=True)
@@ -202,7 +202,7 @@ def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
 
 
 def _carry_out(d: Decision, cfg: dict[str, Any], launch: bool, run_id: str | None) -> None:
-    from gfcore.errors import GuardianFlowError
+    from gfcore.core.errors import GuardianFlowError
 
     hours = float(cfg["cooldown_hours"])
     blocked = launcher.blocked(d.trigger, d.model, hours) or (
@@ -264,13 +264,13 @@ def _challenge(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
 
 def _promote(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
     from gfcore.automation.facts import site_settings
-    from gfcore.errors import GuardianFlowError
-    from gfcore.registry import lifecycle
+    from gfcore.automation.promotion import promote
+    from gfcore.core.errors import GuardianFlowError
 
     gates = site_settings().get(d.site, {}).get("gates") or list(cfg["gates"])
     d.evidence["gates"] = gates
     try:
-        result = lifecycle.promote(d.model, version=d.version, requires=gates)
+        result = promote(d.model, version=d.version, requires=gates)
     except GuardianFlowError:
         import mlflow
 

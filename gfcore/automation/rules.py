@@ -53,7 +53,7 @@ class Alert:
 
 def check_rules(rules: dict[str, dict[str, Any]]) -> None:
     """Refuse a rule set that cannot be evaluated, naming the rule and what to write instead."""
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
 
     for name, rule in rules.items():
         kind = rule.get("kind")

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from gfcore.errors import NotifyError
+from gfcore.core.errors import NotifyError
 
 log = logging.getLogger(__name__)
 

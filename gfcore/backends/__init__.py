@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gfcore.config.schema import BackendConfig, BackendName, Precision
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 
 @dataclass

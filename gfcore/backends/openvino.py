@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gfcore.backends import Exported, ExportRequest
 from gfcore.config.schema import Precision
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 
 def export(req: ExportRequest) -> Exported:

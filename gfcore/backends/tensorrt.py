@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gfcore.backends import Exported, ExportRequest, is_cuda_device
 from gfcore.config.schema import Precision
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 
 def check_available(device: str) -> None:

@@ -7,9 +7,9 @@ import argparse
 import sys
 
 from gfcore import __version__
-from gfcore.errors import GuardianFlowError
+from gfcore.core.errors import GuardianFlowError
 
-GROUPS = ("scenario", "registry", "challenge", "fleet", "alerts", "optimize", "mot", "legacy", "stack")
+GROUPS = ("run", "data", "registry", "challenge", "metrics", "alerts", "optimize", "eval_mot", "wrap", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def console() -> int:
-    """The `guardianflow` executable: `main` in a process of its own (gfcore.gcpolicy)."""
-    from gfcore import gcpolicy
+    """The `guardianflow` executable: `main` in a process of its own (gfcore.core.gcpolicy)."""
+    from gfcore.core import gcpolicy
 
     gcpolicy.starting()
     try:

@@ -44,9 +44,9 @@ def cmd_versions(args: argparse.Namespace) -> None:
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
-    from gfcore.registry import lifecycle
+    from gfcore.automation.promotion import promote
 
-    result = lifecycle.promote(args.name, version=args.version, requires=args.require, challenge=args.challenge)
+    result = promote(args.name, version=args.version, requires=args.require, challenge=args.challenge)
     if args.json:
         print(json.dumps(result))
     elif not result["changed"]:

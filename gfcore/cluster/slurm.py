@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import ClusterError
+from gfcore.core.errors import ClusterError
 
 log = logging.getLogger(__name__)
 

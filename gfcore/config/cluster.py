@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 RESOURCE_KEYS = ("cpus_per_task", "mem_gb", "timeout_min", "partition", "account", "qos")
 

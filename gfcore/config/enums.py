@@ -50,7 +50,7 @@ class EnvManager(str, Enum):
 
 class StepLauncher(str, Enum):
     local = "local"  # each step a `mlflow run` process on this machine
-    slurm = "slurm"  # each step that `mlflow run` inside a SLURM job (gfcore.cluster.steps)
+    slurm = "slurm"  # each step that `mlflow run` inside a SLURM job (gfcore.orchestration.slurm_steps)
 
 
 class ExpDesign(str, Enum):

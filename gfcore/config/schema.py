@@ -27,7 +27,7 @@ from gfcore.config.enums import (  # noqa: F401  re-exported: callers import the
     TaskType,
     TrackerName,
 )
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 # Site parts and task classes become parts of experiment, run and registered-model names and of metric
 # names: `.` separates the parts of a model name, MLflow rejects `/` and `:` in model names.
@@ -186,7 +186,7 @@ class TrainConfig:
     # GuardianFlow's own: on out-of-memory, retry with half the batch, but not below this.
     min_batch: int = 2
     # A graduated old folder's own training code instead of Ultralytics' trainer: `module:Class`, imported
-    # from train.code_path (see gfcore/legacy/trainer.py for the interface).
+    # from train.code_path (see gfcore/jobs/custom_trainer.py for the interface).
     trainer: Optional[str] = None
     code_path: Optional[str] = None
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 
 MANIFEST = "manifest.json"
 

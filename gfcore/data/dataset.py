@@ -7,11 +7,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gfcore import paths
 from gfcore.config.schema import DataConfig, DataKind, TaskConfig
+from gfcore.core import paths
+from gfcore.core.errors import ConfigError, DataError
 from gfcore.data import demo
 from gfcore.data.hashing import IMAGE_SUFFIXES, hash_yolo_dataset, image_files, label_file
-from gfcore.errors import ConfigError, DataError
 
 
 @dataclass
@@ -45,9 +45,9 @@ def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
     """The dataset of `cfg`: demo data is generated on first use; a YOLO yaml is checked and hashed."""
     if cfg.kind == DataKind.demo:
         info = _demo(demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir), cfg.name)
-    elif str(cfg.path).startswith("s3://"):  # downloaded once per content (gfcore.cluster.s3data)
-        from gfcore import paths
-        from gfcore.cluster import s3data
+    elif str(cfg.path).startswith("s3://"):  # downloaded once per content (gfcore.data.s3)
+        from gfcore.core import paths
+        from gfcore.data import s3 as s3data
 
         local = s3data.fetch(cfg.path, Path(cfg.cache_dir) if cfg.cache_dir else paths.cache_dir())
         info = _from_yaml(local, cfg.name, data_hash=None, cache_dir=cfg.cache_dir)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gfcore import paths
 from gfcore.config.schema import DemoDataConfig
+from gfcore.core import paths
 from gfcore.data import synthetic
 from gfcore.data.cached import MANIFEST, build_once
 from gfcore.data.hashing import hash_yolo_dataset

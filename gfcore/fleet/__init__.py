@@ -13,5 +13,5 @@ the embedded sqlite file or the server stack, with server-side filters, paging a
 - `export` (`gfcore.fleet.export`): one row per run for BI tools (Parquet or CSV), optionally the per-step
   histories as a long table.
 
-`guardianflow metrics summary|trend|compare|export` (gfcore/cli/fleet.py) prints them, or JSON with --json.
+`guardianflow metrics summary|trend|compare|export` (gfcore/cli/metrics.py) prints them, or JSON with --json.
 """

@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 from gfcore.fleet.queries import bulk_read, client, iter_runs, site_experiments
 
 FIGURE_PREFIXES = ("det.", "sys.", "mot.", "val.", "original.", "comparison.", "best.")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 DAY_MS = 86_400_000
 SITE_TAGS = ("site.customer", "site.region", "site.plant", "site.zone")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 from gfcore.fleet import queries
 
 EXPERIMENT = "guardianflow/fleet"

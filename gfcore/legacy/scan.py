@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from gfcore.config.schema import TaskType
-from gfcore.errors import ConfigError
-from gfcore.legacy.registry import TODO
+from gfcore.core.errors import ConfigError
+from gfcore.legacy.experiments_registry import TODO
 
 # First match wins: export words before "train" so `export_trained.py` is a quant script.
 KIND_WORDS = (

@@ -25,8 +25,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import IO
 
-from gfcore.errors import ConfigError
-from gfcore.legacy.registry import Entry
+from gfcore.core.errors import ConfigError
+from gfcore.legacy.experiments_registry import Entry
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
          timeout: float | None = None, register: bool = True) -> WrapResult:
     import mlflow
 
-    from gfcore.naming import experiment_name
+    from gfcore.core.naming import experiment_name
     from gfcore.tracking.run import ensure_experiment
     from gfcore.tracking.server import check_tracking_store
 
@@ -226,7 +226,7 @@ def _collect(folder: Path, before: dict[str, tuple[int, int]]) -> dict[str, list
 
 def _register(entry: Entry, collected: dict[str, list[str]], params: dict[str, str], run_id: str) -> list[tuple[str, str]]:
     """The model files the script wrote: a .pt as the site's base model, exports as the matching variants."""
-    from gfcore.naming import registered_model_name, variant_model_name
+    from gfcore.core.naming import registered_model_name, variant_model_name
     from gfcore.registry.pyfunc import log_detector
     from gfcore.registry.register import register_model
 

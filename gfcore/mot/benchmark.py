@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 
 AUTO = "auto"
 BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20")

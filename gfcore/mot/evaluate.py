@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 from gfcore.mot import COMBINED, COUNTS, METRICS
 from gfcore.mot.benchmark import AUTO, normalize
 from gfcore.mot.files import SeqInfo, check_gt, check_predictions, discover_sequences

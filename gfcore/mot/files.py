@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 from gfcore.mot.benchmark import AUTO, GtColumns, choose
 
 _SPLIT = re.compile(r"[,\s]+")

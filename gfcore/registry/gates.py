@@ -12,7 +12,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 
 OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"

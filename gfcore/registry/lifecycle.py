@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 from gfcore.registry import gates as gating
+from gfcore.registry.client import aliases_of, all_registered_models, mlflow_client, require_model, require_version
 from gfcore.registry.register import CANDIDATE, CHAMPION, ROLLBACK
 
 MANAGED_ALIASES = (CHAMPION, CANDIDATE, ROLLBACK)
@@ -51,7 +52,7 @@ class ModelSummary:
 def list_models(customer: str | None = None, task: str | None = None) -> list[ModelSummary]:
     client = mlflow_client()
     out = []
-    for rm in _all_registered_models(client):
+    for rm in all_registered_models(client):
         if customer and rm.tags.get("site.customer") != customer:
             continue
         if task and rm.tags.get("task.type") != task:
@@ -83,12 +84,13 @@ def list_versions(name: str) -> list[VersionInfo]:
 
 
 def promote(name: str, version: str | None = None, requires: list[str] | tuple[str, ...] = (),
-            challenge: bool = False) -> dict[str, Any]:
+            evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     """Make `version` (default: the candidate) the champion, if every gate passes.
 
-    A gate on `champion` (`det.mAP50>=champion-0.005`) reads the latest challenge of this version against the
-    current champion; with `challenge=True` one is run first when there is none. Without a champion there is
-    nothing to compare with: such gates do not apply, and the version's tags say so."""
+    A gate on `champion` (`det.mAP50>=champion-0.005`) reads `evidence`: a challenge of this version against the
+    current champion (its run id, `champion_version` and both models' figures; gfcore.automation.promotion finds
+    or runs one). Without a champion there is nothing to compare with: such gates do not apply, and the version's
+    tags say so."""
     gates = [gating.parse_gate(g) for g in requires]
     client = mlflow_client()
     require_model(client, name)
@@ -98,10 +100,11 @@ def promote(name: str, version: str | None = None, requires: list[str] | tuple[s
         raise RegistryError(f"{name} has no candidate to promote: train a new version, or name one with "
                             f"--version (see `guardianflow versions {name}`).")
     require_version(client, name, target)
-    evidence = None
-    if any(g.on_champion for g in gates) and aliases.get(CHAMPION) not in (None, target):
-        # Measuring takes minutes: done before the lock, and checked again under it.
-        evidence = _challenge_evidence(name, target, aliases[CHAMPION], run_first=challenge)
+    if any(g.on_champion for g in gates) and aliases.get(CHAMPION) not in (None, target) and evidence is None:
+        raise RegistryError(f"a gate on `champion` needs a challenge of version {target} against the champion "
+                            f"(version {aliases[CHAMPION]}) of {name} on the same data, and there is none: run "
+                            f"`guardianflow challenge {name} --candidate {target}` first, or add --challenge. "
+                            "Aliases are unchanged.")
     with _model_lock(name):
         aliases = aliases_of(client, name)
         mv = require_version(client, name, target)
@@ -136,22 +139,6 @@ def promote(name: str, version: str | None = None, requires: list[str] | tuple[s
         _verify(client, name, expected)
         return {"name": name, "champion": target, "rollback": old, "changed": True, "promoted_at": stamp,
                 "gates": passed, "challenge_run_id": evidence["run_id"] if evidence else None}
-
-
-def _challenge_evidence(name: str, version: str, champion: str, run_first: bool) -> dict[str, Any]:
-    """The figures of the latest finished challenge of `version` against `champion` (running one if asked)."""
-    from gfcore.automation import challenge as challenging
-
-    found = challenging.latest(name, version, champion)
-    if found is None and run_first:
-        challenging.challenge(name, candidate=version)
-        found = challenging.latest(name, version, champion)
-    if found is None:
-        raise RegistryError(f"a gate on `champion` needs a challenge of version {version} against the champion "
-                            f"(version {champion}) of {name} on the same data, and there is none: run "
-                            f"`guardianflow challenge {name} --candidate {version}` first, or add --challenge. "
-                            "Aliases are unchanged.")
-    return found
 
 
 def rollback(name: str) -> dict[str, Any]:
@@ -202,51 +189,6 @@ def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def mlflow_client() -> Any:
-    import mlflow
-
-    from gfcore.tracking.server import check_tracking_store
-
-    check_tracking_store()
-    return mlflow.MlflowClient()
-
-
-def _all_registered_models(client: Any) -> Iterator[Any]:
-    token = None
-    while True:
-        page = client.search_registered_models(max_results=200, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def require_model(client: Any, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(name)
-    except MlflowException:
-        known = sorted(rm.name for rm in _all_registered_models(client))
-        hint = f" Registered models: {', '.join(known)}." if known else " No model is registered yet."
-        raise RegistryError(f"no registered model named {name!r}.{hint}") from None
-
-
-def require_version(client: Any, name: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, str(version))
-    except MlflowException:
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-        raise RegistryError(f"{name} has no version {version!r}; its versions are "
-                            f"{', '.join(map(str, versions)) or 'none'}.") from None
-
-
-def aliases_of(client: Any, name: str) -> dict[str, str]:
-    return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
-
-
 def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
     if not run_id:
         return {}
@@ -278,7 +220,7 @@ def _model_lock(name: str, timeout_s: float = 60.0) -> Iterator[None]:
 
     import mlflow
 
-    from gfcore import paths
+    from gfcore.core import paths
 
     key = hashlib.sha256(f"{mlflow.get_tracking_uri()}\0{name}".encode()).hexdigest()[:24]
     path = Path(os.environ.get("GF_LOCK_DIR") or paths.cache_dir() / "locks") / f"{key}.lock"

@@ -19,7 +19,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 
 # MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # text is colour-coded

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gfcore.config.schema import Config
-from gfcore.errors import RegistryError
-from gfcore.naming import arch_name
+from gfcore.core.errors import RegistryError
+from gfcore.core.naming import arch_name
 
 if TYPE_CHECKING:
     from gfcore.data.dataset import DatasetInfo
@@ -64,7 +64,7 @@ def log_and_register(weights: Path, imgsz: int, example_image: Path | None, devi
     alias `candidate`; the version carries the figures and the evaluation basis as tags."""
     import mlflow
 
-    from gfcore.naming import logged_model_name
+    from gfcore.core.naming import logged_model_name
     from gfcore.registry.pyfunc import log_detector
     from gfcore.tracking.lineage import eval_tags, split_dataset
 

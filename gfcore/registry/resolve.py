@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfcore.errors import ConfigError, ModelError
+from gfcore.core.errors import ConfigError, ModelError
 
 MLMODEL = "MLmodel"
 
@@ -23,7 +23,7 @@ class ResolvedModel:
 
 def backend_of(path: Path) -> str:
     """The runtime a model file needs (the one rule the registry uses too), as infer's error."""
-    from gfcore.errors import RegistryError
+    from gfcore.core.errors import RegistryError
     from gfcore.registry import pyfunc
 
     try:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gfcore.errors import ConfigError, TrackingError
+from gfcore.core.errors import ConfigError, TrackingError
 from gfcore.stack.processes import alive, port_free, spawn, stop_pid, wait_http, wait_port
 
 # SeaweedFS listens for gRPC on each port + 10000, so its ports must stay below 55536.

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gfcore.errors import TrackingError
+from gfcore.core.errors import TrackingError
 
 
 def port_free(port: int) -> bool:

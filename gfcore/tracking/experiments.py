@@ -1,13 +1,13 @@
 """Experiments as a person meets them in the MLflow UI: created on first use, described, and marked as model
 development (the tag `mlflow.experimentKind`), so the UI opens on runs and models rather than on GenAI traces.
 
-Site experiments are `{customer}/{region}-{plant}/{zone}` (gfcore.naming); GuardianFlow's own are
+Site experiments are `{customer}/{region}-{plant}/{zone}` (gfcore.core.naming); GuardianFlow's own are
 `guardianflow/fleet`, `guardianflow/alerts` and `guardianflow/automation`.
 """
 
 from __future__ import annotations
 
-from gfcore.errors import TrackingError
+from gfcore.core.errors import TrackingError
 
 KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"

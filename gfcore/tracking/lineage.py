@@ -18,7 +18,7 @@ def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) ->
     if dataset.source:  # a cached copy: the lineage names where the data lives (s3://...)
         from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-        from gfcore.cluster.s3data import split_source
+        from gfcore.data.s3 import split_source
 
         source = resolve_dataset_source(split_source(dataset.source, dataset.root, folder))
     else:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gfcore.codeversion import code_version
 from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
-from gfcore.naming import arch_name
+from gfcore.core.codeversion import code_version
+from gfcore.core.naming import arch_name
 
 # MLflow's limit on one param value; longer values are cut with a marker rather than failing the run.
 MAX_PARAM_VALUE = 6000

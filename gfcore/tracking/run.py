@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gfcore import gcpolicy
 from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
-from gfcore.errors import TrackingError
-from gfcore.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.core import gcpolicy
+from gfcore.core.errors import TrackingError
+from gfcore.core.naming import experiment_name, run_name, sanitize_metric_name
 from gfcore.tracking import server
 from gfcore.tracking.experiments import describe, ensure_experiment
 from gfcore.tracking.params import config_params, run_tags

@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from gfcore.errors import TrackingError
-from gfcore.paths import cache_dir
+from gfcore.core.errors import TrackingError
+from gfcore.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

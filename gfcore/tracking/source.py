@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 WEIGHTS = "weights/best.pt"
 

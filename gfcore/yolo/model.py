@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.config.schema import ModelConfig
-from gfcore.errors import ModelError
+from gfcore.core.errors import ModelError
 
 
 def resolve_weights_file(name: str) -> Path | None:
@@ -49,12 +49,18 @@ def build_model(cfg: ModelConfig) -> Any:
     return model
 
 
+def model_size_mb(path: Path) -> float:
+    """A file's size, or the total of a folder (OpenVINO's xml + bin)."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    return path.stat().st_size / 2**20
+
+
 def model_stats(weights: Path, imgsz: int) -> dict[str, float]:
     """File size, parameter count and GFLOPs of a trained checkpoint."""
     from ultralytics.nn.tasks import load_checkpoint
     from ultralytics.utils.torch_utils import get_flops
 
-    from gfcore.measure import model_size_mb
 
     net, _ = load_checkpoint(str(weights))
     params = sum(p.numel() for p in net.parameters())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.config.schema import Config, TrainConfig
-from gfcore.errors import ConfigError, TrainingError
+from gfcore.core.errors import ConfigError, TrainingError
 from gfcore.yolo.callbacks import EpochLogger
 from gfcore.yolo.model import build_model
 

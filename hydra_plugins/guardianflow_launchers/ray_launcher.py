@@ -51,8 +51,8 @@ class RayJobsLauncher(Launcher):
         worker's working directory is not this one) and the jobs cancelled when the sweep is stopped."""
         from gfcore.cluster import ray_jobs
         from gfcore.config.schema import gpus_of_device
-        from gfcore.errors import ClusterError
-        from gfcore.sweep import SweepAborted
+        from gfcore.core.errors import ClusterError
+        from gfcore.orchestration.sweep import SweepAborted
 
         try:
             import ray
@@ -108,7 +108,7 @@ class RayJobsLauncher(Launcher):
         from hydra.core.utils import JobStatus
         from ray.exceptions import RayError
 
-        from gfcore.sweep import close_job
+        from gfcore.orchestration.sweep import close_job
         from gfcore.tracking.run import PARENT_ENV
 
         try:

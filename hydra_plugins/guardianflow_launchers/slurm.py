@@ -43,7 +43,7 @@ class WatchedSlurmLauncher(SlurmLauncher):
         from submitit.core.utils import FailedJobError
 
         from gfcore.cluster import slurm
-        from gfcore.sweep import SweepAborted
+        from gfcore.orchestration.sweep import SweepAborted
 
         assert self.config is not None
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
@@ -80,7 +80,7 @@ class WatchedSlurmLauncher(SlurmLauncher):
         """A job SLURM ended before it returned: its run is closed with SLURM's state and the job's last error
         lines, and the sweeper gets NaN for it."""
         from gfcore.cluster.slurm import KILLED_STATES
-        from gfcore.sweep import close_job
+        from gfcore.orchestration.sweep import close_job
         from gfcore.tracking.run import PARENT_ENV
 
         status = "KILLED" if outcome.state.split()[0] in KILLED_STATES else "FAILED"

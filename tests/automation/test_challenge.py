@@ -10,7 +10,7 @@ import pytest
 from gfcore import cli
 from gfcore.automation import challenge
 from gfcore.config.schema import ChallengeConfig
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 from gfcore.registry import gates
 from tests.conftest import smoke_versions
 

@@ -198,7 +198,7 @@ def test_hydra_values_read_back():
 def test_unknown_trigger_refused():
     from hydra.errors import ConfigCompositionException
 
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
 
     with pytest.raises((ConfigError, ConfigCompositionException)):
         optimize.load_config(["+triggers.sometimes={}"])

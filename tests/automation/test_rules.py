@@ -7,7 +7,7 @@ import yaml
 
 from gfcore.automation import rules
 from gfcore.config.compose import CONF_DIR
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 from gfcore.fleet.queries import SiteModel
 
 DEFAULT = yaml.safe_load((CONF_DIR / "alerts" / "default.yaml").read_text())["rules"]

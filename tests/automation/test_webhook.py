@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gfcore.automation import webhook
-from gfcore.errors import NotifyError
+from gfcore.core.errors import NotifyError
 
 SECRET = "s3cret-for-tests"
 

@@ -40,7 +40,7 @@ def ray_head(tmp_path_factory):
 
 @needs_ray
 def test_two_job_sweep_on_a_ray_head(ray_head, mlflow_store, tmp_path):
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, "launcher=ray", f"hydra.launcher.address={ray_head}",
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, "launcher=ray", f"hydra.launcher.address={ray_head}",
                            "train.lr0=0.001,0.002", f"hydra.sweep.dir={tmp_path}/multirun"], mlflow_store, tmp_path,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

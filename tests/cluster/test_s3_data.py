@@ -13,10 +13,10 @@ import mlflow
 import pytest
 
 from gfcore import cli
-from gfcore.cluster import s3data
 from gfcore.config import compose, to_typed
+from gfcore.core.errors import DataError
+from gfcore.data import s3 as s3data
 from gfcore.data.dataset import resolve_dataset
-from gfcore.errors import DataError
 from tests.stack.servers import local_stack, stack_missing
 
 pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
@@ -86,7 +86,7 @@ def test_push_download_once_and_lineage(stack, cache, capsys, monkeypatch):
     assert resolve_dataset(cfg.data, cfg.task).data_yaml != info.data_yaml
 
     # Training on it (against the stack's server) records the S3 URI as the dataset's source.
-    from gfcore.train import train
+    from gfcore.jobs.train import train
 
     train(to_typed(compose([*ON_S3, "train.epochs=1", "registry.register=false"])))
     exp = mlflow.get_experiment_by_name("demo/local-plant1/yard")

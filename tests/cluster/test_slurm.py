@@ -18,7 +18,7 @@ FAST = ["scenario=smoke", "train.epochs=1", "registry.register=false", "tracking
 
 def test_two_job_sweep_with_the_shipped_preset(cluster, mlflow_store, tmp_path):
     """No override of the preset: 1 CPU, 2 GB and no GPU fit the tests' node of 2 CPUs and no GPU."""
-    proc = run_entrypoint(["entrypoints.sweep", *FAST, "launcher=submitit_slurm", "train.lr0=0.001,0.002",
+    proc = run_entrypoint(["guardianflow.sweep", *FAST, "launcher=submitit_slurm", "train.lr0=0.001,0.002",
                            f"hydra.sweep.dir={tmp_path}/multirun"], mlflow_store, tmp_path, timeout=600, **cluster)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = runs_of(mlflow_store)
@@ -40,7 +40,7 @@ def test_a_request_no_node_meets_is_said_at_once(cluster, mlflow_store, tmp_path
     for n, (ask, said) in enumerate((("cpus_per_task=8", "PENDING for PartitionConfig"),
                                      ("mem_gb=100000", "Memory specification can not be satisfied"))):
         started = time.monotonic()
-        proc = run_entrypoint(["entrypoints.sweep", *sweep, f"hydra.launcher.{ask}",
+        proc = run_entrypoint(["guardianflow.sweep", *sweep, f"hydra.launcher.{ask}",
                                f"hydra.sweep.dir={tmp_path}/multirun{n}"], mlflow_store, tmp_path, timeout=300,
                               **cluster)
         assert proc.returncode == 2, proc.stderr[-3000:]
@@ -88,7 +88,7 @@ def test_sigterm_to_the_sweep_cancels_its_jobs(cluster, mlflow_store, tmp_path):
 def _start(args, uri, tmp_path, cluster):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **cluster}
     env.pop("MLFLOW_RUN_ID", None)
-    return subprocess.Popen([sys.executable, "-m", "entrypoints.sweep", *args, "launcher=submitit_slurm",
+    return subprocess.Popen([sys.executable, "-m", "guardianflow.sweep", *args, "launcher=submitit_slurm",
                              f"hydra.sweep.dir={tmp_path}/multirun", f"hydra.run.dir={tmp_path}/outputs"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

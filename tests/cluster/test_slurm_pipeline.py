@@ -25,7 +25,7 @@ def test_steps_as_slurm_jobs_a_failed_job_quoted_and_a_resume(cluster, mlflow_st
     seqs = tmp_path / "seqs"  # ground truth with frame 14 in a 10-frame sequence: the infer step fails there
     write_seq(seqs, None, "cam1", [gt_line(1, 1, 10), gt_line(14, 1, 12)], None, length=10)
     write_frames(seqs / "cam1", 10)
-    args = ["entrypoints.full_pipeline", *FAST, f"data.sequences_dir={seqs}"]
+    args = ["guardianflow.full_pipeline", *FAST, f"data.sequences_dir={seqs}"]
     proc = run_entrypoint(args, mlflow_store, tmp_path / "first", timeout=900, **cluster)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "step infer pytorch_fp32 failed in SLURM job" in proc.stderr, proc.stderr[-3000:]
@@ -56,7 +56,7 @@ def test_sigterm_to_the_pipeline_cancels_the_running_step(cluster, mlflow_store,
     KILLED, and no job is left in the queue."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, **cluster}
     env.pop("MLFLOW_RUN_ID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "entrypoints.full_pipeline", *FAST, "train.epochs=300",
+    proc = subprocess.Popen([sys.executable, "-m", "guardianflow.full_pipeline", *FAST, "train.epochs=300",
                              f"hydra.run.dir={tmp_path}/outputs"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     err = slurm.sigterm_when(proc, lambda: [r for r in runs_of(mlflow_store) if r.data.tags.get("exp.type") == "train"

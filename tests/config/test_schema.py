@@ -10,7 +10,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gfcore.config import compose, split_overrides, to_typed
 from gfcore.config.schema import BackendName, Config, DataKind, TaskType
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 SCENARIOS = sorted(p.stem for p in (CONF / "scenario").glob("*.yaml"))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gfcore.config.schema import DataConfig, DataKind, DemoDataConfig, TaskConfig, TaskType
+from gfcore.core.errors import DataError
 from gfcore.data.dataset import resolve_dataset
 from gfcore.data.demo import ensure_demo_dataset
-from gfcore.errors import DataError
 
 SMALL = DemoDataConfig(train_images=6, val_images=3, test_images=3, image_size=64, max_people=2, seed=3)
 PPE = TaskConfig(type=TaskType.ppe, classes=["helmet", "vest"])

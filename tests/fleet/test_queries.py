@@ -7,7 +7,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from gfcore.errors import ConfigError
+from gfcore.core.errors import ConfigError
 from gfcore.fleet import queries
 from gfcore.fleet.export import export
 from tests.fleet.seed import seed

@@ -16,8 +16,8 @@ BASE = "demo.local-plant1.yard.ppe"
 
 
 def test_summary_matches_the_runs(trained_store, tmp_path):
-    from gfcore.infer import infer
-    from gfcore.quant import quant
+    from gfcore.jobs.infer import infer
+    from gfcore.jobs.quant import quant
     from gfcore.registry import lifecycle
 
     [train] = [r for r in runs_of(trained_store) if r.data.tags["exp.type"] == "train"]

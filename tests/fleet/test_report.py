@@ -39,7 +39,7 @@ def test_report_logged_and_drawn_offline(mlflow_store, tmp_path, capsys):
     assert run.data.metrics["fleet.failed_runs"] == 1 and run.data.metrics["fleet.candidates_waiting"] == 2
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"fleet.html", "fleet_summary.json"}
 
-    from gfcore.chromium import Browser
+    from tests.tools.chromium import Browser
 
     browser = Browser(_chromium())
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gfcore.errors import ConfigError
-from gfcore.legacy.registry import load_registry
+from gfcore.core.errors import ConfigError
+from gfcore.legacy.experiments_registry import load_registry
 from gfcore.legacy.scan import write_draft
 
 TRAIN = '''import argparse

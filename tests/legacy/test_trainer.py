@@ -6,8 +6,8 @@ import mlflow
 import pytest
 
 from gfcore.config import compose, to_typed
-from gfcore.errors import ConfigError
-from gfcore.train import train
+from gfcore.core.errors import ConfigError
+from gfcore.jobs.train import train
 from tests.conftest import REPO, artifact_paths, runs_of
 
 FOLDER = REPO / "examples" / "legacy_experiments" / "donghwa-entec-ppe"

@@ -14,8 +14,8 @@ import mlflow
 import psutil
 import pytest
 
-from gfcore.errors import ConfigError
-from gfcore.legacy.registry import get_entry, load_registry
+from gfcore.core.errors import ConfigError
+from gfcore.legacy.experiments_registry import get_entry, load_registry
 from gfcore.legacy.wrap import build_args, wrap
 from tests.conftest import REPO, artifact_paths, runs_of
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 from gfcore.mot import COMBINED, METRICS
 from gfcore.mot.evaluate import evaluate_mot
 from tests.mot.conftest import gt_line, pred_line, write_seq

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from gfcore.errors import DataError
+from gfcore.core.errors import DataError
 from gfcore.mot import COMBINED, COUNTS, METRICS
 from gfcore.mot.evaluate import evaluate_mot
 from tests.conftest import REPO

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from gfcore import cli
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 from gfcore.registry import lifecycle
 
 NAME = "acme.north-p1.dock.ppe"

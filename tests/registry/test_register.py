@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 
 from gfcore.config import compose, to_typed
-from gfcore.train import train
+from gfcore.jobs.train import train
 from tests.conftest import runs_of
 from tests.registry.conftest import NAME
 

@@ -17,7 +17,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from gfcore.errors import RegistryError
+from gfcore.core.errors import RegistryError
 from gfcore.registry import pyfunc
 from gfcore.registry.pyfunc import OUTPUT_COLUMNS, encode_image, log_detector
 from tests.registry.conftest import NAME

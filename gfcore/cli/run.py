@@ -1,0 +1,63 @@
+"""Commands that start or describe runs: `run` (an entry point as an MLflow Project run), `reproduce` and
+`names`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gfcore.cli.common import typed
+
+
+def cmd_names(args: argparse.Namespace) -> None:
+    """The MLflow names a scenario's runs and models get."""
+    from gfcore.core import naming
+
+    cfg = typed(args.overrides)
+    base = naming.registered_model_name(cfg)
+    names = {
+        "experiment": naming.experiment_name(cfg.site),
+        "train_run": naming.run_name(cfg, "train"),
+        "registered_model": base,
+        "variant_example": naming.variant_model_name(base, "openvino", "int8"),
+    }
+    print(json.dumps(names, indent=2) if args.json else "\n".join(f"{k:18} {v}" for k, v in names.items()))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    """Rerun a past run with its logged config."""
+    from gfcore.orchestration.reproduce import reproduce
+
+    code = reproduce(args.run_id, dry_run=args.dry_run)
+    if code:
+        sys.exit(code)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """An entry point as an MLflow Project run, in its site's experiment."""
+    from gfcore.config import split_overrides
+    from gfcore.orchestration.reproduce import launch
+
+    run_id = launch(args.entry, split_overrides(args.overrides), env_manager=args.env_manager)
+    print(run_id)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("names", help="experiment, run and registered model names of a scenario")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. scenario=smoke site.zone=gate")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_names)
+
+    p = sub.add_parser("reproduce", help="rerun a past run of any entry point with the config it logged")
+    p.add_argument("run_id")
+    p.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("run", help="launch an entry point as an MLflow Project run in its site's experiment",
+                       description="e.g. guardianflow run train scenario=smoke train.epochs=5; "
+                                   "guardianflow run quant scenario=demo quant.source_run_id=ID backend=onnx_int8")
+    p.add_argument("entry", help="train, quant, infer, sweep, compare or full_pipeline")
+    p.add_argument("overrides", nargs="*", help="scenario=NAME and Hydra overrides")
+    p.add_argument("--env-manager", default="local", choices=["local", "virtualenv", "uv", "conda"])
+    p.set_defaults(func=cmd_run)

@@ -1,0 +1,84 @@
+"""Old experiment folders: scan, list, wrap."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gfcore.cli.common import table
+from gfcore.core.errors import GuardianFlowError
+
+
+def cmd_scan(args: argparse.Namespace) -> None:
+    """Draft a registry for every sub-folder of an old experiments tree."""
+    from pathlib import Path
+
+    from gfcore.legacy.scan import write_draft
+
+    out = write_draft(Path(args.base_dir), Path(args.output), args.force)
+    print(f"wrote {out}: fill in every TODO, then `guardianflow list --registry {out}`")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    """The registry's experiments."""
+    from gfcore.core.naming import experiment_name
+    from gfcore.legacy.experiments_registry import ENTRY_TYPES, load_registry
+
+    rows = []
+    for name, entry in load_registry(args.registry).items():
+        if args.customer and entry.spec.site.customer != args.customer:
+            continue
+        scripts = {k: (entry.scripts(k).default if entry.scripts(k) else None) for k in ENTRY_TYPES}
+        rows.append({"name": name, "experiment": experiment_name(entry.spec.site),
+                     "task": entry.spec.task.type.value, **scripts, "folder": str(entry.folder)})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(table(rows, ["name", "experiment", "task", "train", "infer", "quant", "folder"]))
+
+
+def cmd_wrap(args: argparse.Namespace) -> None:
+    """Run an old script unchanged and record it as an MLflow run."""
+    from gfcore.legacy.experiments_registry import get_entry, load_registry
+    from gfcore.legacy.wrap import wrap
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise GuardianFlowError(f"-p {item!r}: write parameters as key=value.")
+        params[key] = value
+    entry = get_entry(load_registry(args.registry), args.name)
+    result = wrap(entry, args.type, args.script, params, args.timeout, register=not args.no_register)
+    summary = {"run_id": result.run_id, "status": result.status, "exit_code": result.exit_code,
+               "collected": result.collected, "registered": [f"{n} v{v}" for n, v in result.registered]}
+    print(json.dumps(summary, indent=2, ensure_ascii=False), file=sys.stderr)
+    if result.status != "FINISHED":
+        sys.exit(result.exit_code if result.exit_code not in (None, 0) else 1)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    registry_help = "experiments registry file (default: the project's experiments_registry.yaml)"
+    p = sub.add_parser("scan", help="draft an experiments registry for every sub-folder of BASE_DIR")
+    p.add_argument("base_dir")
+    p.add_argument("-o", "--output", default="experiments_registry.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("list", help="the old experiment folders of the registry")
+    p.add_argument("--customer")
+    p.add_argument("--registry", help=registry_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("wrap", help="run an old experiment's script unchanged and record it in MLflow")
+    p.add_argument("name", help="the experiment's name in the registry")
+    p.add_argument("--type", required=True, choices=["train", "infer", "quant"])
+    p.add_argument("--script", help="a script of the folder instead of the entry point's default")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="fills the args template's {KEY}; without a template becomes --KEY VALUE")
+    p.add_argument("--timeout", type=float, help="seconds; then the script's process group is killed (KILLED)")
+    p.add_argument("--no-register", action="store_true", help="do not register a model file the script wrote")
+    p.add_argument("--registry", help=registry_help)
+    p.set_defaults(func=cmd_wrap)

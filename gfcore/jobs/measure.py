@@ -1,0 +1,152 @@
+"""Measuring a model the way a site will use it: detection metrics on a split, batch-1 latency, size.
+
+Works for anything Ultralytics loads (.pt, .onnx, OpenVINO folder, .engine), so a source model and its
+exported variant are measured by the same code with the same settings.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gfcore.yolo.callbacks import detection_metrics
+from gfcore.yolo.model import model_size_mb
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
+    from gfcore.data.dataset import DatasetInfo
+
+
+def load(path: Path) -> Any:
+    from ultralytics import YOLO
+
+    return YOLO(str(path), task="detect")
+
+
+def detection(model: Any, data_yaml: Path, split: str, imgsz: int, device: str, names: list[str],
+              conf: float = 0.001, iou: float = 0.7) -> dict[str, float]:
+    """det.* and det.ap50_95.{class} through Ultralytics validation (batch 1: exported models have a fixed
+    batch)."""
+    results = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=1, device=device, conf=conf, iou=iou,
+                        plots=False, verbose=False)
+    out = detection_metrics(results.results_dict)
+    for cls, ap in zip(results.box.ap_class_index, results.box.ap):
+        out[f"det.ap50_95.{names[int(cls)]}"] = float(ap)
+    return out
+
+
+@dataclass
+class LatencySamples:
+    """Timed calls of one batch size: wall time per call, Ultralytics' own split of each call, and the runtime's
+    own call inside its inference stage (gfcore.yolo.runtime_timer; empty for a runtime without a hook)."""
+
+    batch: int
+    wall_ms: list[float] = field(default_factory=list)
+    preprocess_ms: list[float] = field(default_factory=list)
+    stage_ms: list[float] = field(default_factory=list)
+    runtime_ms: list[float] = field(default_factory=list)
+    postprocess_ms: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """latency_* of a call (one batch) in ms, throughput in images per second, the split as medians:
+        inference_ms is the runtime's call (Ultralytics' inference stage where the runtime has no hook),
+        inference_stage_ms the stage with Ultralytics' conversions around that call."""
+        wall = sorted(self.wall_ms)
+        mean = statistics.fmean(wall)
+        return {
+            "latency_ms": mean,
+            "latency_p50_ms": percentile(wall, 50),
+            "latency_p95_ms": percentile(wall, 95),
+            "latency_p99_ms": percentile(wall, 99),
+            "throughput_ips": 1000.0 * self.batch / mean,
+            "preprocess_ms": statistics.median(self.preprocess_ms),
+            "inference_ms": statistics.median(self.runtime_ms or self.stage_ms),
+            "inference_stage_ms": statistics.median(self.stage_ms),
+            "postprocess_ms": statistics.median(self.postprocess_ms),
+        }
+
+
+def time_batches(model: Any, frames: list[Any], imgsz: int, device: str, batch: int, warmup: int, runs: int,
+                 on_call: Any = None) -> LatencySamples:
+    """`predict` on batches of `batch` real frames (cycling), `warmup` untimed calls, then `runs` timed ones."""
+    from gfcore.yolo.runtime_timer import RuntimeTimer
+
+    samples = LatencySamples(batch=batch)
+    timer = RuntimeTimer()
+    for i in range(warmup + runs):
+        chunk = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
+        timer.start()
+        start = time.perf_counter()
+        results = model.predict(chunk, imgsz=imgsz, device=device, batch=batch, verbose=False)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if i >= warmup:
+            # Ultralytics reports each stage per image (the batch's time over its size).
+            speed = results[0].speed
+            samples.wall_ms.append(elapsed)
+            samples.preprocess_ms.append(speed["preprocess"] * batch)
+            samples.stage_ms.append(speed["inference"] * batch)
+            samples.postprocess_ms.append(speed["postprocess"] * batch)
+            if timer.last_ms is not None:
+                samples.runtime_ms.append(timer.last_ms)
+        timer.install(model)  # the predictor (and its runtime) exists from the first call on
+        if on_call is not None:
+            on_call()
+    return samples
+
+
+def read_frames(images: list[Path]) -> list[Any]:
+    import cv2
+
+    return [cv2.imread(str(p)) for p in images]
+
+
+def latency(model: Any, images: list[Path], imgsz: int, device: str, warmup: int, runs: int,
+            desc: str = "latency") -> dict[str, float]:
+    """Batch-1 figures over real images after warm-up, under the plain names: sys.latency_p50_ms, ..."""
+    from tqdm import tqdm
+
+    with tqdm(total=warmup + runs, desc=desc, unit="call", leave=False) as bar:
+        samples = time_batches(model, read_frames(images), imgsz, device, 1, warmup, runs, bar.update)
+    return batch_metrics(samples)
+
+
+def batch_metrics(samples: LatencySamples) -> dict[str, float]:
+    """One name per figure: batch 1 under the plain `sys.*` names, other batch sizes as `sys.bs{N}.*`."""
+    prefix = "sys." if samples.batch == 1 else f"sys.bs{samples.batch}."
+    return {f"{prefix}{k}": v for k, v in samples.metrics().items()}
+
+
+def latency_protocol(cfg: Config, dataset: DatasetInfo, batches: list[int] | tuple[int, ...] = (1,),
+                     split: str | None = None, imgsz: int | None = None) -> str:
+    """How a run's latency figures were measured, in words (its tag `sys.latency_protocol`)."""
+    split = split or cfg.registry.eval_split
+    sizes = ", ".join(str(b) for b in batches)
+    return (f"batch {sizes}: {cfg.latency.warmup} untimed warm-up + {cfg.latency.runs} timed predict() calls per "
+            f"batch size on the {dataset.counts.get(split, 0)} {split} images (cycled), "
+            f"imgsz {imgsz or cfg.model.imgsz}, "
+            f"device {cfg.backend.device}; wall time per call (pre-process, inference, post-process); "
+            "p50/p95/p99 over the timed calls")
+
+
+def evaluate(path: Path, data_yaml: Path, split: str, images: list[Path], imgsz: int, device: str,
+             names: list[str], warmup: int, runs: int, label: str) -> dict[str, float]:
+    """A model file's headline figures on one split: det.* (and det.ap50_95.{class}), batch-1 latency, size.
+
+    Train (best.pt), quant (source and variant) and so every registered version are measured by this one
+    function with the same settings, which is what makes their figures comparable."""
+    model = load(path)
+    det = detection(model, data_yaml, split, imgsz, device, names)
+    lat = latency(model, images, imgsz, device, warmup, runs, desc=f"latency {label}")
+    return {**det, **lat, "sys.model_size_mb": model_size_mb(path)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on an already sorted list."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    k = (len(sorted_values) - 1) * q / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)

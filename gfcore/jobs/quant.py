@@ -1,0 +1,117 @@
+"""The `quant` entry point's work: export a train run's model for a backend, measure source and result on the
+same data with the same settings, record the comparison, and register the result as the site's variant."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gfcore import backends
+from gfcore.config.schema import Config
+from gfcore.core.errors import ConfigError
+from gfcore.core.paths import work_dir
+from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
+from gfcore.jobs import measure
+from gfcore.tracking.lineage import eval_tags
+from gfcore.tracking.run import OwnedRun, owned_run
+from gfcore.tracking.server import check_tracking_store
+from gfcore.tracking.source import SourceRun, check_source_run, download_weights
+from gfcore.yolo import env as yolo_env
+
+log = logging.getLogger(__name__)
+
+def quant(cfg: Config) -> float:
+    """Export and (for int8) quantize the source run's best.pt; returns the variant's det.mAP50_95."""
+    yolo_env.configure()
+    # Everything that can be wrong is found before any export or measurement.
+    backends.check(cfg.backend)
+    check_tracking_store()
+    source = check_source_run(cfg.quant.source_run_id, "quant")
+    _check_same_classes(source, cfg)
+    dataset = resolve_dataset(cfg.data, cfg.task)
+    split = cfg.registry.eval_split
+    eval_images = split_images(dataset, split, "registry.eval_split")
+    calibration = []
+    if backends.needs_calibration(cfg.backend):
+        calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
+        calibration = calibration[: cfg.backend.calibration_size]
+
+    with owned_run(cfg, "quant", data_hash=dataset.hash, source_run_id=source.run_id,
+                   extra_tags={"backend.name": cfg.backend.name.value,
+                               "backend.precision": cfg.backend.precision.value}) as run:
+        with work_dir("gf-quant-") as work:
+            weights = download_weights(source, work / "source")
+            exported = backends.get(cfg.backend)(backends.ExportRequest(
+                weights=weights, imgsz=cfg.model.imgsz, out_dir=work / "export", data_yaml=dataset.data_yaml,
+                calibration_images=calibration, backend=cfg.backend))
+            run.set_tags({"quant.method": exported.method, **eval_tags(dataset, split),
+                          "sys.latency_protocol": measure.latency_protocol(cfg, dataset)})
+            original = _measure(weights, cfg, dataset, eval_images, "source")
+            quantized = _measure(exported.path, cfg, dataset, eval_images, cfg.backend.variant)
+            comparison = compare(original, quantized)
+            # The variant's own figures go under the names train and infer runs use (det.mAP50, ...), so the
+            # runs table lines up; the source's are kept as original.* for the comparison.
+            run.log_metrics({**{f"original.{k}": v for k, v in original.items()}, **comparison})
+            _log_chart(run, original, quantized, cfg.backend.variant, work)
+            if cfg.registry.register:
+                _register(cfg, run, source, dataset, exported, quantized, comparison)
+            else:
+                run.log_metrics(quantized)
+        log.info("%s on the %s split: det.mAP50 %.3f -> %.3f, p50 %.1f -> %.1f ms, %.1f -> %.1f MB (run %s)",
+                 cfg.backend.variant, split, original.get("det.mAP50", 0), quantized.get("det.mAP50", 0),
+                 original["sys.latency_p50_ms"], quantized["sys.latency_p50_ms"], original["sys.model_size_mb"],
+                 quantized["sys.model_size_mb"], run.run_id)
+        return quantized.get("det.mAP50_95", 0.0)
+
+
+def compare(original: dict[str, float], quantized: dict[str, float]) -> dict[str, float]:
+    """Accuracy lost, speed gained (p50 ratio) and size saved, source over variant."""
+    out = {
+        "comparison.speedup_ratio": original["sys.latency_p50_ms"] / quantized["sys.latency_p50_ms"],
+        "comparison.compression_ratio": original["sys.model_size_mb"] / quantized["sys.model_size_mb"],
+    }
+    for key, name in (("det.mAP50", "comparison.accuracy_drop_mAP50"),
+                      ("det.mAP50_95", "comparison.accuracy_drop_mAP50_95")):
+        if key in original and key in quantized:
+            out[name] = original[key] - quantized[key]
+    return out
+
+
+def _measure(path: Path, cfg: Config, dataset: DatasetInfo, images: list[Path], label: str) -> dict[str, float]:
+    return measure.evaluate(path, dataset.data_yaml, cfg.registry.eval_split, images, cfg.model.imgsz,
+                            cfg.backend.device, dataset.names, cfg.latency.warmup, cfg.latency.runs, label)
+
+
+def _check_same_classes(source: SourceRun, cfg: Config) -> None:
+    theirs = source.tags.get("task.classes")
+    ours = ",".join(cfg.task.classes)
+    if theirs is not None and theirs != ours:
+        raise ConfigError(f"source run {source.run_id} was trained for classes {theirs}, but this scenario's "
+                          f"task.classes is {ours}: use the scenario the model was trained with.")
+
+
+def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, float], label: str,
+               work: Path) -> None:
+    import mlflow
+
+    from gfcore.jobs.plots import source_vs_variant
+
+    chart = source_vs_variant(original, quantized, label, work / "plots" / "source_vs_quantized.png")
+    mlflow.log_artifact(str(chart), "plots")
+
+
+def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInfo, exported: backends.Exported,
+              figures: dict[str, float], comparison: dict[str, float]) -> None:
+    from gfcore.core.naming import arch_name, registered_model_name, variant_model_name
+    from gfcore.registry.register import log_and_register, model_path
+
+    backend, precision = cfg.backend.name.value, cfg.backend.precision.value
+    name = variant_model_name(registered_model_name(cfg), backend, precision)
+    tags = {"source.run_id": source.run_id, "run_id": run.run_id, "backend": backend, "precision": precision,
+            "quant.method": exported.method, "architecture": arch_name(cfg.model.architecture),
+            "imgsz": cfg.model.imgsz, "task": cfg.task.type.value, "exp.version": cfg.exp.version,
+            "data.hash": dataset.hash, **{k: f"{v:.6g}" for k, v in comparison.items()}}
+    device = "cpu" if not backends.is_cuda_device(cfg.backend.device) else cfg.backend.device
+    reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run, tags,
+                           figures=figures, dataset=dataset, path=f"{model_path(cfg)}/{backend}_{precision}")
+    log.info("registered %s version %s (alias candidate)", reg.name, reg.version)

@@ -1,0 +1,90 @@
+"""Rerunning a past run with the config it logged (`guardianflow reproduce RUN_ID`), and launching an entry
+point as an MLflow Project run filed under its site's experiment (`guardianflow run ENTRY ...`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gfcore.core.codeversion import PROJECT, code_version
+from gfcore.core.errors import ConfigError
+
+# exp.type -> entry point module; sweep parents are reproduced through their children (train runs).
+ENTRY_OF_TYPE = {"train": "train", "quant": "quant", "infer": "infer", "pipeline": "full_pipeline",
+                 "compare": "compare"}
+ENTRY_POINTS = ("train", "quant", "infer", "sweep", "compare", "full_pipeline")
+
+
+def reproduce(run_id: str, dry_run: bool = False) -> int:
+    """Run the run's entry point again with its logged `config/resolved.yaml`; returns the exit code."""
+    import mlflow
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    from gfcore.tracking.run import REPRODUCES_ENV
+
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"run {run_id!r} does not exist in {mlflow.get_tracking_uri()}: check the id and "
+                          "MLFLOW_TRACKING_URI.") from None
+    exp_type = run.data.tags.get("exp.type")
+    if exp_type == "sweep":
+        raise ConfigError(f"run {run_id} is a sweep's parent: reproduce one of its children (best.run_id is "
+                          f"{run.data.tags.get('best.run_id', 'not set')}), or rerun the sweep command.")
+    if exp_type not in ENTRY_OF_TYPE:
+        raise ConfigError(f"run {run_id} has exp.type={exp_type!r}: only GuardianFlow's train, quant, infer, pipeline "
+                          "and compare runs can be reproduced.")
+    if "config/resolved.yaml" not in {a.path for a in client.list_artifacts(run_id, "config")}:
+        raise ConfigError(f"run {run_id} has no logged config (config/resolved.yaml), so there is nothing to rerun "
+                          "it with; nothing was started.")
+    logged = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="config/resolved.yaml")).read_text())
+
+    then, now = run.data.tags.get("gf.code_version"), code_version()
+    if then != now:
+        print(f"guardianflow: note: run {run_id} ran with code version {then or 'unknown'}, this checkout is {now}: "
+              "the code differs, so results may too.", file=sys.stderr)
+    entry = ENTRY_OF_TYPE[exp_type]
+    folder = Path(tempfile.mkdtemp(prefix="gf-reproduce-"))
+    # The logged config as the primary config, on the same schema: it is validated like any other.
+    (folder / "reproduce.yaml").write_text(yaml.safe_dump({"defaults": ["gf_schema", "_self_"], **logged,
+                                                           "hydra": {"job": {"chdir": False}}}, sort_keys=False))
+    cmd = [sys.executable, "-m", f"guardianflow.{entry}", "--config-dir", str(folder), "--config-name", "reproduce",
+           f"hydra.run.dir={folder / 'outputs'}"]
+    print(f"reproducing run {run_id} ({exp_type}): {' '.join(cmd)}", file=sys.stderr)
+    if dry_run:
+        return 0
+    env = {**os.environ, REPRODUCES_ENV: run_id}
+    env.pop("MLFLOW_RUN_ID", None)
+    return subprocess.run(cmd, cwd=PROJECT, env=env, check=False).returncode
+
+
+def launch(entry: str, overrides: list[str], env_manager: str = "local") -> str:
+    """`mlflow run` this project's entry point, filed under the scenario's site experiment; returns the run id."""
+    import mlflow
+    from mlflow.exceptions import ExecutionException
+
+    from gfcore.config import compose, to_typed
+    from gfcore.core.errors import StepError
+    from gfcore.core.naming import experiment_name
+
+    if entry not in ENTRY_POINTS:
+        raise ConfigError(f"unknown entry point {entry!r}: use one of {', '.join(ENTRY_POINTS)}.")
+    scenario = next((o.split("=", 1)[1] for o in overrides if o.startswith("scenario=")), "demo")
+    rest = [o for o in overrides if not o.startswith("scenario=")]
+    # Sweep values (a,b) are not one config: compose the base to learn the site.
+    plain = [o for o in rest if entry != "sweep" or "," not in o.split("=", 1)[-1]]
+    cfg = to_typed(compose([f"scenario={scenario}", *plain]))
+    params = {"scenario": scenario, "overrides": " ".join(rest)}
+    try:
+        submitted = mlflow.projects.run(str(PROJECT), entry_point=entry, parameters=params,
+                                        experiment_name=experiment_name(cfg.site), env_manager=env_manager,
+                                        synchronous=True)
+    except ExecutionException as exc:
+        raise StepError(f"{entry} failed: {exc}") from None
+    return submitted.run_id

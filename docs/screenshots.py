@@ -44,9 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.tools.chromium import Browser
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the Chromium driver is a test tool (tests/tools), not part of the library
+
+from tests.tools.chromium import Browser  # noqa: E402
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The `demo` preset does what the README promises (det.mAP50 >= 0.5 within 5 minutes on 2 CPU cores), its
+"""The `demo` preset does what the README promises (det.mAP50 >= 0.5; its time, about 5 minutes on 2 CPU cores, is
+measured beside plain Ultralytics in bench/train_overhead.py --demo, never asserted here), its
 OpenVINO int8 variant keeps det.mAP50 within 0.03 of the source, and `infer` tracks the demo's people across
 their video sequences well (the smoke model is too small to find anything, so this is where tracking quality
 is proven)."""
@@ -38,13 +39,12 @@ def demo_run(tmp_path_factory):
     mp.undo()
 
 
-def test_demo_trains_to_a_useful_model_in_five_minutes(demo_run):
+def test_demo_trains_to_a_useful_model(demo_run):
     run, wall = demo_run
     assert run.data.tags["gf.scenario"] == "demo"
     print(f"demo: wall {wall:.0f}s, det.mAP50 {run.data.metrics['det.mAP50']:.3f}, "
           f"det.mAP50_95 {run.data.metrics['det.mAP50_95']:.3f}")
     assert run.data.metrics["det.mAP50"] >= 0.5
-    assert wall <= 300, f"the demo took {wall:.0f}s"
 
     # The registered candidate finds helmets and vests at the default threshold.
     cfg = to_typed(compose())

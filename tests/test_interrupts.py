@@ -109,8 +109,7 @@ def test_a_sweep_whose_parent_cannot_be_opened_runs_no_job_and_exits_non_zero(ml
 
 
 def test_a_stopped_block_stops_what_it_started_also_what_its_library_orphaned():
-    from gfcore.orchestration.app import children_stopped_when_interrupted
-    from gfcore.tracking.run import Terminated
+    from gfcore.core.interrupts import Terminated, children_stopped_when_interrupted
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), children_stopped_when_interrupted(grace_s=5):

@@ -63,8 +63,8 @@ def test_cpu_variant_end_to_end(trained_store, backend):
     rm = client.get_registered_model(name)
     version = str(rm.aliases["candidate"])
     tags = client.get_model_version(name, version).tags
-    assert tags["source.run_id"] == source and tags["backend"] == backend.split("_")[0]
-    assert tags["precision"] == backend.split("_")[1] and tags["quant.method"] == run.data.tags["quant.method"]
+    assert tags["source.run_id"] == source and tags["backend.name"] == backend.split("_")[0]
+    assert tags["backend.precision"] == backend.split("_")[1] and tags["quant.method"] == run.data.tags["quant.method"]
     assert rm.tags["gf.path"] == f"demo/local-plant1/yard/ppe/{backend}"
     # One evaluation basis: the variant's version and the base model's carry the same split and digest.
     base = client.get_model_version(BASE, client.get_registered_model(BASE).aliases["candidate"]).tags

@@ -15,12 +15,22 @@ from typing import Any
 
 from gfcore.automation import rules as rule_kinds
 from gfcore.automation import webhook
+from gfcore.config.automation import AlertsConfig
+from gfcore.core.vocabulary import (
+    ALERTS,
+    ALERTS_DAYS,
+    ALERTS_NOTIFICATION,
+    ALERTS_NOTIFIED,
+    EXP_TYPE,
+    NOTE_TAG,
+    RunKind,
+)
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "guardianflow/alerts"
 OPEN_FILE = "open_alerts.json"
-SENT_TAG = "alerts.notified"  # "true" on an evaluation whose changes reached the webhook (or had none to send)
+SENT_TAG = ALERTS_NOTIFIED  # "true" on an evaluation whose changes reached the webhook (or had none to send)
 DESCRIPTION = ("**GuardianFlow's alert evaluations** (`guardianflow alerts list`): one run per evaluation, with "
                "the alerts open then (artifact `open_alerts.json`, table `open_alerts_table.json`), what was new or "
                "resolved since the evaluation before, and whether the webhook took it.")
@@ -41,19 +51,17 @@ class Evaluation:
         return None
 
 
-def load_rules(overrides: list[str] | None = None) -> dict[str, Any]:
-    """The alerts config (conf/alerts/default.yaml) with Hydra overrides such as `rules.low_accuracy.threshold=0.8`."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def load_rules(overrides: list[str] | None = None) -> AlertsConfig:
+    """The alerts config (conf/alerts/default.yaml on its schema) with Hydra overrides such as
+    `rules.low_accuracy.threshold=0.8`; a rule that cannot be evaluated is refused here."""
+    from gfcore.config.compose import compose_root
 
-    from gfcore.config.compose import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR / "alerts"), version_base="1.3"):
-        cfg = compose(config_name="default", overrides=list(overrides or []))
-    return OmegaConf.to_container(cfg, resolve=True)
+    cfg = compose_root("alerts", AlertsConfig, overrides or [])
+    cfg.rules = rule_kinds.check_rules(cfg.rules)
+    return cfg
 
 
-def evaluate(cfg: dict[str, Any], notify: bool = False, record: bool = True, days: int = 30) -> Evaluation:
+def evaluate(cfg: AlertsConfig, notify: bool = False, record: bool = True, days: int = 30) -> Evaluation:
     """The open alerts now, what changed since the last recorded evaluation, recorded (and sent) as asked."""
     from gfcore.automation.facts import Facts, site_settings
     from gfcore.fleet import queries
@@ -61,7 +69,7 @@ def evaluate(cfg: dict[str, Any], notify: bool = False, record: bool = True, day
     if notify:
         webhook.configured()  # a cron job without its URL fails now, not on the day something changes
     rows = queries.summary(days=days)
-    current = rule_kinds.evaluate(rows, cfg["rules"], cfg.get("budgets_ms") or {}, facts=Facts(),
+    current = rule_kinds.evaluate(rows, cfg.rules, cfg.budgets_ms, facts=Facts(),
                                   sites=site_settings())
     previous = _previous_open(notified=notify)
     new, resolved = rule_kinds.changes(previous, current)
@@ -132,8 +140,8 @@ def _record(result: Evaluation, days: int) -> None:
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     client = mlflow.MlflowClient()
     run = client.create_run(exp_id, run_name=f"alerts-{len(result.open)}-open",
-                            tags={"exp.type": "alerts", "alerts.days": str(days),
-                                  "mlflow.note.content": describe(result)})
+                            tags={EXP_TYPE: RunKind.alerts.value, ALERTS_DAYS: str(days),
+                                  NOTE_TAG: describe(result)})
     rid = run.info.run_id
     try:
         import time
@@ -145,13 +153,13 @@ def _record(result: Evaluation, days: int) -> None:
         if open_rows:
             columns = ("severity", "rule", "site", "model", "version", "message")
             client.log_table(rid, {c: [r[c] for r in open_rows] for c in columns}, "open_alerts_table.json")
-        counts = {f"alerts.open.{s}": sum(a.severity == s for a in result.open) for s in rule_kinds.SEVERITIES}
-        counts.update({"alerts.open": len(result.open), "alerts.new": len(result.new),
-                       "alerts.resolved": len(result.resolved)})
+        counts = {f"{ALERTS}open.{s}": sum(a.severity == s for a in result.open) for s in rule_kinds.SEVERITIES}
+        counts.update({f"{ALERTS}open": len(result.open), f"{ALERTS}new": len(result.new),
+                       f"{ALERTS}resolved": len(result.resolved)})
         now = int(time.time() * 1000)
         client.log_batch(rid, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
         if result.notified:
-            client.set_tag(rid, "alerts.notification", json.dumps(result.notified))
+            client.set_tag(rid, ALERTS_NOTIFICATION, json.dumps(result.notified))
             client.set_tag(rid, SENT_TAG, str("error" not in result.notified).lower())
         client.set_terminated(rid, "FAILED" if "error" in result.notified else "FINISHED")
     except BaseException:

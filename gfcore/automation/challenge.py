@@ -18,15 +18,37 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.config.schema import ChallengeConfig, Config
+from gfcore.core.vocabulary import (
+    CHALLENGE_CANDIDATE_VERSION,
+    CHALLENGE_CHAMPION_VERSION,
+    CHALLENGE_MODEL,
+    CHALLENGE_REASONS,
+    CHALLENGE_RUN_ID,
+    CHALLENGE_VERDICT,
+    DELTA,
+    DET_MAP50,
+    DET_MAP50_95,
+    DET_PRECISION,
+    DET_RECALL,
+    LATENCY_PROTOCOL,
+    MODEL_URI,
+    MOT,
+    MOT_HOTA,
+    MOT_IDF1,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+    SYS_MODEL_SIZE_MB,
+    RunKind,
+)
 
 log = logging.getLogger(__name__)
 
 ROLES = ("candidate", "champion")
 VERDICTS = ("better", "tie", "worse", "unopposed")
 # The figures whose differences (`delta.*`) a challenge records.
-COMPARED = ("det.mAP50", "det.mAP50_95", "det.precision", "det.recall", "sys.latency_p50_ms", "sys.latency_p95_ms",
-            "sys.model_size_mb", "mot.hota", "mot.idf1")
-TAG_VERDICT, TAG_RUN, TAG_CHAMPION = "challenge.verdict", "challenge.run_id", "challenge.champion_version"
+COMPARED = (DET_MAP50, DET_MAP50_95, DET_PRECISION, DET_RECALL, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS,
+            SYS_MODEL_SIZE_MB, MOT_HOTA, MOT_IDF1)
+TAG_VERDICT, TAG_RUN, TAG_CHAMPION = CHALLENGE_VERDICT, CHALLENGE_RUN_ID, CHALLENGE_CHAMPION_VERSION
 
 
 @dataclass
@@ -101,8 +123,8 @@ def decide(figures: dict[str, dict[str, float]], c: ChallengeConfig) -> tuple[st
         return "unopposed", ["no champion to compare with: the candidate was measured alone"]
     cand, champ = figures["candidate"], figures["champion"]
     worse, better = [], []
-    checks = (("det.mAP50", c.map_tolerance, False), ("mot.hota", c.hota_tolerance, False),
-              ("sys.latency_p95_ms", c.latency_tolerance, True))
+    checks = ((DET_MAP50, c.map_tolerance, False), (MOT_HOTA, c.hota_tolerance, False),
+              (SYS_LATENCY_P95_MS, c.latency_tolerance, True))
     for metric, tolerance, relative in checks:
         if metric not in cand or metric not in champ:
             continue
@@ -180,14 +202,14 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
         against = f"v{versions['champion']}" if "champion" in versions else "alone"
         name = (f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-challenge-{measured.backend.variant}-"
                 f"v{versions['candidate']}-vs-{against}")
-        tags = {"challenge.model": model, "challenge.candidate_version": versions["candidate"],
-                TAG_CHAMPION: versions.get("champion", "none"), "model.uri": refs["candidate"].uri,
+        tags = {CHALLENGE_MODEL: model, CHALLENGE_CANDIDATE_VERSION: versions["candidate"],
+                TAG_CHAMPION: versions.get("champion", "none"), MODEL_URI: refs["candidate"].uri,
                 **eval_tags(dataset, split),
-                "sys.latency_protocol": f"batch 1: {cfg.latency.warmup} untimed warm-up, then "
+                LATENCY_PROTOCOL: f"batch 1: {cfg.latency.warmup} untimed warm-up, then "
                 f"{cfg.challenge.runs or cfg.latency.runs} timed predict() calls per model on the "
                 f"{dataset.counts.get(split, 0)} {split} images (cycled), imgsz {sizes['candidate']}, device {device}; "
                 f"the two models alternate in {cfg.challenge.rounds} rounds, each figure the median over the rounds"}
-        with owned_run(measured, "challenge", data_hash=dataset.hash, source_run_id=source_run_id,
+        with owned_run(measured, RunKind.challenge, data_hash=dataset.hash, source_run_id=source_run_id,
                        extra_tags=tags, name=name) as run:
             log_dataset_inputs(dataset, contexts={split: "evaluation"})
             figures = {role: measure.detection(models[role], dataset.data_yaml, split, sizes[role], device,
@@ -195,7 +217,7 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
                        for role in versions}
             for role, lat in _latency_back_to_back(models, sizes, images, device, cfg).items():
                 figures[role].update(lat)
-                figures[role]["sys.model_size_mb"] = measure.model_size_mb(refs[role].path)
+                figures[role][SYS_MODEL_SIZE_MB] = measure.model_size_mb(refs[role].path)
             if sequences:
                 figures = _with_tracking(figures, models, sizes, cfg, sequences, device, work)
             verdict, reasons = decide(figures, cfg.challenge)
@@ -203,8 +225,8 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
                       if "champion" in figures and m in figures["candidate"] and m in figures["champion"]}
             for role, values in figures.items():
                 run.log_metrics({f"{role}.{k}": v for k, v in values.items()})
-            run.log_metrics({f"delta.{k}": v for k, v in deltas.items()})
-            run.set_tags({TAG_VERDICT: verdict, "challenge.reasons": "; ".join(reasons)[:4000]})
+            run.log_metrics({f"{DELTA}{k}": v for k, v in deltas.items()})
+            run.set_tags({TAG_VERDICT: verdict, CHALLENGE_REASONS: "; ".join(reasons)[:4000]})
             result = ChallengeResult(model, versions["candidate"], versions.get("champion"), verdict, reasons,
                                      run.run_id, figures, deltas)
             _report(result, measured, work)
@@ -250,7 +272,7 @@ def _with_tracking(figures: dict[str, dict[str, float]], models: dict[str, Any],
     for role, model in models.items():
         tracks = work / "tracking" / role
         results = track_and_score(model, cfg, sequences, sizes[role], device, tracks, label=f" {role}")
-        figures[role].update({f"mot.{k}": v for k, v in results[COMBINED].items()})
+        figures[role].update({f"{MOT}{k}": v for k, v in results[COMBINED].items()})
         mlflow.log_artifacts(str(tracks), f"tracking/{role}")
     return figures
 

@@ -16,6 +16,8 @@ import logging
 import time
 from typing import Any
 
+from gfcore.core.vocabulary import DATA_HASH, MOT_HOTA
+
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
@@ -59,7 +61,7 @@ class Facts:
             return None
 
     def previous_tracking(self, site: str, model: str, deployed: str | None,
-                          metric: str = "mot.hota") -> tuple[str, float | None] | None:
+                          metric: str = MOT_HOTA) -> tuple[str, float | None] | None:
         """(version, HOTA or IDF1) of the previous champion of the served model (its `rollback`), where one was
         measured."""
         from gfcore.fleet.queries import tracking_of
@@ -70,7 +72,7 @@ class Facts:
         if previous is None or experiment is None or not previous.run_id:
             return None
         hota, idf1 = tracking_of(self.client, experiment, previous.run_id)
-        return str(previous.version), hota if metric == "mot.hota" else idf1
+        return str(previous.version), hota if metric == MOT_HOTA else idf1
 
     @functools.lru_cache(maxsize=None)
     def run_counts(self, hours: float) -> dict[tuple[str, str | None], tuple[int, int]]:
@@ -90,7 +92,7 @@ class Facts:
         run_id = self.client.get_model_version(model, version).run_id
         if not run_id:
             return None
-        then = self.client.get_run(run_id).data.tags.get("data.hash")
+        then = self.client.get_run(run_id).data.tags.get(DATA_HASH)
         try:
             cfg = config_of(run_id)
             now = resolve_dataset(cfg.data, cfg.task).hash

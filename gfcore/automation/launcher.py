@@ -13,8 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-TAG_TRIGGER, TAG_MODEL, TAG_BY = "automation.trigger", "automation.model", "automation.optimize_run_id"
-TAG_REFUSED = "automation.promote_refused_at"  # a version tag: when automation's promotion was refused (epoch s)
+from gfcore.core.vocabulary import (
+    AUTOMATION_MODEL,
+    AUTOMATION_OPTIMIZE_RUN_ID,
+    AUTOMATION_PROMOTE_REFUSED_AT,
+    AUTOMATION_TRIGGER,
+)
+from gfcore.orchestration.launcher import launch
+
+TAG_TRIGGER, TAG_MODEL, TAG_BY = AUTOMATION_TRIGGER, AUTOMATION_MODEL, AUTOMATION_OPTIMIZE_RUN_ID
+TAG_REFUSED = AUTOMATION_PROMOTE_REFUSED_AT  # a version tag: when automation's promotion was refused (epoch s)
 HOUR_MS = 3_600_000
 _BARE = re.compile(r"^[A-Za-z_/][\w./\-@:]*$")
 
@@ -101,37 +109,10 @@ def run_challenge(model: str, version: str | None, tags: dict[str, str], env_man
 
 
 def _run(entry: str, params: dict[str, str], experiment_id: str, tags: dict[str, str], env_manager: str) -> str:
-    import mlflow
-    from mlflow.exceptions import ExecutionException
-
-    from gfcore.core.codeversion import PROJECT
-    from gfcore.core.errors import StepError
-
-    try:
-        submitted = mlflow.projects.run(str(PROJECT), entry_point=entry, parameters=params,
-                                        experiment_id=experiment_id, env_manager=env_manager, synchronous=False)
-    except ExecutionException as exc:
-        raise StepError(f"{entry} could not start: {exc}") from None
-    # Tagged at once: a second `optimize run` sees it RUNNING from its first second.
-    client = mlflow.MlflowClient()
-    for key, value in tags.items():
-        client.set_tag(submitted.run_id, key, value)
-    try:
-        ok = submitted.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to `optimize run`: the launched run is stopped, not orphaned
-        submitted.cancel()
-        _close(client, submitted.run_id, "KILLED")
-        raise
-    if not ok:
-        _close(client, submitted.run_id, "FAILED")
-        raise StepError(f"{entry} run {submitted.run_id} failed: see its output above and the run in MLflow.")
-    return submitted.run_id
-
-
-def _close(client: Any, run_id: str, status: str) -> None:
-    """End a launched run the entry point could not end itself (it failed before owning it, or was killed)."""
-    if client.get_run(run_id).info.status == "RUNNING":
-        client.set_terminated(run_id, status)
+    """The launch itself (gfcore.orchestration.launcher): tagged at once, so a second `optimize run` sees it RUNNING
+    from its first second; Ctrl-C, or SIGTERM to `optimize run`, stops it (its run ends KILLED), never orphans it."""
+    return launch(entry, params, experiment_id=experiment_id, env_manager=env_manager, tags=tags,
+                  synchronous=False).wait().run_id
 
 
 def hydra_value(value: Any) -> str:

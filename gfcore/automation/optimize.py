@@ -19,16 +19,31 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gfcore.automation import launcher
+from gfcore.config.automation import AutomationConfig, TriggersConfig
+from gfcore.core import interrupts
+from gfcore.core.vocabulary import (
+    AUTOMATION,
+    AUTOMATION_CONFIG,
+    AUTOMATION_MODE,
+    DATA_HASH,
+    DET_MAP50,
+    DET_MAP50_95,
+    EXP_TYPE,
+    MAX_TAG_VALUE,
+    NOTE_TAG,
+    SOURCE_RUN_ID,
+    SYS_GPU_UTILIZATION_PCT,
+    RunKind,
+)
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "guardianflow/automation"
-TRIGGERS = ("low_accuracy", "high_latency", "low_gpu_utilization", "data_changed", "new_candidate",
-            "challenger_passes")
+TRIGGERS = tuple(f.name for f in fields(TriggersConfig))  # low_accuracy, high_latency, ... challenger_passes
 DESCRIPTION = ("**GuardianFlow's automatic actions** (`guardianflow optimize check|run`): one run per check or run, "
                "with the triggers that fired, their evidence, and the runs launched (tagged `automation.trigger`, "
                "`automation.optimize_run_id`) or why nothing was.")
@@ -57,23 +72,15 @@ class Outcome:
         return [d for d in self.decisions if d.runs]
 
 
-def load_config(overrides: list[str] | None = None) -> dict[str, Any]:
-    """The automation config (conf/automation/default.yaml) with Hydra overrides."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def load_config(overrides: list[str] | None = None) -> AutomationConfig:
+    """The automation config (conf/automation/default.yaml on its schema) with Hydra overrides; an unknown trigger or
+    setting, or a value of the wrong type, is refused at composition."""
+    from gfcore.config.compose import compose_root
 
-    from gfcore.config.compose import CONF_DIR
-    from gfcore.core.errors import ConfigError
-
-    with initialize_config_dir(config_dir=str(CONF_DIR / "automation"), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose(config_name="default", overrides=list(overrides or [])), resolve=True)
-    unknown = set(cfg["triggers"]) - set(TRIGGERS)
-    if unknown:
-        raise ConfigError(f"automation triggers {sorted(unknown)} are unknown: the triggers are {', '.join(TRIGGERS)}.")
-    return cfg
+    return compose_root("automation", AutomationConfig, overrides or [])
 
 
-def optimize(cfg: dict[str, Any], launch: bool, model: str | None = None, record: bool = True) -> Outcome:
+def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, record: bool = True) -> Outcome:
     """What fires now and, with `launch`, run it; `model` limits it to one registered model (and its variants)."""
     from gfcore.automation.facts import Facts, site_settings
     from gfcore.fleet import queries
@@ -86,10 +93,9 @@ def optimize(cfg: dict[str, Any], launch: bool, model: str | None = None, record
     outcome = Outcome(decisions)
     run_id = _start_record(cfg, launch) if record else None
     outcome.run_id = run_id
-    from gfcore.tracking.run import sigterm_raises
 
     try:
-        with sigterm_raises():  # SIGTERM unwinds like Ctrl-C: launched runs stopped, this record KILLED
+        with interrupts.sigterm_raises():  # SIGTERM unwinds like Ctrl-C: launched runs stopped, this record KILLED
             for d in decisions:
                 _carry_out(d, cfg, launch, run_id)
     except BaseException as exc:
@@ -104,8 +110,8 @@ def optimize(cfg: dict[str, Any], launch: bool, model: str | None = None, record
 # -- what fires ----------------------------------------------------------------------------------------------
 
 
-def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only: str | None) -> list[Decision]:
-    triggers = {k: v or {} for k, v in cfg["triggers"].items() if (v or {}).get("enabled", True)}
+def _fired(row: Any, cfg: AutomationConfig, facts: Any, site: dict[str, Any], only: str | None) -> list[Decision]:
+    triggers = {name for name in TRIGGERS if getattr(cfg.triggers, name).enabled is not False}
     out: list[Decision] = []
 
     def add(trigger: str, model: str, version: str | None, reason: str, action: str, **evidence: Any) -> None:
@@ -114,17 +120,17 @@ def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only
 
     champion = row.champion
     if champion and "low_accuracy" in triggers:
-        t = triggers["low_accuracy"]
-        metric, threshold = t.get("metric", "det.mAP50"), float(t.get("threshold", 0.75))
-        value = {"det.mAP50": row.det_mAP50, "det.mAP50_95": row.det_mAP50_95}.get(metric)
+        t = cfg.triggers.low_accuracy
+        metric, threshold = t.metric, float(t.threshold)
+        value = {DET_MAP50: row.det_mAP50, DET_MAP50_95: row.det_mAP50_95}.get(metric)
         if value is not None and value < threshold:
             add("low_accuracy", row.model, champion, f"champion v{champion} {metric} {value:.3f} < {threshold:g}",
-                f"sweep (Optuna, {int(t.get('trials', 8))} trials) of the champion's scenario", metric=metric,
+                f"sweep (Optuna, {t.trials} trials) of the champion's scenario", metric=metric,
                 value=value, threshold=threshold)
-    budget = (cfg.get("budgets_ms") or {}).get(row.site, site.get("latency_budget_ms"))
+    budget = cfg.budgets_ms.get(row.site, site.get("latency_budget_ms"))
     if champion and "high_latency" in triggers and budget is not None and row.latency_p95_ms is not None \
             and row.latency_p95_ms > float(budget):
-        target = cfg.get("target_backend") or site.get("target_backend") or "openvino_int8"
+        target = cfg.target_backend or site.get("target_backend") or "openvino_int8"
         if row.deployed == f"__{target}":
             log.info("%s: over budget, but already served as %s: nothing to quantize", row.model, target)
         else:
@@ -134,7 +140,7 @@ def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only
                 target_backend=target)
     if champion and "low_gpu_utilization" in triggers:
         found = _gpu_utilization(facts, row)
-        pct = float(triggers["low_gpu_utilization"].get("pct", 50))
+        pct = float(cfg.triggers.low_gpu_utilization.pct)
         if found is not None and found[1] < pct:
             sizes = sorted({2 * b for b in found[2]}) or [2]
             add("low_gpu_utilization", row.model, champion, f"infer run {found[0]} kept the GPU {found[1]:.0f}% busy "
@@ -151,7 +157,7 @@ def _fired(row: Any, cfg: dict[str, Any], facts: Any, site: dict[str, Any], only
     return out
 
 
-def _candidate_triggers(model: str, triggers: dict[str, Any], facts: Any, add: Any, site: str) -> None:
+def _candidate_triggers(model: str, triggers: set[str], facts: Any, add: Any, site: str) -> None:
     from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
 
     candidate, champion = facts.alias(model, "candidate"), facts.alias(model, "champion")
@@ -179,9 +185,9 @@ def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | Non
     if mv is None or experiment is None or not mv.run_id:
         return None
     runs = facts.client.search_runs([experiment], max_results=1, order_by=["attributes.end_time DESC"],
-                                    filter_string=f"tags.`source.run_id` = '{mv.run_id}' and tags.`exp.type` = "
-                                                  "'infer' and attributes.status = 'FINISHED' and "
-                                                  "metrics.`sys.gpu_utilization_pct` >= 0")
+                                    filter_string=f"tags.`{SOURCE_RUN_ID}` = '{mv.run_id}' and tags.`{EXP_TYPE}` = "
+                                                  f"'{RunKind.infer.value}' and attributes.status = 'FINISHED' and "
+                                                  f"metrics.`{SYS_GPU_UTILIZATION_PCT}` >= 0")
     if not runs:
         return None
     run = runs[0]
@@ -189,28 +195,28 @@ def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | Non
         sizes = [int(b) for b in json.loads(run.data.params.get("infer.batch_sizes", "[1]"))]
     except (ValueError, TypeError):
         sizes = [1]
-    return run.info.run_id, run.data.metrics["sys.gpu_utilization_pct"], sizes
+    return run.info.run_id, run.data.metrics[SYS_GPU_UTILIZATION_PCT], sizes
 
 
 def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
     """A candidate trained on the data as it is now already exists: retraining again would only repeat it."""
     mv = facts.alias(row.model, "candidate")
-    return bool(mv and mv.run_id and facts.client.get_run(mv.run_id).data.tags.get("data.hash") == data_hash)
+    return bool(mv and mv.run_id and facts.client.get_run(mv.run_id).data.tags.get(DATA_HASH) == data_hash)
 
 
 # -- carrying it out --------------------------------------------------------------------------------------------
 
 
-def _carry_out(d: Decision, cfg: dict[str, Any], launch: bool, run_id: str | None) -> None:
+def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | None) -> None:
     from gfcore.core.errors import GuardianFlowError
 
-    hours = float(cfg["cooldown_hours"])
+    hours = float(cfg.cooldown_hours)
     blocked = launcher.blocked(d.trigger, d.model, hours) or (
         launcher.refused_recently(d.model, d.version, hours) if d.trigger == "challenger_passes" else None)
     if blocked:
         d.status = f"skipped: {blocked}"
         return
-    if d.trigger == "challenger_passes" and not cfg["auto_promote"]:
+    if d.trigger == "challenger_passes" and not cfg.auto_promote:
         d.status = "skipped: automation.auto_promote is false (promote by hand, or set auto_promote=true)"
         return
     if not launch:
@@ -224,50 +230,50 @@ def _carry_out(d: Decision, cfg: dict[str, Any], launch: bool, run_id: str | Non
         log.warning("optimize: %s for %s %s: %s", d.trigger, d.model, d.status, exc)
 
 
-def _sweep(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
-    trials = int(cfg["triggers"]["low_accuracy"].get("trials", 8))
+def _sweep(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+    trials = cfg.triggers.low_accuracy.trials
     run_id = launcher.champion_run(d.model, d.version)
     d.runs.append(launcher.run_entry("sweep", run_id, ["sweep=optuna", f"hydra.sweeper.n_trials={trials}"], tags,
-                                     cfg["env_manager"]))
+                                     cfg.env_manager.value))
     d.status = "launched"
 
 
-def _quant_infer(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+def _quant_infer(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
     run_id = launcher.champion_run(d.model, d.version)
     target = d.evidence["target_backend"]
     quant = launcher.run_entry("quant", run_id, [f"backend={target}", f"quant.source_run_id={run_id}"], tags,
-                               cfg["env_manager"], drop=("backend.", "quant."))
+                               cfg.env_manager.value, drop=("backend.", "quant."))
     d.runs.append(quant)
-    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg["env_manager"],
+    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg.env_manager.value,
                                      drop=("backend.", "infer.model_uri", "infer.source_run_id")))
     d.status = "launched"
 
 
-def _bigger_batch(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+def _bigger_batch(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
     run_id = launcher.champion_run(d.model, d.version)
     sizes = ",".join(str(b) for b in d.evidence["batch_sizes"])
     d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={run_id}", f"infer.batch_sizes=[{sizes}]"],
-                                     tags, cfg["env_manager"], drop=("infer.",)))
+                                     tags, cfg.env_manager.value, drop=("infer.",)))
     d.status = "launched"
 
 
-def _retrain(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+def _retrain(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
     d.runs.append(launcher.run_entry("train", launcher.champion_run(d.model, d.version), [], tags,
-                                     cfg["env_manager"]))
+                                     cfg.env_manager.value))
     d.status = "launched"
 
 
-def _challenge(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
-    d.runs.append(launcher.run_challenge(d.model, d.version, tags, cfg["env_manager"]))
+def _challenge(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+    d.runs.append(launcher.run_challenge(d.model, d.version, tags, cfg.env_manager.value))
     d.status = "launched"
 
 
-def _promote(d: Decision, cfg: dict[str, Any], tags: dict[str, str]) -> None:
+def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
     from gfcore.automation.facts import site_settings
     from gfcore.automation.promotion import promote
     from gfcore.core.errors import GuardianFlowError
 
-    gates = site_settings().get(d.site, {}).get("gates") or list(cfg["gates"])
+    gates = site_settings().get(d.site, {}).get("gates") or list(cfg.gates)
     d.evidence["gates"] = gates
     try:
         result = promote(d.model, version=d.version, requires=gates)
@@ -286,21 +292,23 @@ _ACTIONS = {"low_accuracy": _sweep, "high_latency": _quant_infer, "low_gpu_utili
 # -- the record ------------------------------------------------------------------------------------------------
 
 
-def _start_record(cfg: dict[str, Any], launch: bool) -> str:
+def _start_record(cfg: AutomationConfig, launch: bool) -> str:
     import json
 
     import mlflow
 
+    from gfcore.config.compose import to_container
     from gfcore.tracking.experiments import ensure_experiment
 
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     run = mlflow.MlflowClient().create_run(exp_id, run_name=f"optimize-{'run' if launch else 'check'}",
-                                           tags={"exp.type": "optimize", "automation.mode": "run" if launch else
-                                                 "check", "automation.config": json.dumps(cfg)[:5000]})
+                                           tags={EXP_TYPE: RunKind.optimize.value,
+                                                 AUTOMATION_MODE: "run" if launch else "check",
+                                                 AUTOMATION_CONFIG: json.dumps(to_container(cfg))[:MAX_TAG_VALUE]})
     return run.info.run_id
 
 
-def _end_record(outcome: Outcome, cfg: dict[str, Any], launch: bool, status: str) -> None:
+def _end_record(outcome: Outcome, cfg: AutomationConfig, launch: bool, status: str) -> None:
     import mlflow
     from mlflow.entities import Metric
 
@@ -313,11 +321,11 @@ def _end_record(outcome: Outcome, cfg: dict[str, Any], launch: bool, status: str
         columns = ("trigger", "site", "model", "version", "reason", "action", "status")
         client.log_table(rid, {c: [str(r[c]) for r in rows] for c in columns}, "decisions_table.json")
     now = int(time.time() * 1000)
-    counts = {"automation.fired": len(rows), "automation.launched": launched,
-              "automation.skipped": sum(d.status.startswith("skipped") for d in outcome.decisions),
-              "automation.failed": sum(d.status in ("failed", "refused") for d in outcome.decisions)}
+    counts = {f"{AUTOMATION}fired": len(rows), f"{AUTOMATION}launched": launched,
+              f"{AUTOMATION}skipped": sum(d.status.startswith("skipped") for d in outcome.decisions),
+              f"{AUTOMATION}failed": sum(d.status in ("failed", "refused") for d in outcome.decisions)}
     client.log_batch(rid, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
-    client.set_tag(rid, "mlflow.note.content", describe(outcome, launch))
+    client.set_tag(rid, NOTE_TAG, describe(outcome, launch))
     client.update_run(rid, name=f"optimize-{'run' if launch else 'check'}-{len(rows)}-fired-{launched}-launched")
     client.set_terminated(rid, status)
 

@@ -16,20 +16,37 @@ Kinds (settings in brackets):
   `data_changed`) the data of the scenario it was trained on hashes differently now.
 
 A site's config (`conf/site/*.yaml`) can change any rule's settings for that site under `alerts`, e.g.
-`alerts: {low_accuracy: {threshold: 0.85}}`. The kinds that need more than the summary's rows read it through
-gfcore.automation.facts.
+`alerts: {low_accuracy: {threshold: 0.85}}`. A rule is a RuleConfig and a site's settings of it RuleSettings
+(gfcore.config.automation); plain dicts of the same keys are read as those. The kinds that need more than the
+summary's rows read it through gfcore.automation.facts.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
 from typing import Any
 
-SEVERITIES = ("info", "warning", "critical")
-KINDS = ("champion_below", "latency_over_budget", "candidate_worse", "tracking_drop", "failed_runs", "stale_champion")
+from gfcore.config.automation import RuleConfig, RuleSettings
+from gfcore.config.enums import RuleKind, Severity
+from gfcore.core.vocabulary import (
+    CHALLENGE_REASONS,
+    DET_MAP50,
+    DET_MAP50_95,
+    MOT_HOTA,
+    MOT_IDF1,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+)
+
+SEVERITIES = tuple(s.value for s in Severity)  # mildest first
+KINDS = tuple(k.value for k in RuleKind)
+_SETTINGS = ("kind", *(f.name for f in fields(RuleSettings)))
+_NEEDS = {"champion_below": "threshold", "tracking_drop": "max_drop", "stale_champion": "days"}
 _NEEDS_FACTS = ("candidate_worse", "tracking_drop")
-_ROW_FIGURES = {"det.mAP50": "det_mAP50", "det.mAP50_95": "det_mAP50_95", "sys.latency_p50_ms": "latency_p50_ms",
-                "sys.latency_p95_ms": "latency_p95_ms", "mot.hota": "hota", "mot.idf1": "idf1"}
+_ROW_FIGURES = {DET_MAP50: "det_mAP50", DET_MAP50_95: "det_mAP50_95", SYS_LATENCY_P50_MS: "latency_p50_ms",
+                SYS_LATENCY_P95_MS: "latency_p95_ms", MOT_HOTA: "hota", MOT_IDF1: "idf1"}
 
 
 @dataclass
@@ -51,44 +68,70 @@ class Alert:
         return {**asdict(self), "key": self.key}
 
 
-def check_rules(rules: dict[str, dict[str, Any]]) -> None:
-    """Refuse a rule set that cannot be evaluated, naming the rule and what to write instead."""
+def check_rules(rules: Mapping[str, RuleConfig | Mapping[str, Any]]) -> dict[str, RuleConfig]:
+    """The rules as RuleConfig; a rule set that cannot be evaluated is refused, naming the rule and what to write
+    instead."""
+    return {name: _checked(name, rule) for name, rule in rules.items()}
+
+
+def _checked(name: str, rule: RuleConfig | Mapping[str, Any]) -> RuleConfig:
     from gfcore.core.errors import ConfigError
 
-    for name, rule in rules.items():
-        kind = rule.get("kind")
-        if kind not in KINDS:
-            raise ConfigError(f"alerts.rules.{name}: kind {kind!r} is not one of {', '.join(KINDS)}.")
-        if rule.get("severity", "warning") not in SEVERITIES:
-            raise ConfigError(f"alerts.rules.{name}: severity {rule.get('severity')!r} is not one of "
-                              f"{', '.join(SEVERITIES)}.")
-        metric = rule.get("metric")
-        if kind in ("champion_below", "latency_over_budget") and metric not in _ROW_FIGURES:
-            raise ConfigError(f"alerts.rules.{name}: metric {metric!r} is not a champion figure the fleet summary "
-                              f"has; use one of {', '.join(_ROW_FIGURES)}.")
-        if kind == "tracking_drop" and metric not in ("mot.hota", "mot.idf1"):
-            raise ConfigError(f"alerts.rules.{name}: metric {metric!r}: a tracking drop compares mot.hota or mot.idf1.")
+    if not isinstance(rule, RuleConfig):
+        unknown = sorted(set(rule) - set(_SETTINGS))
+        if unknown:
+            raise ConfigError(f"alerts.rules.{name}: {', '.join(unknown)} is not a setting of a rule; the settings "
+                              f"are {', '.join(_SETTINGS)}.")
+        rule = RuleConfig(**{"kind": None, **rule})
+    kind, severity = _plain(rule.kind), _plain(rule.severity)
+    if kind not in KINDS:
+        raise ConfigError(f"alerts.rules.{name}: kind {kind!r} is not one of {', '.join(KINDS)}.")
+    if severity not in SEVERITIES:
+        raise ConfigError(f"alerts.rules.{name}: severity {severity!r} is not one of {', '.join(SEVERITIES)}.")
+    metric = rule.metric
+    if kind in ("champion_below", "latency_over_budget") and metric not in _ROW_FIGURES:
+        raise ConfigError(f"alerts.rules.{name}: metric {metric!r} is not a champion figure the fleet summary "
+                          f"has; use one of {', '.join(_ROW_FIGURES)}.")
+    if kind == "tracking_drop" and metric not in (MOT_HOTA, MOT_IDF1):
+        raise ConfigError(f"alerts.rules.{name}: metric {metric!r}: a tracking drop compares mot.hota or mot.idf1.")
+    if kind in _NEEDS and getattr(rule, _NEEDS[kind]) is None:
+        raise ConfigError(f"alerts.rules.{name}: a {kind} rule needs {_NEEDS[kind]}.")
+    return replace(rule, kind=RuleKind(kind), severity=Severity(severity))
 
 
-def evaluate(rows: list[Any], rules: dict[str, dict[str, Any]], budgets: dict[str, float] | None = None,
-             facts: Any = None, sites: dict[str, dict[str, Any]] | None = None) -> list[Alert]:
+def _plain(value: Any) -> Any:
+    """An enum's value (the composed config holds enums, a plain dict strings)."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _for_site(name: str, rule: RuleConfig, given: RuleSettings | Mapping[str, Any] | None) -> RuleConfig:
+    """The rule with the settings a site's config gives it over its own (a site's RuleSettings: those it sets)."""
+    if not given:
+        return rule
+    if isinstance(given, RuleSettings):
+        given = {k: v for k, v in asdict(given).items() if v is not None}
+    return _checked(name, {**asdict(rule), **given})
+
+
+def evaluate(rows: list[Any], rules: Mapping[str, RuleConfig | Mapping[str, Any]],
+             budgets: Mapping[str, float] | None = None, facts: Any = None,
+             sites: dict[str, dict[str, Any]] | None = None) -> list[Alert]:
     """The alerts open now. `rows` are `metrics summary` rows (SiteModel); `budgets` latency budgets in ms per site
     (customer/region-plant/zone) given on the command line; `sites` each site's settings from its config
     (gfcore.automation.facts.site_settings); `facts` the MLflow lookups of the kinds that need them (without it,
     those kinds are not evaluated)."""
-    check_rules(rules)
     sites = sites or {}
     alerts: list[Alert] = []
-    for name, base in rules.items():
-        if base["kind"] in _NEEDS_FACTS and facts is None:
+    for name, base in check_rules(rules).items():
+        if base.kind.value in _NEEDS_FACTS and facts is None:
             continue
         for row in rows:
             site = sites.get(row.site, {})
-            rule = {**base, **(site.get("alerts") or {}).get(name, {})}
-            if not rule.get("enabled", True):
+            rule = _for_site(name, base, (site.get("alerts") or {}).get(name))
+            if rule.enabled is False:
                 continue
             budget = (budgets or {}).get(row.site, site.get("latency_budget_ms"))
-            alert = _KIND[rule["kind"]](name, rule, row, _Context(budget, facts))
+            alert = _KIND[rule.kind.value](name, rule, row, _Context(budget, facts))
             if alert is not None:
                 alerts.append(alert)
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
@@ -101,15 +144,15 @@ class _Context:
     facts: Any
 
 
-def _new(name: str, rule: dict[str, Any], row: Any, message: str, version: str | None = None,
+def _new(name: str, rule: RuleConfig, row: Any, message: str, version: str | None = None,
          **evidence: Any) -> Alert:
     """An alert about the row's champion version (or, with `version=None` given by a site rule, its site)."""
-    return Alert(rule=name, kind=rule["kind"], severity=rule.get("severity", "warning"), site=row.site,
+    return Alert(rule=name, kind=rule.kind.value, severity=rule.severity.value, site=row.site,
                  model=row.model, version=version, message=message, evidence=evidence)
 
 
-def _champion_below(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
-    metric, threshold = rule["metric"], float(rule["threshold"])
+def _champion_below(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
+    metric, threshold = rule.metric, float(rule.threshold)
     value = getattr(row, _ROW_FIGURES[metric])
     if row.champion is None or value is None or value >= threshold:
         return None
@@ -118,9 +161,9 @@ def _champion_below(name: str, rule: dict[str, Any], row: Any, ctx: _Context) ->
                 value=value, threshold=threshold)
 
 
-def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
-    metric = rule["metric"]
-    budget = ctx.budget_ms if ctx.budget_ms is not None else rule.get("budget_ms")
+def _latency_over_budget(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
+    metric = rule.metric
+    budget = ctx.budget_ms if ctx.budget_ms is not None else rule.budget_ms
     value = getattr(row, _ROW_FIGURES[metric])
     if row.champion is None or budget is None or value is None or value <= float(budget):
         return None
@@ -129,7 +172,7 @@ def _latency_over_budget(name: str, rule: dict[str, Any], row: Any, ctx: _Contex
                 budget_ms=float(budget), deployed=row.deployed)
 
 
-def _candidate_worse(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
+def _candidate_worse(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
     from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
 
     if row.model is None or row.candidate is None or row.champion is None:
@@ -138,12 +181,12 @@ def _candidate_worse(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -
     if tags.get(TAG_VERDICT) != "worse" or tags.get(TAG_CHAMPION) != row.champion:
         return None  # no challenge, another verdict, or a challenge of an earlier champion
     return _new(name, rule, row, f"{row.model} candidate v{row.candidate} is worse than champion v{row.champion} "
-                f"(challenge run {tags.get(TAG_RUN)}: {tags.get('challenge.reasons', 'see the run')})",
+                f"(challenge run {tags.get(TAG_RUN)}: {tags.get(CHALLENGE_REASONS, 'see the run')})",
                 version=row.candidate, champion=row.champion, challenge_run_id=tags.get(TAG_RUN))
 
 
-def _tracking_drop(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
-    metric, max_drop = rule["metric"], float(rule["max_drop"])
+def _tracking_drop(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
+    metric, max_drop = rule.metric, float(rule.max_drop)
     value = getattr(row, _ROW_FIGURES[metric])
     if row.model is None or row.champion is None or value is None:
         return None
@@ -157,8 +200,8 @@ def _tracking_drop(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> 
                 max_drop=max_drop)
 
 
-def _failed_runs(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
-    hours = rule.get("hours")
+def _failed_runs(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
+    hours = rule.hours
     if hours is not None and ctx.facts is not None:
         runs, failed = ctx.facts.run_counts(float(hours)).get((row.site, row.task), (0, 0))
         window = f"in the last {float(hours):g} hours"
@@ -171,14 +214,14 @@ def _failed_runs(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Al
                 **({"hours": float(hours)} if hours is not None else {}))
 
 
-def _stale_champion(name: str, rule: dict[str, Any], row: Any, ctx: _Context) -> Alert | None:
-    days = float(rule["days"])
+def _stale_champion(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
+    days = float(rule.days)
     if row.champion is None:
         return None
     if row.champion_days is not None and row.champion_days > days:
         return _new(name, rule, row, f"{row.model} v{row.champion} has been champion for {row.champion_days:.0f} "
                     f"days (> {days:g})", version=row.champion, champion_days=row.champion_days, days=days)
-    if rule.get("data_changed") and ctx.facts is not None:
+    if rule.data_changed and ctx.facts is not None:
         change = ctx.facts.data_change(row.model, row.champion)
         if change is not None:
             return _new(name, rule, row, f"{row.model} v{row.champion} was trained on data that changed since (hash "

@@ -7,36 +7,12 @@ backend-specific code. `check(backend)` refuses, before any work, what cannot ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-
+from gfcore.backends.base import Exported, Exporter, ExportRequest, is_cuda_device, require_cuda
 from gfcore.config.schema import BackendConfig, BackendName, Precision
 from gfcore.core.errors import ConfigError
 
-
-@dataclass
-class Exported:
-    path: Path  # file or folder that YOLO(...) loads
-    method: str  # how it was made, e.g. "ultralytics onnx export + onnxruntime static QDQ"
-
-
-@dataclass
-class ExportRequest:
-    weights: Path
-    imgsz: int
-    out_dir: Path
-    data_yaml: Path | None
-    calibration_images: list[Path]  # for int8, taken from backend.calibration_split
-    backend: BackendConfig
-
-
-class Exporter(Protocol):
-    def __call__(self, req: ExportRequest) -> Exported: ...
-
-
-def is_cuda_device(device: str) -> bool:
-    return device not in ("cpu", "mps", "")
+__all__ = ["Exported", "ExportRequest", "Exporter", "check", "get", "is_cuda_device", "needs_calibration",
+           "require_cuda"]
 
 
 def check(backend: BackendConfig) -> None:
@@ -55,14 +31,6 @@ def check(backend: BackendConfig) -> None:
         require_cuda("backend=pytorch_fp16", "run it on a GPU machine, or use backend=onnx_fp16 / openvino_fp16 here")
     elif name in (BackendName.onnx, BackendName.openvino) and is_cuda_device(device):
         require_cuda(f"backend={backend.variant} on device {device}", "set backend.device=cpu")
-
-
-def require_cuda(what: str, instead: str) -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(f"{what} needs an NVIDIA GPU, and this machine has none (torch.cuda.is_available() is "
-                          f"False): {instead}.")
 
 
 def get(backend: BackendConfig) -> Exporter:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gfcore.backends import Exported, ExportRequest
+from gfcore.backends.base import Exported, ExportRequest
 from gfcore.config.schema import Precision
 from gfcore.core.errors import ConfigError
 

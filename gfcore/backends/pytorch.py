@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from gfcore.backends import Exported, ExportRequest
+from gfcore.backends.base import Exported, ExportRequest
 from gfcore.config.schema import Precision
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gfcore.backends import Exported, ExportRequest, is_cuda_device
+from gfcore.backends.base import Exported, ExportRequest, is_cuda_device
 from gfcore.config.schema import Precision
 from gfcore.core.errors import ConfigError
 

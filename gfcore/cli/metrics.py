@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gfcore.cli.common import table
+from gfcore.core.vocabulary import DET_MAP50, SYS_LATENCY_P50_MS
 
 
 def _cell(value: object) -> object:
@@ -53,7 +54,7 @@ def cmd_trend(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from gfcore.fleet import queries
 
-    metric = "sys.latency_p50_ms" if args.latency else args.metric
+    metric = SYS_LATENCY_P50_MS if args.latency else args.metric
     rows = queries.compare(args.by, metric, args.days, args.customer, lower_is_better=args.latency)
     _print(rows, [args.by, "mean", "best", "count"], f"no finished run logged {metric}.", args.json)
     if args.plot and rows:
@@ -99,7 +100,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_summary)
 
     t = group.add_parser("trend", help="a metric over time per site, from the runs that produced it")
-    t.add_argument("--metric", default="det.mAP50")
+    t.add_argument("--metric", default=DET_MAP50)
     t.add_argument("--customer")
     t.add_argument("--task")
     t.add_argument("--days", type=int, default=90)
@@ -110,7 +111,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     c = group.add_parser("compare", help="a metric per architecture, backend, site or task: mean, best, count")
     c.add_argument("--by", choices=["architecture", "backend", "site", "task"], required=True)
-    c.add_argument("--metric", default="det.mAP50")
+    c.add_argument("--metric", default=DET_MAP50)
     c.add_argument("--latency", action="store_true", help="compare batch-1 p50 latency (lower is better)")
     c.add_argument("--customer")
     c.add_argument("--days", type=int, help="only runs that ended in the last N days")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from gfcore.cli.common import fmt, table
+from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95, SYSTEM
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -18,8 +19,8 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(json.dumps([asdict(m) for m in models], indent=2))
         return
     rows = [{"name": m.name, "champion": m.aliases.get("champion"), "candidate": m.aliases.get("candidate"),
-             "rollback": m.aliases.get("rollback"), "champion det.mAP50": fmt(m.champion_metrics.get("det.mAP50")),
-             "det.mAP50_95": fmt(m.champion_metrics.get("det.mAP50_95")), "path": m.path} for m in models]
+             "rollback": m.aliases.get("rollback"), "champion det.mAP50": fmt(m.champion_metrics.get(DET_MAP50)),
+             "det.mAP50_95": fmt(m.champion_metrics.get(DET_MAP50_95)), "path": m.path} for m in models]
     print(table(rows, ["name", "champion", "candidate", "rollback", "champion det.mAP50", "det.mAP50_95", "path"])
           if rows else "no registered models")
 
@@ -31,13 +32,13 @@ def cmd_versions(args: argparse.Namespace) -> None:
 
     versions = lifecycle.list_versions(args.name)
     if args.json:
-        out = [{**asdict(v), "metrics": {k: x for k, x in v.metrics.items() if not k.startswith("system/")}}
+        out = [{**asdict(v), "metrics": {k: x for k, x in v.metrics.items() if not k.startswith(SYSTEM)}}
                for v in versions]
         print(json.dumps(out, indent=2))
         return
     rows = [{"version": v.version, "aliases": ",".join(v.aliases), "run_id": v.run_id,
-             "det.mAP50": fmt(v.metrics.get("det.mAP50")), "det.mAP50_95": fmt(v.metrics.get("det.mAP50_95")),
-             "backend": v.tags.get("backend"), "precision": v.tags.get("precision"), "created (UTC)": v.created}
+             "det.mAP50": fmt(v.metrics.get(DET_MAP50)), "det.mAP50_95": fmt(v.metrics.get(DET_MAP50_95)),
+             "backend": v.backend, "precision": v.precision, "created (UTC)": v.created}
             for v in versions]
     print(table(rows, ["version", "aliases", "run_id", "det.mAP50", "det.mAP50_95", "backend", "precision",
                        "created (UTC)"]))

@@ -1,8 +1,6 @@
-"""Beyond one box: datasets every box can reach (S3), and, as they arrive, the schedulers teams already have
-(SLURM through submitit, Ray through Hydra's Ray launcher).
-
-- s3data: `data.path=s3://BUCKET/PREFIX/data.yaml` downloaded once per content into the cache and recorded in
-  lineage with its S3 URI; `guardianflow data push` uploads a YOLO dataset.
+"""Beyond one box: the schedulers teams already have (SLURM through submitit, Ray through Hydra's Ray launcher).
+Datasets every box can reach (S3) live in gfcore.data.s3; pipeline steps as SLURM jobs in
+gfcore.orchestration.slurm_steps.
 
 - slurm: the jobs of a SLURM sweep watched until each returns, ends another way (scancel, limits) or can never
   start; used by the `guardianflow_slurm` Hydra launcher (hydra_plugins/guardianflow_launchers/slurm.py), which

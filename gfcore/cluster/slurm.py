@@ -8,10 +8,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gfcore.core import interrupts
 from gfcore.core.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ IMPOSSIBLE = {
     "AssocMaxWallDurationPerJobLimit": "a time limit above the account's",
 }
 KILLED_STATES = ("CANCELLED", "PREEMPTED")  # stopped from outside: the job's run ends KILLED, else FAILED
+CANCEL_WAIT_S = 40.0  # how long a stopped launcher waits for the jobs it cancelled to leave the queue
 
 
 @dataclass
@@ -98,6 +102,15 @@ def describe(params: dict[str, Any]) -> str:
     """What the jobs ask SLURM for, as the overrides that set it."""
     keys = ("partition", "cpus_per_task", "mem_gb", "gpus_per_node", "timeout_min", "account", "qos")
     return ", ".join(f"{k}={params[k]}" for k in keys if params.get(k) is not None)
+
+
+@contextmanager
+def cancelled_when_stopped(job_ids: list[str]) -> Iterator[None]:
+    """SIGTERM, Ctrl-C or an error ends the block early (gfcore.core.interrupts.on_stop): the jobs are cancelled
+    and waited for up to CANCEL_WAIT_S, so GuardianFlow's runs in them end KILLED, before the exception goes on. A
+    ClusterError from `watch` goes on at once: `watch` cancelled the jobs already."""
+    with interrupts.on_stop(lambda: cancel(job_ids, wait_s=CANCEL_WAIT_S), unless=(ClusterError,)):
+        yield
 
 
 def cancel(job_ids: list[str], wait_s: float = 0.0) -> None:

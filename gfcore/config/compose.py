@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from gfcore.config import automation  # noqa: F401  registers the schemas of the roots compose_root composes
 from gfcore.config.schema import Config
+from gfcore.core.codeversion import PROJECT
 from gfcore.core.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = PROJECT / "conf"
+T = TypeVar("T")
 
 
 def to_typed(cfg: DictConfig) -> Config:
@@ -43,6 +47,28 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "con
         return hydra_compose(config_name=config_name, overrides=list(overrides))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def compose_root(folder: str, schema: type[T], overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """`conf/<folder>/default.yaml`, a config root of its own whose defaults list starts with `schema`'s entry in
+    the ConfigStore (`conf/alerts`, `conf/automation`: gfcore.config.automation), with Hydra overrides, as `schema`'s
+    dataclasses. A typo or a wrong type fails in Hydra's composition; a key added with `+` (which Hydra adds even to a
+    structured node) or a value `__post_init__` refuses fails here, as a ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR / folder), version_base="1.3"):
+        cfg = hydra_compose(config_name="default", overrides=list(overrides))
+    try:  # merged afresh onto the schema as plain values, so that a key the schema lacks is refused
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
+                                                  OmegaConf.to_container(cfg, resolve=True)))
+    except ConfigKeyError as exc:
+        known = [f.name for f in fields(exc.object_type)] if is_dataclass(exc.object_type) else []
+        raise ConfigError(f"conf/{folder}: {exc.full_key} is unknown"
+                          + (f": the keys there are {', '.join(known)}." if known else ".")) from exc
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"conf/{folder} with the overrides given: {exc}") from exc
+    return obj
 
 
 def split_overrides(args: list[str]) -> list[str]:

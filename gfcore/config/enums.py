@@ -57,3 +57,20 @@ class ExpDesign(str, Enum):
     single = "single"
     sweep = "sweep"
     comparison = "comparison"
+
+
+class RuleKind(str, Enum):
+    """What an alert rule checks (gfcore.automation.rules): each kind reads some of a rule's settings."""
+
+    champion_below = "champion_below"  # metric, threshold
+    latency_over_budget = "latency_over_budget"  # metric, budget_ms
+    candidate_worse = "candidate_worse"
+    tracking_drop = "tracking_drop"  # metric, max_drop
+    failed_runs = "failed_runs"  # hours
+    stale_champion = "stale_champion"  # days, data_changed
+
+
+class Severity(str, Enum):  # mildest first
+    info = "info"
+    warning = "warning"
+    critical = "critical"

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from gfcore.config.automation import check_rule_settings
 from gfcore.config.cluster import SlurmStepsConfig
 from gfcore.config.enums import (  # noqa: F401  re-exported: callers import them from the schema
     BackendName,
@@ -28,6 +29,7 @@ from gfcore.config.enums import (  # noqa: F401  re-exported: callers import the
     TrackerName,
 )
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import DET_MAP50_95
 
 # Site parts and task classes become parts of experiment, run and registered-model names and of metric
 # names: `.` separates the parts of a model name, MLflow rejects `/` and `:` in model names.
@@ -53,7 +55,8 @@ class SiteConfig:
     latency_budget_ms: Optional[float] = None  # the served champion's batch-1 sys.latency_p95_ms at most this
     target_backend: str = "openvino_int8"  # the backend option a too slow champion is quantized to
     gates: List[str] = field(default_factory=list)  # promotion gates, e.g. 'det.mAP50>=champion-0.005'
-    alerts: Dict[str, Any] = field(default_factory=dict)  # this site's settings of alert rules: {rule: {key: value}}
+    # This site's settings of alert rules, {rule: {key: value}}: gfcore.config.automation.RuleSettings' keys.
+    alerts: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
@@ -61,6 +64,8 @@ class SiteConfig:
                               "null for none.")
         for part in ("customer", "region", "plant", "zone"):
             check_name_part(f"site.{part}", getattr(self, part))
+        for rule, given in self.alerts.items():
+            check_rule_settings(f"site.alerts.{rule}", given)
 
 
 @dataclass
@@ -290,7 +295,7 @@ class PipelineConfig:
 class SweepConfig:
     """A Hydra multirun of train under one parent run that names the best child."""
 
-    metric: str = "det.mAP50_95"
+    metric: str = DET_MAP50_95
     direction: Direction = Direction.maximize
 
 
@@ -306,7 +311,7 @@ class CompareConfig:
     run_ids: List[str] = field(default_factory=list)
     source_run_id: Optional[str] = None  # the train run that backends and datasets start from
     model_uri: Optional[str] = None  # or a model URI / path, for datasets
-    metric: str = "det.mAP50_95"
+    metric: str = DET_MAP50_95
     direction: Direction = Direction.maximize
 
 

@@ -7,7 +7,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[2]  # the project root (MLproject, conf/, gfcore/): defined here only
 SOURCES = ("gfcore/**/*.py", "conf/**/*.yaml", "guardianflow/*.py", "MLproject")
 
 

@@ -8,9 +8,36 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import (
+    BACKEND_NAME,
+    BACKEND_PRECISION,
+    BEST,
+    COMPARISON,
+    DET,
+    ENTRY_POINT_TAG,
+    ERROR_TAG,
+    EVAL_DATASET_DIGEST,
+    EVAL_SPLIT,
+    EXP_TYPE,
+    LR,
+    MODEL_ARCHITECTURE,
+    MOT,
+    ORIGINAL,
+    REGISTERED_MODEL,
+    REGISTERED_VERSION,
+    SITE_CUSTOMER,
+    SITE_PLANT,
+    SITE_REGION,
+    SITE_ZONE,
+    SOURCE_RUN_ID,
+    SYS,
+    TASK_TYPE,
+    TRAIN,
+    VAL,
+)
 from gfcore.fleet.queries import bulk_read, client, iter_runs, site_experiments
 
-FIGURE_PREFIXES = ("det.", "sys.", "mot.", "val.", "original.", "comparison.", "best.")
+FIGURE_PREFIXES = (DET, SYS, MOT, VAL, ORIGINAL, COMPARISON, BEST)
 RUN_COLUMNS = ("run_id", "run_name", "experiment", "customer", "region", "plant", "zone", "task", "exp_type",
                "architecture", "backend", "precision", "entry_point", "status", "start_time", "end_time",
                "duration_s", "eval_split", "eval_dataset_digest", "registered_model", "registered_version",
@@ -47,17 +74,17 @@ def run_row(run: Any, experiment: str) -> dict[str, Any]:
     end = run.info.end_time
     row = {
         "run_id": run.info.run_id, "run_name": run.info.run_name, "experiment": experiment,
-        "customer": tags.get("site.customer"), "region": tags.get("site.region"), "plant": tags.get("site.plant"),
-        "zone": tags.get("site.zone"), "task": tags.get("task.type"), "exp_type": tags.get("exp.type"),
-        "architecture": tags.get("model.architecture"),
-        "backend": tags.get("backend.name") or params.get("backend.name"),
-        "precision": tags.get("backend.precision") or params.get("backend.precision"),
-        "entry_point": tags.get("mlflow.project.entryPoint") or tags.get("exp.type"),
+        "customer": tags.get(SITE_CUSTOMER), "region": tags.get(SITE_REGION), "plant": tags.get(SITE_PLANT),
+        "zone": tags.get(SITE_ZONE), "task": tags.get(TASK_TYPE), "exp_type": tags.get(EXP_TYPE),
+        "architecture": tags.get(MODEL_ARCHITECTURE),
+        "backend": tags.get(BACKEND_NAME) or params.get(BACKEND_NAME),
+        "precision": tags.get(BACKEND_PRECISION) or params.get(BACKEND_PRECISION),
+        "entry_point": tags.get(ENTRY_POINT_TAG) or tags.get(EXP_TYPE),
         "status": run.info.status, "start_time": run.info.start_time, "end_time": end,
         "duration_s": (end - run.info.start_time) / 1000 if end else None,
-        "eval_split": tags.get("eval.split"), "eval_dataset_digest": tags.get("eval.dataset_digest"),
-        "registered_model": tags.get("gf.registered_model"), "registered_version": tags.get("gf.registered_version"),
-        "source_run_id": tags.get("source.run_id"), "error": tags.get("gf.error"),
+        "eval_split": tags.get(EVAL_SPLIT), "eval_dataset_digest": tags.get(EVAL_DATASET_DIGEST),
+        "registered_model": tags.get(REGISTERED_MODEL), "registered_version": tags.get(REGISTERED_VERSION),
+        "source_run_id": tags.get(SOURCE_RUN_ID), "error": tags.get(ERROR_TAG),
     }
     row.update({k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(FIGURE_PREFIXES)})
     return row
@@ -69,7 +96,7 @@ def _histories(c: Any, runs: list[Any]) -> list[tuple]:
 
     _analyze_sqlite()
     wanted = [(run.info.run_id, key) for run in runs for key in run.data.metrics
-              if key.startswith(FIGURE_PREFIXES + ("train.", "lr."))]
+              if key.startswith(FIGURE_PREFIXES + (TRAIN, LR))]
 
     def one(item: tuple[str, str]) -> list[tuple]:
         run_id, key = item

@@ -18,12 +18,37 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import (
+    BACKEND_NAME,
+    BACKEND_PRECISION,
+    DET_MAP50,
+    DET_MAP50_95,
+    EVAL_BASIS,
+    EVAL_SPLIT,
+    EXP_TYPE,
+    MODEL_ARCHITECTURE,
+    MODEL_PATH,
+    MOT_HOTA,
+    MOT_IDF1,
+    PARENT_KINDS,
+    PROMOTED_AT,
+    SITE_CUSTOMER,
+    SITE_PLANT,
+    SITE_REGION,
+    SITE_ZONE,
+    SOURCE_RUN_ID,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+    SYSTEM,
+    TASK_TYPE,
+    RunKind,
+)
 
 DAY_MS = 86_400_000
-SITE_TAGS = ("site.customer", "site.region", "site.plant", "site.zone")
+SITE_TAGS = (SITE_CUSTOMER, SITE_REGION, SITE_PLANT, SITE_ZONE)
 CHAMPION, CANDIDATE = "champion", "candidate"
 _PAGE = 1000
-PARENTS = ("pipeline", "sweep", "compare")  # their best.* summarise children; they are not measurements
+PARENTS = PARENT_KINDS  # their best.* summarise children; they are not measurements
 
 
 @dataclass
@@ -103,8 +128,8 @@ def site_experiments(mlflow_client: Any, customer: str | None = None) -> dict[st
 
 
 def registered_models(mlflow_client: Any, customer: str | None = None, task: str | None = None) -> list[Any]:
-    filters = [f"tags.`site.customer` = '{customer}'" if customer else "",
-               f"tags.`task.type` = '{task}'" if task else ""]
+    filters = [f"tags.`{SITE_CUSTOMER}` = '{customer}'" if customer else "",
+               f"tags.`{TASK_TYPE}` = '{task}'" if task else ""]
     out, token = [], None
     while True:
         page = mlflow_client.search_registered_models(filter_string=" AND ".join(f for f in filters if f) or None,
@@ -130,8 +155,8 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
     since = int(time.time() * 1000) - days * DAY_MS
     counts = run_counts(c, experiments, since, task)
     bases.sort(key=lambda m: m.name)
-    rows = [SiteModel(site=m.tags.get("gf.path", "").rsplit("/", 1)[0] or _site_from_name(m.name),
-                      task=m.tags.get("task.type"), model=m.name) for m in bases]
+    rows = [SiteModel(site=m.tags.get(MODEL_PATH, "").rsplit("/", 1)[0] or _site_from_name(m.name),
+                      task=m.tags.get(TASK_TYPE), model=m.name) for m in bases]
 
     def fill(i: int) -> None:
         _fill_champion(c, rows[i], bases[i], variants.get(bases[i].name, []), experiments.get(rows[i].site))
@@ -157,8 +182,8 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
     if champ is not None:
         row.champion = str(champ.version)
         row.champion_days = _age_days(champ)
-        row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, "det.mAP50"), _num(champ.tags, "det.mAP50_95")
-        row.eval_split = champ.tags.get("eval.split")
+        row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, DET_MAP50), _num(champ.tags, DET_MAP50_95)
+        row.eval_split = champ.tags.get(EVAL_SPLIT)
         deployed, name = champ, model.name
         for v in sorted(variants, key=lambda v: v.name):  # a champion variant is what the site serves
             vv = _version(c, v.name, (v.aliases or {}).get(CHAMPION))
@@ -166,15 +191,15 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
                 deployed, name = vv, v.name
                 break
         row.deployed = name[len(model.name):] or "(itself)"
-        row.latency_p50_ms = _num(deployed.tags, "sys.latency_p50_ms")
-        row.latency_p95_ms = _num(deployed.tags, "sys.latency_p95_ms")
+        row.latency_p50_ms = _num(deployed.tags, SYS_LATENCY_P50_MS)
+        row.latency_p95_ms = _num(deployed.tags, SYS_LATENCY_P95_MS)
         if experiment_id and deployed.run_id:
             row.hota, row.idf1 = tracking_of(c, experiment_id, deployed.run_id)
     if cand is not None and (champ is None or cand.version != champ.version):
         row.candidate = str(cand.version)
         if champ is not None:
             row.candidate_same_basis = all(cand.tags.get(k) == champ.tags.get(k) and champ.tags.get(k)
-                                           for k in ("eval.split", "eval.dataset_digest"))
+                                           for k in EVAL_BASIS)
 
 
 @bulk_read
@@ -188,24 +213,25 @@ def champions(customer: str | None = None, task: str | None = None) -> list[dict
         if champ is None:
             continue
         base, _, variant = m.name.partition("__")
-        out.append({"site": _site_from_name(base), "task": m.tags.get("task.type") or base.rsplit(".", 1)[-1],
+        out.append({"site": _site_from_name(base), "task": m.tags.get(TASK_TYPE) or base.rsplit(".", 1)[-1],
                     "model": base, "variant": variant or "pytorch_fp32", "version": str(champ.version),
-                    "det_mAP50": _num(champ.tags, "det.mAP50"), "det_mAP50_95": _num(champ.tags, "det.mAP50_95"),
-                    "latency_p50_ms": _num(champ.tags, "sys.latency_p50_ms"),
-                    "latency_p95_ms": _num(champ.tags, "sys.latency_p95_ms"),
-                    "eval_split": champ.tags.get("eval.split")})
+                    "det_mAP50": _num(champ.tags, DET_MAP50), "det_mAP50_95": _num(champ.tags, DET_MAP50_95),
+                    "latency_p50_ms": _num(champ.tags, SYS_LATENCY_P50_MS),
+                    "latency_p95_ms": _num(champ.tags, SYS_LATENCY_P95_MS),
+                    "eval_split": champ.tags.get(EVAL_SPLIT)})
     return out
 
 
 def tracking_of(c: Any, experiment_id: str, source_run_id: str) -> tuple[float | None, float | None]:
     """HOTA and IDF1 of the newest finished infer run that measured the model of `source_run_id`."""
     runs = c.search_runs([experiment_id], max_results=1, order_by=["attributes.end_time DESC"],
-                         filter_string=f"tags.`source.run_id` = '{source_run_id}' and tags.`exp.type` = 'infer' "
-                                       "and attributes.status = 'FINISHED' and metrics.`mot.hota` >= 0")
+                         filter_string=f"tags.`{SOURCE_RUN_ID}` = '{source_run_id}' and tags.`{EXP_TYPE}` = "
+                                       f"'{RunKind.infer.value}' and attributes.status = 'FINISHED' and "
+                                       f"metrics.`{MOT_HOTA}` >= 0")
     if not runs:
         return None, None
     m = runs[0].data.metrics
-    return m.get("mot.hota"), m.get("mot.idf1")
+    return m.get(MOT_HOTA), m.get(MOT_IDF1)
 
 
 def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None) -> dict[tuple, tuple]:
@@ -214,13 +240,13 @@ def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | N
     by_id = {v: k for k, v in experiments.items()}
     if not by_id:
         return {}
-    task_filter = f" and tags.`task.type` = '{task}'" if task else ""
+    task_filter = f" and tags.`{TASK_TYPE}` = '{task}'" if task else ""
     token = None
     while True:
         page = c.search_runs(list(by_id), filter_string=f"attributes.start_time >= {since_ms}{task_filter}",
                              max_results=_PAGE, page_token=token)
         for run in page:
-            key = (by_id[run.info.experiment_id], run.data.tags.get("task.type"))
+            key = (by_id[run.info.experiment_id], run.data.tags.get(TASK_TYPE))
             counts[key][0] += 1
             counts[key][1] += run.info.status == "FAILED"
         token = page.token
@@ -242,13 +268,13 @@ def trend(metric: str, customer: str | None = None, task: str | None = None, day
     by_id = {v: k for k, v in experiments.items()}
     known = False
     for run in iter_runs(c, list(by_id), f"attributes.end_time >= {since} and attributes.status = 'FINISHED'"
-                         f" and {_has(metric)}" + (f" and tags.`task.type` = '{task}'" if task else "")):
+                         f" and {_has(metric)}" + (f" and tags.`{TASK_TYPE}` = '{task}'" if task else "")):
         value = run.data.metrics.get(metric)
-        if value is None or not math.isfinite(value) or run.data.tags.get("exp.type") in PARENTS:
+        if value is None or not math.isfinite(value) or run.data.tags.get(EXP_TYPE) in PARENTS:
             continue
         known = True
         bucket = _bucket(run.info.end_time, by)
-        points[(by_id[run.info.experiment_id], run.data.tags.get("task.type"), bucket)].append(
+        points[(by_id[run.info.experiment_id], run.data.tags.get(TASK_TYPE), bucket)].append(
             (run.info.end_time, value))
     if not known and experiments:
         _check_metric(c, list(by_id), metric)
@@ -261,11 +287,11 @@ def trend(metric: str, customer: str | None = None, task: str | None = None, day
     return rows
 
 
-GROUPS = {"architecture": "model.architecture", "backend": "backend.name", "site": None, "task": "task.type"}
+GROUPS = {"architecture": MODEL_ARCHITECTURE, "backend": BACKEND_NAME, "site": None, "task": TASK_TYPE}
 
 
 @bulk_read
-def compare(by: str, metric: str = "det.mAP50", days: int | None = None, customer: str | None = None,
+def compare(by: str, metric: str = DET_MAP50, days: int | None = None, customer: str | None = None,
             lower_is_better: bool = False) -> list[dict[str, Any]]:
     """`metric` grouped by architecture, backend, site or task: mean, best and count over finished runs."""
     if by not in GROUPS:
@@ -277,12 +303,12 @@ def compare(by: str, metric: str = "det.mAP50", days: int | None = None, custome
     groups: dict[str, list[float]] = defaultdict(list)
     for run in iter_runs(c, list(by_id), f"attributes.status = 'FINISHED' and {_has(metric)}" + since):
         value = run.data.metrics.get(metric)
-        if value is None or not math.isfinite(value) or run.data.tags.get("exp.type") in PARENTS:
+        if value is None or not math.isfinite(value) or run.data.tags.get(EXP_TYPE) in PARENTS:
             continue
         key = by_id[run.info.experiment_id] if by == "site" else run.data.tags.get(GROUPS[by], "?")
         if by == "backend":
-            key = "_".join(run.data.tags.get(f"backend.{k}") or run.data.params.get(f"backend.{k}", "?")
-                           for k in ("name", "precision"))
+            key = "_".join(run.data.tags.get(k) or run.data.params.get(k, "?")
+                           for k in (BACKEND_NAME, BACKEND_PRECISION))
         groups[key].append(value)
     if not groups and experiments:
         _check_metric(c, list(by_id), metric)
@@ -313,7 +339,7 @@ def _check_metric(c: Any, experiment_ids: list[str], metric: str) -> None:
     import difflib
 
     recent = c.search_runs(experiment_ids, max_results=50, order_by=["attributes.start_time DESC"])
-    names = sorted({k for r in recent for k in r.data.metrics if not k.startswith("system/")})
+    names = sorted({k for r in recent for k in r.data.metrics if not k.startswith(SYSTEM)})
     if names and metric not in names:
         close = difflib.get_close_matches(metric, names, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -338,7 +364,7 @@ def _version(c: Any, name: str, version: Any) -> Any:
 
 
 def _age_days(mv: Any) -> float:
-    promoted = mv.tags.get("gf.promoted_at")
+    promoted = mv.tags.get(PROMOTED_AT)
     start = mv.creation_timestamp / 1000
     if promoted:
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import DET_MAP50, EXP_TYPE, FLEET, FLEET_SCOPE, NOTE_TAG, RunKind
 from gfcore.fleet import queries
 
 EXPERIMENT = "guardianflow/fleet"
@@ -45,7 +46,7 @@ def build(customer: str | None = None, task: str | None = None, days: int = 30, 
     """The page and its summary rows (for the logged run's counts and table)."""
     rows = [r.as_dict() for r in queries.summary(customer, task, days)]
     try:
-        points = queries.trend("det.mAP50", customer, task, trend_days, "day") if rows else []
+        points = queries.trend(DET_MAP50, customer, task, trend_days, "day") if rows else []
     except ConfigError:  # runs, but none with det.mAP50 yet (only failures, say): the page says so
         points = []
     champions = queries.champions(customer, task)
@@ -78,18 +79,19 @@ def _log(out: Path, rows: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
     scope = " ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None and k in ("customer", "task"))
     run = client.create_run(ensure_experiment(EXPERIMENT, EXPERIMENT_DESCRIPTION),
                             run_name=f"fleet-report-{time.strftime('%Y-%m-%d-%H%M')}",
-                            tags={"exp.type": "fleet_report", "fleet.scope": scope or "all sites",
-                                  "mlflow.note.content": f"The fleet report ({scope or 'all sites'}): open "
+                            tags={EXP_TYPE: RunKind.fleet_report.value, FLEET_SCOPE: scope or "all sites",
+                                  NOTE_TAG: f"The fleet report ({scope or 'all sites'}): open "
                                                          f"`{out.name}` under Artifacts."})
     run_id = run.info.run_id
     try:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        figures = {"fleet.site_models": len(rows),
-                   "fleet.champions": sum(r["champion"] is not None for r in rows),
-                   "fleet.candidates_waiting": sum(r["candidate"] is not None for r in rows),
-                   "fleet.runs": sum(r["runs"] for r in rows), "fleet.failed_runs": sum(r["failed_runs"] for r in rows)}
+        figures = {f"{FLEET}site_models": len(rows),
+                   f"{FLEET}champions": sum(r["champion"] is not None for r in rows),
+                   f"{FLEET}candidates_waiting": sum(r["candidate"] is not None for r in rows),
+                   f"{FLEET}runs": sum(r["runs"] for r in rows),
+                   f"{FLEET}failed_runs": sum(r["failed_runs"] for r in rows)}
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in figures.items()])
         client.log_artifact(run_id, str(out))
         if rows:
@@ -106,7 +108,7 @@ def _trend_chart(task: str, points: list[dict[str, Any]], days: int) -> dict[str
     for p in points:
         s = series.setdefault(p["site"], {"x": [], "y": [], "text": []})
         s["x"].append(p["day"])
-        s["y"].append(round(p["det.mAP50"], 4))
+        s["y"].append(round(p[DET_MAP50], 4))
         s["text"].append(f"{p['runs']} run(s), last {p['last']:.3f}")
     traces = [{"type": "scatter", "mode": "lines+markers", "name": site, **s,
                "hovertemplate": "%{x}: %{y:.3f}<br>%{text}<extra>" + html.escape(site) + "</extra>"}

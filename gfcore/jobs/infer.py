@@ -17,6 +17,23 @@ from typing import Any
 from gfcore.config.schema import BackendName, Config, Precision
 from gfcore.core.errors import ConfigError, ModelError
 from gfcore.core.paths import work_dir
+from gfcore.core.vocabulary import (
+    BACKEND_NAME,
+    BACKEND_PRECISION,
+    DET_MAP50,
+    DET_MAP50_95,
+    INFER_IMGSZ,
+    LATENCY_PROTOCOL,
+    MODEL_URI,
+    MOT,
+    SOURCE_RUN_ID,
+    SYS_LATENCY_P50_MS,
+    SYS_MODEL_GFLOPS,
+    SYS_MODEL_PARAMS_M,
+    SYS_MODEL_SIZE_MB,
+    TRACKING_TRACKER,
+    RunKind,
+)
 from gfcore.data.dataset import resolve_dataset, sequences_folder, split_images
 from gfcore.jobs import measure
 from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
@@ -28,7 +45,7 @@ from gfcore.yolo import env as yolo_env
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE = "det.mAP50_95"
+OBJECTIVE = DET_MAP50_95
 
 
 def infer(cfg: Config) -> float:
@@ -48,15 +65,15 @@ def infer(cfg: Config) -> float:
         model = load_checked(ref, images[0], imgsz, device, dataset.names)
         # The recorded config describes what was measured: the backend follows the model file.
         measured = as_measured(cfg, ref)
-        tags = {"backend.name": ref.backend, "model.uri": ref.uri, "infer.imgsz": imgsz, **eval_tags(dataset, split),
-                "sys.latency_protocol": measure.latency_protocol(cfg, dataset, sorted(set(cfg.infer.batch_sizes)),
-                                                                 split, imgsz)}
+        tags = {BACKEND_NAME: ref.backend, MODEL_URI: ref.uri, INFER_IMGSZ: imgsz, **eval_tags(dataset, split),
+                LATENCY_PROTOCOL: measure.latency_protocol(cfg, dataset, sorted(set(cfg.infer.batch_sizes)),
+                                                           split, imgsz)}
         if ref.precision:
-            tags["backend.precision"] = ref.precision
+            tags[BACKEND_PRECISION] = ref.precision
         if sequences:
-            tags["tracking.tracker"] = cfg.infer.tracking.tracker.value
+            tags[TRACKING_TRACKER] = cfg.infer.tracking.tracker.value
 
-        with owned_run(measured, "infer", data_hash=dataset.hash, source_run_id=ref.source_run_id,
+        with owned_run(measured, RunKind.infer, data_hash=dataset.hash, source_run_id=ref.source_run_id,
                        extra_tags=tags) as run:
             from gfcore.tracking.lineage import log_dataset_inputs
 
@@ -68,7 +85,7 @@ def infer(cfg: Config) -> float:
             run.log_metrics(_model_stats(ref, imgsz))
             mot = _tracking(run, model, cfg, sequences, imgsz, device, work) if sequences else {}
         log.info("infer %s (%s): det.mAP50 %.3f, batch-1 p50 %.1f ms%s (run %s)", ref.uri, ref.backend,
-                 det.get("det.mAP50", 0.0), speed.get("sys.latency_p50_ms", float("nan")),
+                 det.get(DET_MAP50, 0.0), speed.get(SYS_LATENCY_P50_MS, float("nan")),
                  f", mot.hota {mot['hota']:.3f}, mot.idf1 {mot['idf1']:.3f}" if mot else "", run.run_id)
         return det.get(OBJECTIVE, 0.0)
 
@@ -159,7 +176,7 @@ def _model_stats(ref: ResolvedModel, imgsz: int) -> dict[str, float]:
         from gfcore.yolo.model import model_stats
 
         return model_stats(ref.path, imgsz)
-    out = {"sys.model_size_mb": measure.model_size_mb(ref.path)}
+    out = {SYS_MODEL_SIZE_MB: measure.model_size_mb(ref.path)}
     out.update(_lineage_stats(ref.source_run_id))
     return out
 
@@ -177,10 +194,10 @@ def _lineage_stats(run_id: str | None, depth: int = 3) -> dict[str, float]:
             run = client.get_run(run_id)
         except MlflowException:
             break
-        found = {k: v for k, v in run.data.metrics.items() if k in ("sys.model_params_m", "sys.model_gflops")}
+        found = {k: v for k, v in run.data.metrics.items() if k in (SYS_MODEL_PARAMS_M, SYS_MODEL_GFLOPS)}
         if found:
             return found
-        run_id = run.data.tags.get("source.run_id")
+        run_id = run.data.tags.get(SOURCE_RUN_ID)
     return {}
 
 
@@ -194,7 +211,7 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
 
     tracks = work / "tracking" / "tracks"
     results = track_and_score(model, cfg, sequences, imgsz, device, tracks)
-    run.log_metrics({f"mot.{k}": v for k, v in results[COMBINED].items()})
+    run.log_metrics({f"{MOT}{k}": v for k, v in results[COMBINED].items()})
     table = work / "tracking" / "mot_per_sequence.csv"
     with table.open("w", newline="") as fh:
         writer = csv.writer(fh)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gfcore.core.vocabulary import SYS, SYS_MODEL_SIZE_MB
 from gfcore.yolo.callbacks import detection_metrics
 from gfcore.yolo.model import model_size_mb
 
@@ -115,7 +116,7 @@ def latency(model: Any, images: list[Path], imgsz: int, device: str, warmup: int
 
 def batch_metrics(samples: LatencySamples) -> dict[str, float]:
     """One name per figure: batch 1 under the plain `sys.*` names, other batch sizes as `sys.bs{N}.*`."""
-    prefix = "sys." if samples.batch == 1 else f"sys.bs{samples.batch}."
+    prefix = SYS if samples.batch == 1 else f"{SYS}bs{samples.batch}."
     return {f"{prefix}{k}": v for k, v in samples.metrics().items()}
 
 
@@ -140,7 +141,7 @@ def evaluate(path: Path, data_yaml: Path, split: str, images: list[Path], imgsz:
     model = load(path)
     det = detection(model, data_yaml, split, imgsz, device, names)
     lat = latency(model, images, imgsz, device, warmup, runs, desc=f"latency {label}")
-    return {**det, **lat, "sys.model_size_mb": model_size_mb(path)}
+    return {**det, **lat, SYS_MODEL_SIZE_MB: model_size_mb(path)}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gfcore.core.vocabulary import (
+    BEST,
+    DET,
+    DET_MAP50,
+    DET_MAP50_95,
+    MOT,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+    SYS_MODEL_SIZE_MB,
+    VAL,
+)
+
 
 def _pyplot():
     import matplotlib
@@ -28,9 +40,9 @@ def source_vs_variant(original: dict[str, float], quantized: dict[str, float], l
     """Three panels, source (or champion) vs variant (or candidate): accuracy (mAP50, mAP50-95), batch-1 latency
     (p50, p95), size."""
     plt = _pyplot()
-    panels = [("accuracy", [("mAP50", "det.mAP50"), ("mAP50-95", "det.mAP50_95")], ""),
-              ("batch-1 latency", [("p50", "sys.latency_p50_ms"), ("p95", "sys.latency_p95_ms")], "ms"),
-              ("model size", [("size", "sys.model_size_mb")], "MB")]
+    panels = [("accuracy", [("mAP50", DET_MAP50), ("mAP50-95", DET_MAP50_95)], ""),
+              ("batch-1 latency", [("p50", SYS_LATENCY_P50_MS), ("p95", SYS_LATENCY_P95_MS)], "ms"),
+              ("model size", [("size", SYS_MODEL_SIZE_MB)], "MB")]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     for ax, (title, keys, unit) in zip(axes, panels):
         xs = range(len(keys))
@@ -159,7 +171,7 @@ def _keep(out: Path, entry: Path) -> None:
         pass
 
 
-def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str = "det.mAP50") -> Path:
+def accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path, metric: str = DET_MAP50) -> Path:
     """Each variant at (batch-1 latency p50, accuracy): up and to the left is better. Both axes start at zero
     and accuracy spans 0..1, so distances on the chart are the real ones."""
     entry, copied = _cached("accuracy_vs_latency", [points, metric], out)
@@ -191,7 +203,7 @@ def _draw_accuracy_vs_latency(points: list[tuple[str, float, float]], out: Path,
 
 def _is_score(metric: str) -> bool:
     """Detection and tracking scores live on 0..1."""
-    return metric.startswith(("det.", "mot.", "best.det.", "val.")) and not metric.endswith(
+    return metric.startswith((DET, MOT, f"{BEST}{DET}", VAL)) and not metric.endswith(
         ("_switches", "frag", "mt", "pt", "ml", "fp", "fn", "_tracks"))
 
 

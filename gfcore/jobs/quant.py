@@ -10,6 +10,29 @@ from gfcore import backends
 from gfcore.config.schema import Config
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
+from gfcore.core.vocabulary import (
+    BACKEND_NAME,
+    BACKEND_PRECISION,
+    COMPARISON,
+    DATA_HASH,
+    DET_MAP50,
+    DET_MAP50_95,
+    EXP_VERSION,
+    LATENCY_PROTOCOL,
+    ORIGINAL,
+    QUANT_METHOD,
+    SOURCE_RUN_ID,
+    SYS_LATENCY_P50_MS,
+    SYS_MODEL_SIZE_MB,
+    TASK_CLASSES,
+    VERSION_ARCHITECTURE,
+    VERSION_BACKEND,
+    VERSION_IMGSZ,
+    VERSION_PRECISION,
+    VERSION_RUN_ID,
+    VERSION_TASK,
+    RunKind,
+)
 from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.jobs import measure
 from gfcore.tracking.lineage import eval_tags
@@ -36,42 +59,42 @@ def quant(cfg: Config) -> float:
         calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
         calibration = calibration[: cfg.backend.calibration_size]
 
-    with owned_run(cfg, "quant", data_hash=dataset.hash, source_run_id=source.run_id,
-                   extra_tags={"backend.name": cfg.backend.name.value,
-                               "backend.precision": cfg.backend.precision.value}) as run:
+    with owned_run(cfg, RunKind.quant, data_hash=dataset.hash, source_run_id=source.run_id,
+                   extra_tags={BACKEND_NAME: cfg.backend.name.value,
+                               BACKEND_PRECISION: cfg.backend.precision.value}) as run:
         with work_dir("gf-quant-") as work:
             weights = download_weights(source, work / "source")
             exported = backends.get(cfg.backend)(backends.ExportRequest(
                 weights=weights, imgsz=cfg.model.imgsz, out_dir=work / "export", data_yaml=dataset.data_yaml,
                 calibration_images=calibration, backend=cfg.backend))
-            run.set_tags({"quant.method": exported.method, **eval_tags(dataset, split),
-                          "sys.latency_protocol": measure.latency_protocol(cfg, dataset)})
+            run.set_tags({QUANT_METHOD: exported.method, **eval_tags(dataset, split),
+                          LATENCY_PROTOCOL: measure.latency_protocol(cfg, dataset)})
             original = _measure(weights, cfg, dataset, eval_images, "source")
             quantized = _measure(exported.path, cfg, dataset, eval_images, cfg.backend.variant)
             comparison = compare(original, quantized)
             # The variant's own figures go under the names train and infer runs use (det.mAP50, ...), so the
             # runs table lines up; the source's are kept as original.* for the comparison.
-            run.log_metrics({**{f"original.{k}": v for k, v in original.items()}, **comparison})
+            run.log_metrics({**{f"{ORIGINAL}{k}": v for k, v in original.items()}, **comparison})
             _log_chart(run, original, quantized, cfg.backend.variant, work)
             if cfg.registry.register:
                 _register(cfg, run, source, dataset, exported, quantized, comparison)
             else:
                 run.log_metrics(quantized)
         log.info("%s on the %s split: det.mAP50 %.3f -> %.3f, p50 %.1f -> %.1f ms, %.1f -> %.1f MB (run %s)",
-                 cfg.backend.variant, split, original.get("det.mAP50", 0), quantized.get("det.mAP50", 0),
-                 original["sys.latency_p50_ms"], quantized["sys.latency_p50_ms"], original["sys.model_size_mb"],
-                 quantized["sys.model_size_mb"], run.run_id)
-        return quantized.get("det.mAP50_95", 0.0)
+                 cfg.backend.variant, split, original.get(DET_MAP50, 0), quantized.get(DET_MAP50, 0),
+                 original[SYS_LATENCY_P50_MS], quantized[SYS_LATENCY_P50_MS], original[SYS_MODEL_SIZE_MB],
+                 quantized[SYS_MODEL_SIZE_MB], run.run_id)
+        return quantized.get(DET_MAP50_95, 0.0)
 
 
 def compare(original: dict[str, float], quantized: dict[str, float]) -> dict[str, float]:
     """Accuracy lost, speed gained (p50 ratio) and size saved, source over variant."""
     out = {
-        "comparison.speedup_ratio": original["sys.latency_p50_ms"] / quantized["sys.latency_p50_ms"],
-        "comparison.compression_ratio": original["sys.model_size_mb"] / quantized["sys.model_size_mb"],
+        f"{COMPARISON}speedup_ratio": original[SYS_LATENCY_P50_MS] / quantized[SYS_LATENCY_P50_MS],
+        f"{COMPARISON}compression_ratio": original[SYS_MODEL_SIZE_MB] / quantized[SYS_MODEL_SIZE_MB],
     }
-    for key, name in (("det.mAP50", "comparison.accuracy_drop_mAP50"),
-                      ("det.mAP50_95", "comparison.accuracy_drop_mAP50_95")):
+    for key, name in ((DET_MAP50, f"{COMPARISON}accuracy_drop_mAP50"),
+                      (DET_MAP50_95, f"{COMPARISON}accuracy_drop_mAP50_95")):
         if key in original and key in quantized:
             out[name] = original[key] - quantized[key]
     return out
@@ -83,7 +106,7 @@ def _measure(path: Path, cfg: Config, dataset: DatasetInfo, images: list[Path], 
 
 
 def _check_same_classes(source: SourceRun, cfg: Config) -> None:
-    theirs = source.tags.get("task.classes")
+    theirs = source.tags.get(TASK_CLASSES)
     ours = ",".join(cfg.task.classes)
     if theirs is not None and theirs != ours:
         raise ConfigError(f"source run {source.run_id} was trained for classes {theirs}, but this scenario's "
@@ -107,10 +130,11 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
 
     backend, precision = cfg.backend.name.value, cfg.backend.precision.value
     name = variant_model_name(registered_model_name(cfg), backend, precision)
-    tags = {"source.run_id": source.run_id, "run_id": run.run_id, "backend": backend, "precision": precision,
-            "quant.method": exported.method, "architecture": arch_name(cfg.model.architecture),
-            "imgsz": cfg.model.imgsz, "task": cfg.task.type.value, "exp.version": cfg.exp.version,
-            "data.hash": dataset.hash, **{k: f"{v:.6g}" for k, v in comparison.items()}}
+    tags = {SOURCE_RUN_ID: source.run_id, VERSION_RUN_ID: run.run_id, VERSION_BACKEND: backend,
+            VERSION_PRECISION: precision, QUANT_METHOD: exported.method,
+            VERSION_ARCHITECTURE: arch_name(cfg.model.architecture), VERSION_IMGSZ: cfg.model.imgsz,
+            VERSION_TASK: cfg.task.type.value, EXP_VERSION: cfg.exp.version, DATA_HASH: dataset.hash,
+            **{k: f"{v:.6g}" for k, v in comparison.items()}}
     device = "cpu" if not backends.is_cuda_device(cfg.backend.device) else cfg.backend.device
     reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run, tags,
                            figures=figures, dataset=dataset, path=f"{model_path(cfg)}/{backend}_{precision}")

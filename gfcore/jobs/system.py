@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from gfcore.core.vocabulary import SYS, SYS_GPU_UTILIZATION_PCT
+
 log = logging.getLogger(__name__)
 
 
@@ -51,13 +53,13 @@ class SystemSampler:
         wall = max(self._t1 - self._t0, 1e-9)
         out = {
             # Share of the whole machine (all cores) the process used while measuring, 0-100.
-            "sys.cpu_utilization_pct": 100.0 * (self._cpu1 - self._cpu0) / wall / cores,
-            "sys.rss_peak_mb": _peak_rss_mb(),
+            f"{SYS}cpu_utilization_pct": 100.0 * (self._cpu1 - self._cpu0) / wall / cores,
+            f"{SYS}rss_peak_mb": _peak_rss_mb(),
         }
         if self._samples:
             memory, util, power, temp = zip(*self._samples)
-            out.update({"sys.gpu_memory_peak_mb": max(memory), "sys.gpu_utilization_pct": sum(util) / len(util),
-                        "sys.gpu_power_w": sum(power) / len(power), "sys.gpu_temperature_c": max(temp)})
+            out.update({f"{SYS}gpu_memory_peak_mb": max(memory), SYS_GPU_UTILIZATION_PCT: sum(util) / len(util),
+                        f"{SYS}gpu_power_w": sum(power) / len(power), f"{SYS}gpu_temperature_c": max(temp)})
         return out
 
     def _cpu_seconds(self) -> float:

@@ -7,6 +7,15 @@ from pathlib import Path
 
 from gfcore.config.schema import Config
 from gfcore.core.paths import work_dir
+from gfcore.core.vocabulary import (
+    DET_MAP50,
+    DET_MAP50_95,
+    LATENCY_PROTOCOL,
+    OOM_RETRY_PREFIX,
+    TRAIN_BATCH_USED,
+    TRAINER,
+    RunKind,
+)
 from gfcore.data.dataset import DatasetInfo, resolve_dataset
 from gfcore.jobs import measure
 from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
@@ -15,7 +24,7 @@ from gfcore.yolo import env as yolo_env
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE = "det.mAP50_95"
+OBJECTIVE = DET_MAP50_95
 PLOT_SUFFIXES = {".png", ".jpg"}
 
 
@@ -35,17 +44,17 @@ def train(cfg: Config) -> float:
         check_model_source(cfg.model)
     dataset = resolve_dataset(cfg.data, cfg.task)
 
-    with owned_run(cfg, "train", data_hash=dataset.hash) as run:
+    with owned_run(cfg, RunKind.train, data_hash=dataset.hash) as run:
         log_dataset_inputs(dataset, contexts={"train": "training", "val": "validation", "test": "testing"})
 
         def on_retry(attempt: int, old: int, new: int, exc: BaseException) -> None:
-            run.set_tags({f"gf.oom_retry.{attempt}": f"batch {old} -> {new}: {str(exc).splitlines()[0][:200]}"})
+            run.set_tags({f"{OOM_RETRY_PREFIX}{attempt}": f"batch {old} -> {new}: {str(exc).splitlines()[0][:200]}"})
 
         with work_dir("gf-train-") as work:
             if cfg.train.trainer:  # a graduated old folder's own training code
                 from gfcore.jobs.custom_trainer import train_with_folder_code
 
-                run.set_tags({"gf.trainer": cfg.train.trainer})
+                run.set_tags({TRAINER: cfg.train.trainer})
                 result = train_with_folder_code(cfg, dataset.data_yaml, work / "folder_trainer", dataset.names,
                                                 run.log_metrics)
             else:
@@ -54,9 +63,9 @@ def train(cfg: Config) -> float:
             # figures are best.pt's on registry.eval_split, measured like every registered version's.
             headline = final_figures(cfg, result.best, dataset)
             run.set_tags(eval_tags(dataset, cfg.registry.eval_split))
-            run.set_tags({"sys.latency_protocol": measure.latency_protocol(cfg, dataset)})
+            run.set_tags({LATENCY_PROTOCOL: measure.latency_protocol(cfg, dataset)})
             if result.oom_retries:
-                run.set_tags({"gf.train.batch_used": result.batch})
+                run.set_tags({TRAIN_BATCH_USED: result.batch})
             _log_training_artifacts(run, result.save_dir, cfg.tracking.log_plots)
             if cfg.registry.register:
                 _register(cfg, run, result.best, dataset, headline)
@@ -64,7 +73,7 @@ def train(cfg: Config) -> float:
                 run.log_metrics(headline)
         objective = headline.get(OBJECTIVE, 0.0)
         log.info("trained %d epochs: on the %s split det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
-                 cfg.registry.eval_split, headline.get("det.mAP50", 0.0), objective, run.run_id)
+                 cfg.registry.eval_split, headline.get(DET_MAP50, 0.0), objective, run.run_id)
         return objective
 
 

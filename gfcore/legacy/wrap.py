@@ -25,7 +25,33 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import IO
 
+from gfcore.core import interrupts
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import (
+    ERROR_TAG,
+    EXP_TYPE,
+    MAX_TAG_VALUE,
+    SCRIPT_OUTPUT,
+    SITE_CUSTOMER,
+    SITE_PLANT,
+    SITE_REGION,
+    SITE_ZONE,
+    TASK_CLASSES,
+    TASK_TYPE,
+    VERSION_BACKEND,
+    VERSION_IMGSZ,
+    VERSION_PRECISION,
+    VERSION_RUN_ID,
+    VERSION_TASK,
+    WRAP,
+    WRAP_TYPE,
+    WRAPPED,
+    WRAPPED_ARGS,
+    WRAPPED_EXPERIMENT,
+    WRAPPED_SCRIPT,
+    WRAPPED_SOURCE_DIR,
+    RunKind,
+)
 from gfcore.legacy.experiments_registry import Entry
 
 log = logging.getLogger(__name__)
@@ -88,7 +114,7 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
     before = _snapshot(entry.folder)
     run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{entry.spec.task.type.value}-{path.stem}-wrap-v1",
                            tags=_tags(entry, kind, path))
-    mlflow.log_params({**params, "gf.args": " ".join(shlex.quote(a) for a in args)})
+    mlflow.log_params({**params, WRAPPED_ARGS: " ".join(shlex.quote(a) for a in args)})
     status, code = "FAILED", None
     try:
         with tempfile.TemporaryDirectory(prefix="gf-wrap-") as tmp:
@@ -98,11 +124,11 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
             finally:
                 for name in ("stdout.txt", "stderr.txt"):
                     mlflow.log_artifact(str(Path(tmp) / name))
-            mlflow.log_metrics({"wrap.exit_code": code if code is not None else -1, "wrap.duration_s": duration})
+            mlflow.log_metrics({f"{WRAP}exit_code": code if code is not None else -1, f"{WRAP}duration_s": duration})
             collected = _collect(entry.folder, before)
             registered = _register(entry, collected, params, run.info.run_id) if register and status == "FINISHED" else []
             if status != "FINISHED":
-                mlflow.set_tag("gf.error", error[:5000])
+                mlflow.set_tag(ERROR_TAG, error[:MAX_TAG_VALUE])
     except BaseException as exc:
         from gfcore.tracking.run import end_run, record_failure
 
@@ -116,10 +142,10 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
 
 def _tags(entry: Entry, kind: str, path: Path) -> dict[str, str]:
     site, task = entry.spec.site, entry.spec.task
-    return {"exp.type": "wrap", "gf.wrap.type": kind, "gf.wrapped": "true", "gf.experiment": entry.name,
-            "gf.script": str(path.relative_to(entry.folder)), "gf.source_dir": str(entry.folder),
-            "site.customer": site.customer, "site.region": site.region, "site.plant": site.plant,
-            "site.zone": site.zone, "task.type": task.type.value, "task.classes": ",".join(task.classes)}
+    return {EXP_TYPE: RunKind.wrap.value, WRAP_TYPE: kind, WRAPPED: "true", WRAPPED_EXPERIMENT: entry.name,
+            WRAPPED_SCRIPT: str(path.relative_to(entry.folder)), WRAPPED_SOURCE_DIR: str(entry.folder),
+            SITE_CUSTOMER: site.customer, SITE_REGION: site.region, SITE_PLANT: site.plant,
+            SITE_ZONE: site.zone, TASK_TYPE: task.type.value, TASK_CLASSES: ",".join(task.classes)}
 
 
 def _child_env(experiment: str) -> dict[str, str]:
@@ -142,11 +168,9 @@ def _child_env(experiment: str) -> dict[str, str]:
 def _run(path: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float | None,
          out: Path) -> tuple[int | None, str, float]:
     """Run the script, streaming both outputs live and into files; (exit code, error text, seconds)."""
-    from gfcore.tracking.run import sigterm_raises
-
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
     start = time.monotonic()
-    with (out / "stdout.txt").open("w") as out_fh, (out / "stderr.txt").open("w") as err_fh, sigterm_raises():
+    with (out / "stdout.txt").open("w") as out_fh, (out / "stderr.txt").open("w") as err_fh, interrupts.sigterm_raises():
         proc = subprocess.Popen([sys.executable, str(path), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         pumps = [threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, out_fh, None), daemon=True),
@@ -249,8 +273,8 @@ def _register(entry: Entry, collected: dict[str, list[str]], params: dict[str, s
     done = []
     for (backend, precision), rel in picks.items():
         name = base if backend == "pytorch" else variant_model_name(base, backend, precision)
-        tags = {"run_id": run_id, "backend": backend, "precision": precision or "fp32", "gf.wrapped": "true",
-                "gf.script_output": rel, "imgsz": imgsz, "task": entry.spec.task.type.value}
+        tags = {VERSION_RUN_ID: run_id, VERSION_BACKEND: backend, VERSION_PRECISION: precision or "fp32",
+                WRAPPED: "true", SCRIPT_OUTPUT: rel, VERSION_IMGSZ: imgsz, VERSION_TASK: entry.spec.task.type.value}
         # Not measured by GuardianFlow: no headline figures and no eval.* basis on this version.
         info = log_detector(entry.folder / rel, imgsz, None, "cpu",
                             name=f"{entry.spec.task.type.value}-wrapped-{backend}_{precision or 'fp32'}")

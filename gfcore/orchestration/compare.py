@@ -20,6 +20,20 @@ from typing import Any
 from gfcore.config.schema import CompareConfig, Config, ExpDesign
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
+from gfcore.core.vocabulary import (
+    BACKEND_NAME,
+    BEST,
+    BEST_RUN_ID,
+    BEST_VARIANT,
+    COMPARE,
+    COMPARE_DESIGN,
+    COMPARE_VARIANTS,
+    EXP_TYPE,
+    REGISTERED_MODEL,
+    SOURCE_RUN_ID,
+    STEP_PREFIX,
+    RunKind,
+)
 from gfcore.orchestration.pipeline import child_arguments
 from gfcore.orchestration.steps import UPSTREAM_PLACEHOLDER as PLACEHOLDER
 from gfcore.orchestration.steps import Step, compose_step, run_step
@@ -49,8 +63,8 @@ def compare(cfg: Config) -> float:
     dataset = resolve_dataset(cfg.data, cfg.task)
     cfg = dataclasses.replace(cfg, exp=dataclasses.replace(cfg.exp, design=ExpDesign.comparison))
 
-    with owned_run(cfg, "compare", data_hash=dataset.hash,
-                   extra_tags={"gf.compare.design": design, "gf.compare.variants": ",".join(values)}) as run, \
+    with owned_run(cfg, RunKind.compare, data_hash=dataset.hash,
+                   extra_tags={COMPARE_DESIGN: design, COMPARE_VARIANTS: ",".join(values)}) as run, \
             work_dir("gf-compare-") as work:
         if design == "run_ids":
             rows = [_row(run_id, run_id) for run_id in values]
@@ -135,7 +149,7 @@ def _run_variant(parent: OwnedRun, variant: Variant, cfg: Config, work: Path) ->
             step = dataclasses.replace(step, source_run_id=upstream)
         result = run_step(step, parent.experiment_id, cfg.pipeline.env_manager.value, cfg.pipeline.use_cache,
                           work / "steps")
-        parent.set_tags({f"gf.step.{step.slug}": result.run_id})
+        parent.set_tags({f"{STEP_PREFIX}{step.slug}": result.run_id})
         upstream = result.run_id
     return _row(variant.label, upstream)
 
@@ -148,12 +162,12 @@ def _row(label: str, run_id: str) -> dict[str, Any]:
 
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
-    source = run.data.tags.get("source.run_id")
+    source = run.data.tags.get(SOURCE_RUN_ID)
     registered_by = None
-    if not run.data.tags.get("gf.registered_model") and source:
+    if not run.data.tags.get(REGISTERED_MODEL) and source:
         registered_by = _run_or_none(client, source)
     row = variant_row(label, run, registered_by)
-    return {"variant": label, "backend": run.data.tags.get("backend.name"), "exp.type": run.data.tags.get("exp.type"),
+    return {"variant": label, "backend": run.data.tags.get(BACKEND_NAME), EXP_TYPE: run.data.tags.get(EXP_TYPE),
             **row, "source_run_id": source}
 
 
@@ -192,7 +206,8 @@ def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: P
     if best is None:
         log.warning("compare: no variant has %s; no best named", metric)
         return math.nan
-    run.set_tags({"best.run_id": best["run_id"], "best.variant": best["variant"]})
-    run.log_metrics({"compare.variants": len(rows), **({} if metric in FIGURES else {f"best.{metric}": best[metric]})})
+    run.set_tags({BEST_RUN_ID: best["run_id"], BEST_VARIANT: best["variant"]})
+    run.log_metrics({f"{COMPARE}variants": len(rows),
+                     **({} if metric in FIGURES else {f"{BEST}{metric}": best[metric]})})
     log.info("compare: best %s = %.4f: %s (run %s)", metric, best[metric], best["variant"], best["run_id"])
     return best[metric]

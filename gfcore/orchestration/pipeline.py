@@ -12,12 +12,26 @@ from typing import Any
 from gfcore.config.schema import Config
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
+from gfcore.core.vocabulary import (
+    BEST_RUN_ID,
+    BEST_VARIANT,
+    DET_MAP50,
+    DET_MAP50_95,
+    PARENT_KINDS,
+    PIPELINE,
+    PIPELINE_REUSED,
+    STEP_PREFIX,
+    SYS_LATENCY_P50_MS,
+    RunKind,
+)
 from gfcore.orchestration.steps import UPSTREAM_PLACEHOLDER, Step, StepResult, compose_step, run_step
 from gfcore.tracking.run import OwnedRun, owned_run
 
 log = logging.getLogger(__name__)
 
-ORCHESTRATION = ("pipeline.", "sweep.", "compare.", "hydra.", "scenario=")
+# Overrides of the parents' own config sections, Hydra's and the scenario (given apart): ("pipeline.", "sweep.",
+# "compare.", "hydra.", "scenario=").
+ORCHESTRATION = (*(f"{kind.config_section}." for kind in PARENT_KINDS), "hydra.", "scenario=")
 
 
 def full_pipeline(cfg: Config) -> float:
@@ -40,15 +54,15 @@ def full_pipeline(cfg: Config) -> float:
     slurm = cfg.pipeline.slurm if cfg.pipeline.launcher.value == "slurm" else None
     dataset = resolve_dataset(cfg.data, cfg.task)
 
-    with owned_run(cfg, "pipeline", data_hash=dataset.hash) as run, work_dir("gf-pipeline-") as work:
+    with owned_run(cfg, RunKind.pipeline, data_hash=dataset.hash) as run, work_dir("gf-pipeline-") as work:
         results: list[StepResult] = []
 
         def step(s: Step) -> StepResult:
             result = run_step(s, run.experiment_id, cfg.pipeline.env_manager.value, cfg.pipeline.use_cache,
                               work / "steps", slurm)
             results.append(result)
-            run.set_tags({f"gf.step.{s.slug}": result.run_id})
-            run.log_metrics({f"pipeline.step_s.{s.slug}": round(result.wall_s, 2)})
+            run.set_tags({f"{STEP_PREFIX}{s.slug}": result.run_id})
+            run.log_metrics({f"{PIPELINE}step_s.{s.slug}": round(result.wall_s, 2)})
             return result
 
         try:
@@ -63,12 +77,12 @@ def full_pipeline(cfg: Config) -> float:
                           for variant, source in variants]
         finally:
             reused = [r.step.name for r in results if r.reused]
-            run.set_tags({"gf.pipeline.reused": ", ".join(reused) or "none"})
-            run.log_metrics({"pipeline.steps": len(results), "pipeline.steps_reused": len(reused)})
+            run.set_tags({PIPELINE_REUSED: ", ".join(reused) or "none"})
+            run.log_metrics({f"{PIPELINE}steps": len(results), f"{PIPELINE}steps_reused": len(reused)})
         rows = _summary(run, benchmarks, work)
         log.info("pipeline: %d steps (%d reused: %s) in run %s", len(results), len(reused),
                  ", ".join(reused) or "none", run.run_id)
-        return rows[0].get("det.mAP50_95") or 0.0
+        return rows[0].get(DET_MAP50_95) or 0.0
 
 
 def child_arguments() -> tuple[str, list[str]]:
@@ -94,11 +108,11 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
         row = variant_row(variant, client.get_run(bench.run_id), registered_by=client.get_run(source_id))
         infer_run_id = row.pop("run_id")
         rows.append({**row, "source_run_id": source_id, "infer_run_id": infer_run_id})
-    best = pick_best(rows, "det.mAP50_95")
+    best = pick_best(rows, DET_MAP50_95)
     Report("Pipeline results", rows, best, _sentence(rows, best), "pipeline_summary").publish(client, run.run_id,
                                                                                               work)
     if best is not None:
-        run.set_tags({"best.variant": best["variant"], "best.run_id": best["infer_run_id"]})
+        run.set_tags({BEST_VARIANT: best["variant"], BEST_RUN_ID: best["infer_run_id"]})
     log_accuracy_vs_latency(client, run.run_id, rows, work / "plots" / "map_vs_latency.png")
     return rows
 
@@ -109,14 +123,14 @@ def _sentence(rows: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
 
     if best is None:
         return "No variant has detection figures."
-    text = (f"Most accurate: **{best['variant']}** (det.mAP50_95 {best['det.mAP50_95']:.3f}, det.mAP50 "
-            f"{best['det.mAP50']:.3f}).")
-    fastest = pick_best(rows, "sys.latency_p50_ms", maximize=False)
-    if fastest is not None and fastest is not best and value(best, "sys.latency_p50_ms"):
-        text += (f" Fastest: **{fastest['variant']}** at {fastest['sys.latency_p50_ms']:.2f} ms batch-1 p50, "
-                 f"{best['sys.latency_p50_ms'] / fastest['sys.latency_p50_ms']:.1f}x faster than {best['variant']}")
-        delta = value(fastest, "det.mAP50_95")
-        text += f", det.mAP50_95 {delta - best['det.mAP50_95']:+.3f}." if delta is not None else "."
+    text = (f"Most accurate: **{best['variant']}** ({DET_MAP50_95} {best[DET_MAP50_95]:.3f}, {DET_MAP50} "
+            f"{best[DET_MAP50]:.3f}).")
+    fastest = pick_best(rows, SYS_LATENCY_P50_MS, maximize=False)
+    if fastest is not None and fastest is not best and value(best, SYS_LATENCY_P50_MS):
+        text += (f" Fastest: **{fastest['variant']}** at {fastest[SYS_LATENCY_P50_MS]:.2f} ms batch-1 p50, "
+                 f"{best[SYS_LATENCY_P50_MS] / fastest[SYS_LATENCY_P50_MS]:.1f}x faster than {best['variant']}")
+        delta = value(fastest, DET_MAP50_95)
+        text += f", {DET_MAP50_95} {delta - best[DET_MAP50_95]:+.3f}." if delta is not None else "."
     elif fastest is best:
         text += " It is also the fastest."
     return text

@@ -3,18 +3,20 @@ point as an MLflow Project run filed under its site's experiment (`guardianflow 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from gfcore.core.codeversion import PROJECT, code_version
+from gfcore.config.schema import SiteConfig
+from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError
+from gfcore.core.naming import experiment_name
+from gfcore.core.vocabulary import BEST_RUN_ID, CODE_VERSION, EXP_TYPE, REPRODUCED_FROM, RunKind
+from gfcore.orchestration import launcher
 
 # exp.type -> entry point module; sweep parents are reproduced through their children (train runs).
-ENTRY_OF_TYPE = {"train": "train", "quant": "quant", "infer": "infer", "pipeline": "full_pipeline",
-                 "compare": "compare"}
+ENTRY_OF_TYPE = {RunKind.train: "train", RunKind.quant: "quant", RunKind.infer: "infer",
+                 RunKind.pipeline: "full_pipeline", RunKind.compare: "compare"}
 ENTRY_POINTS = ("train", "quant", "infer", "sweep", "compare", "full_pipeline")
 
 
@@ -24,18 +26,16 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     import yaml
     from mlflow.exceptions import MlflowException
 
-    from gfcore.tracking.run import REPRODUCES_ENV
-
     client = mlflow.MlflowClient()
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise ConfigError(f"run {run_id!r} does not exist in {mlflow.get_tracking_uri()}: check the id and "
                           "MLFLOW_TRACKING_URI.") from None
-    exp_type = run.data.tags.get("exp.type")
-    if exp_type == "sweep":
+    exp_type = run.data.tags.get(EXP_TYPE)
+    if exp_type == RunKind.sweep:
         raise ConfigError(f"run {run_id} is a sweep's parent: reproduce one of its children (best.run_id is "
-                          f"{run.data.tags.get('best.run_id', 'not set')}), or rerun the sweep command.")
+                          f"{run.data.tags.get(BEST_RUN_ID, 'not set')}), or rerun the sweep command.")
     if exp_type not in ENTRY_OF_TYPE:
         raise ConfigError(f"run {run_id} has exp.type={exp_type!r}: only GuardianFlow's train, quant, infer, pipeline "
                           "and compare runs can be reproduced.")
@@ -45,7 +45,7 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     logged = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path="config/resolved.yaml")).read_text())
 
-    then, now = run.data.tags.get("gf.code_version"), code_version()
+    then, now = run.data.tags.get(CODE_VERSION), code_version()
     if then != now:
         print(f"guardianflow: note: run {run_id} ran with code version {then or 'unknown'}, this checkout is {now}: "
               "the code differs, so results may too.", file=sys.stderr)
@@ -54,24 +54,22 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     # The logged config as the primary config, on the same schema: it is validated like any other.
     (folder / "reproduce.yaml").write_text(yaml.safe_dump({"defaults": ["gf_schema", "_self_"], **logged,
                                                            "hydra": {"job": {"chdir": False}}}, sort_keys=False))
-    cmd = [sys.executable, "-m", f"guardianflow.{entry}", "--config-dir", str(folder), "--config-name", "reproduce",
-           f"hydra.run.dir={folder / 'outputs'}"]
-    print(f"reproducing run {run_id} ({exp_type}): {' '.join(cmd)}", file=sys.stderr)
+    argv = ["--config-dir", str(folder), "--config-name", "reproduce", f"hydra.run.dir={folder / 'outputs'}"]
+    print(f"reproducing run {run_id} ({exp_type}): {' '.join(launcher.module_command(entry, argv))}", file=sys.stderr)
     if dry_run:
         return 0
-    env = {**os.environ, REPRODUCES_ENV: run_id}
-    env.pop("MLFLOW_RUN_ID", None)
-    return subprocess.run(cmd, cwd=PROJECT, env=env, check=False).returncode
+    # Filed, like the run it repeats, under its site's experiment, and tagged with that run before it starts.
+    site = SiteConfig(**{k: logged["site"][k] for k in ("customer", "region", "plant", "zone")})
+    try:
+        launcher.launch(entry, argv=argv, experiment_name=experiment_name(site), tags={REPRODUCED_FROM: run_id})
+    except launcher.LaunchFailed as exc:
+        return exc.exit_code if exc.exit_code is not None else 1
+    return 0
 
 
 def launch(entry: str, overrides: list[str], env_manager: str = "local") -> str:
     """`mlflow run` this project's entry point, filed under the scenario's site experiment; returns the run id."""
-    import mlflow
-    from mlflow.exceptions import ExecutionException
-
     from gfcore.config import compose, to_typed
-    from gfcore.core.errors import StepError
-    from gfcore.core.naming import experiment_name
 
     if entry not in ENTRY_POINTS:
         raise ConfigError(f"unknown entry point {entry!r}: use one of {', '.join(ENTRY_POINTS)}.")
@@ -81,10 +79,4 @@ def launch(entry: str, overrides: list[str], env_manager: str = "local") -> str:
     plain = [o for o in rest if entry != "sweep" or "," not in o.split("=", 1)[-1]]
     cfg = to_typed(compose([f"scenario={scenario}", *plain]))
     params = {"scenario": scenario, "overrides": " ".join(rest)}
-    try:
-        submitted = mlflow.projects.run(str(PROJECT), entry_point=entry, parameters=params,
-                                        experiment_name=experiment_name(cfg.site), env_manager=env_manager,
-                                        synchronous=True)
-    except ExecutionException as exc:
-        raise StepError(f"{entry} failed: {exc}") from None
-    return submitted.run_id
+    return launcher.launch(entry, params, experiment_name=experiment_name(cfg.site), env_manager=env_manager).run_id

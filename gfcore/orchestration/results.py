@@ -14,30 +14,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DESCRIPTION_TAG = "mlflow.note.content"
+from gfcore.core.vocabulary import (
+    BEST,
+    DET_MAP50,
+    DET_MAP50_95,
+    MOT_HOTA,
+    MOT_IDF1,
+    NOTE_TAG,
+    QUANTIZED,
+    REGISTERED_MODEL,
+    REGISTERED_VERSION,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+    SYS_MODEL_SIZE_MB,
+    SYS_THROUGHPUT_IPS,
+)
 
 # A variant's figures, as every train, quant and infer run records them.
-FIGURES = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb",
-           "sys.throughput_ips", "mot.hota", "mot.idf1")
+FIGURES = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS, SYS_MODEL_SIZE_MB, SYS_THROUGHPUT_IPS,
+           MOT_HOTA, MOT_IDF1)
 
 # The columns a person reads: (row key, header, format).
-COLUMNS = (("variant", "variant", "{}"), ("det.mAP50", "mAP50", "{:.3f}"), ("det.mAP50_95", "mAP50-95", "{:.3f}"),
-           ("sys.latency_p50_ms", "p50 ms", "{:.2f}"), ("sys.latency_p95_ms", "p95 ms", "{:.2f}"),
-           ("sys.model_size_mb", "size MB", "{:.1f}"), ("mot.hota", "HOTA", "{:.3f}"),
+COLUMNS = (("variant", "variant", "{}"), (DET_MAP50, "mAP50", "{:.3f}"), (DET_MAP50_95, "mAP50-95", "{:.3f}"),
+           (SYS_LATENCY_P50_MS, "p50 ms", "{:.2f}"), (SYS_LATENCY_P95_MS, "p95 ms", "{:.2f}"),
+           (SYS_MODEL_SIZE_MB, "size MB", "{:.1f}"), (MOT_HOTA, "HOTA", "{:.3f}"),
            ("registered_model", "registered model", "{}"), ("registered_version", "version", "{}"))
 
 
 def figures(metrics: dict[str, float]) -> dict[str, float | None]:
     """A variant's figures from its run (runs recorded before the variant's own names: `quantized.*`)."""
-    return {key: metrics.get(key, metrics.get(f"quantized.{key}")) for key in FIGURES}
+    return {key: metrics.get(key, metrics.get(f"{QUANTIZED}{key}")) for key in FIGURES}
 
 
 def variant_row(label: str, run: Any, registered_by: Any = None) -> dict[str, Any]:
     """One table row: the run's figures and the registered model version it is (from `registered_by`, the train
     or quant run that registered it, else the run itself)."""
     tags = (registered_by or run).data.tags
-    return {"variant": label, **figures(run.data.metrics), "registered_model": tags.get("gf.registered_model"),
-            "registered_version": tags.get("gf.registered_version"), "run_id": run.info.run_id}
+    return {"variant": label, **figures(run.data.metrics), "registered_model": tags.get(REGISTERED_MODEL),
+            "registered_version": tags.get(REGISTERED_VERSION), "run_id": run.info.run_id}
 
 
 def value(row: dict[str, Any], key: str) -> float | None:
@@ -51,7 +65,7 @@ def pick_best(rows: list[dict[str, Any]], metric: str, maximize: bool = True) ->
     if not scored:
         return None
     sign = 1 if maximize else -1
-    return max(scored, key=lambda r: (sign * r[metric], -(value(r, "sys.latency_p50_ms") or math.inf)))
+    return max(scored, key=lambda r: (sign * r[metric], -(value(r, SYS_LATENCY_P50_MS) or math.inf)))
 
 
 @dataclass
@@ -97,7 +111,7 @@ class Report:
 
         from gfcore.core.naming import sanitize_metric_name
 
-        client.set_tag(run_id, DESCRIPTION_TAG, self.markdown())
+        client.set_tag(run_id, NOTE_TAG, self.markdown())
         for path in write_table(self.rows, work / self.artifact_dir / self.stem):
             client.log_artifact(run_id, str(path), self.artifact_dir)
         frame = pd.DataFrame([{k: _plain(v) for k, v in r.items()} for r in self.rows])
@@ -106,7 +120,7 @@ class Report:
             import time
 
             now = int(time.time() * 1000)
-            best = [Metric(sanitize_metric_name(f"best.{k}"), float(self.best[k]), now, 0) for k in FIGURES
+            best = [Metric(sanitize_metric_name(f"{BEST}{k}"), float(self.best[k]), now, 0) for k in FIGURES
                     if value(self.best, k) is not None]
             client.log_batch(run_id, metrics=best)
         if echo:
@@ -155,8 +169,8 @@ def log_accuracy_vs_latency(client: Any, run_id: str, rows: list[dict[str, Any]]
     """The chart of the rows that have both a det.mAP50 and a batch-1 latency."""
     from gfcore.jobs.plots import accuracy_vs_latency
 
-    points = [(r["variant"], r["sys.latency_p50_ms"], r["det.mAP50"]) for r in rows
-              if value(r, "sys.latency_p50_ms") is not None and value(r, "det.mAP50") is not None]
+    points = [(r["variant"], r[SYS_LATENCY_P50_MS], r[DET_MAP50]) for r in rows
+              if value(r, SYS_LATENCY_P50_MS) is not None and value(r, DET_MAP50) is not None]
     if points:
         client.log_artifact(run_id, str(accuracy_vs_latency(points, out)), "plots")
 

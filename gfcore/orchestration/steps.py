@@ -16,18 +16,22 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gfcore.core.codeversion import PROJECT, code_version
+from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError, StepError
-from gfcore.orchestration.app import children_stopped_when_interrupted
+from gfcore.core.vocabulary import CACHE_KEY, ERROR_TAG, PARENT_KINDS
+from gfcore.orchestration.launcher import LaunchFailed, launch
+from gfcore.orchestration.slurm_steps import SlurmJob
+
+if TYPE_CHECKING:
+    from gfcore.config.cluster import SlurmStepsConfig
 
 log = logging.getLogger(__name__)
 
-CACHE_TAG = "gf.cache_key"
 UPSTREAM_PLACEHOLDER = "0" * 32  # stands for the upstream run id in a step's config while it is not known yet
 # Orchestration settings do not change what a step computes, so they are not part of its key.
-_NOT_IN_KEY = ("pipeline", "sweep", "compare")
+_NOT_IN_KEY = tuple(kind.config_section for kind in PARENT_KINDS)  # ("pipeline", "sweep", "compare")
 
 
 @dataclass
@@ -106,17 +110,17 @@ def find_cached(experiment_id: str, key: str) -> str | None:
     import mlflow
 
     found = mlflow.MlflowClient().search_runs(
-        [experiment_id], filter_string=f"tags.`{CACHE_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        [experiment_id], filter_string=f"tags.`{CACHE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return found[0].info.run_id if found else None
 
 
 def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, out_dir: Path,
-             slurm: Any = None) -> StepResult:
-    """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait: here, or
-    inside a SLURM job sized by `slurm` (pipeline.slurm) when given."""
+             slurm: SlurmStepsConfig | None = None) -> StepResult:
+    """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait
+    (gfcore.orchestration.launcher, which also stops it and ends its run KILLED when the pipeline is stopped):
+    here, or inside a SLURM job sized by `slurm` (pipeline.slurm) when given."""
     import mlflow
-    from mlflow.exceptions import ExecutionException
 
     start = time.perf_counter()
     key = step_key(step)
@@ -128,60 +132,22 @@ def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, 
     if step.entry in ("quant", "infer"):
         params["source_run_id"] = step.source_run_id or ""
     log.info("step %s: mlflow run -e %s %s", step.name, step.entry, params)
-    launched_ms = int(time.time() * 1000)
+    job = None if slurm is None else SlurmJob(slurm, out_dir / "slurm" / step.slug, f"gf-{step.slug}",
+                                              f"step {step.name}", step.device)
     try:
-        # Stopped (SIGTERM, Ctrl-C), MLflow cancels the step: SIGTERM to the shell it started, then it marks the
-        # run FAILED unless the step ended it KILLED itself. What MLflow cannot see is stopped here: a process
-        # the shell left behind (an activated environment keeps the shell as the parent), and a run MLflow
-        # created before its process started.
-        if slurm is not None:
-            from gfcore.orchestration.slurm_steps import run_in_job
-
-            run_id = run_in_job(step, params, experiment_id, env_manager, slurm, out_dir / "slurm")
-        else:
-            with children_stopped_when_interrupted():
-                run_id = mlflow.projects.run(str(PROJECT), entry_point=step.entry, parameters=params,
-                                             experiment_id=experiment_id, env_manager=env_manager,
-                                             synchronous=True).run_id
-    except ExecutionException as exc:
-        raise StepError(_failure_message(step, str(exc))) from None
-    except KeyboardInterrupt as exc:
-        _end_unfinished_step_runs(step, experiment_id, launched_ms, exc)
-        raise
-    mlflow.MlflowClient().set_tag(run_id, CACHE_TAG, key)
+        run_id = launch(step.entry, params, experiment_id=experiment_id, env_manager=env_manager, slurm=job).run_id
+    except LaunchFailed as exc:
+        raise StepError(_failure_message(step, exc.run_id)) from None
+    mlflow.MlflowClient().set_tag(run_id, CACHE_KEY, key)
     return StepResult(step, run_id, False, time.perf_counter() - start)
 
 
-def _end_unfinished_step_runs(step: Step, experiment_id: str, since_ms: int, exc: BaseException) -> None:
-    """The step was stopped: its run, a child of the active run started since `since_ms`, ends KILLED if
-    nothing ended it (its process is gone by now)."""
+def _failure_message(step: Step, run_id: str | None) -> str:
     import mlflow
 
-    from gfcore.tracking.run import ERROR_TAG, PARENT_TAG, Terminated
-
-    parent = mlflow.active_run()
-    if parent is None:
-        return
-    try:
-        client = mlflow.MlflowClient()
-        unfinished = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and "
-                                           f"attributes.status = 'RUNNING' and attributes.start_time >= {since_ms}")
-        how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-        for run in unfinished:
-            client.set_tag(run.info.run_id, ERROR_TAG, f"step {step.name} was stopped by {how} before it ended its run")
-            client.set_terminated(run.info.run_id, "KILLED")
-    except Exception as err:  # the store may be what is gone; the interruption goes on regardless
-        log.warning("could not end the stopped step %s's run: %s", step.name, err)
-
-
-def _failure_message(step: Step, text: str) -> str:
-    import mlflow
-
-    match = re.search(r"Run \(ID '([0-9a-f]+)'\)", text)
     detail = ""
-    if match:
-        run = mlflow.MlflowClient().get_run(match.group(1))
-        detail = f" (run {match.group(1)}, {run.info.status}: {run.data.tags.get('gf.error', 'see its logs')})"
+    if run_id:
+        run = mlflow.MlflowClient().get_run(run_id)
+        detail = f" (run {run_id}, {run.info.status}: {run.data.tags.get(ERROR_TAG, 'see its logs')})"
     return (f"step {step.name} failed{detail}. The steps before it finished and are kept: fix the cause and run the "
             "same command again to resume from this step.")

@@ -20,7 +20,24 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
-from gfcore.tracking.run import ERROR_TAG, MAX_TAG_VALUE, PARENT_ENV, PARENT_TAG
+from gfcore.config.schema import ExpDesign
+from gfcore.core.vocabulary import (
+    BEST,
+    BEST_PARAMS,
+    BEST_RUN_ID,
+    ERROR_TAG,
+    EXP_DESIGN,
+    EXP_TYPE,
+    MAX_TAG_VALUE,
+    PARENT_TAG,
+    SWEEP,
+    SWEEP_JOB,
+    SWEEP_METRIC,
+    SWEEP_OVERRIDES,
+    SWEEP_SPEC,
+    RunKind,
+)
+from gfcore.tracking.run import PARENT_ENV
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +110,15 @@ def open_parent(cfg: Any, sweep_spec: str) -> str:
     from gfcore.tracking.run import ensure_experiment
 
     client = mlflow.MlflowClient()
-    tags = {**run_tags(cfg, "sweep", data_hash=_data_hash(cfg)), "exp.design": "sweep",
-            "gf.sweep.spec": sweep_spec[:MAX_TAG_VALUE], "gf.sweep.metric": cfg.sweep.metric}
+    tags = {**run_tags(cfg, RunKind.sweep, data_hash=_data_hash(cfg)), EXP_DESIGN: ExpDesign.sweep.value,
+            SWEEP_SPEC: sweep_spec[:MAX_TAG_VALUE], SWEEP_METRIC: cfg.sweep.metric}
     env_run = os.environ.get("MLFLOW_RUN_ID")
     if env_run:
         run_id = env_run
-        client.update_run(run_id, name=run_name(cfg, "sweep"))
+        client.update_run(run_id, name=run_name(cfg, RunKind.sweep))
     else:
         experiment = ensure_experiment(experiment_name(cfg.site))
-        run_id = client.create_run(experiment, run_name=run_name(cfg, "sweep")).info.run_id
+        run_id = client.create_run(experiment, run_name=run_name(cfg, RunKind.sweep)).info.run_id
     _open["run_id"] = run_id  # from here on, a sweep that is stopped or fails ends this run (end_open_parent)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
@@ -127,8 +144,8 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
                                   order_by=["attributes.start_time ASC"], max_results=10000)
     rows = []
     for child in children:
-        overrides = " ".join(_varied(child.data.tags.get("gf.sweep.overrides", ""), base_keys))
-        job = child.data.tags.get("gf.sweep.job", "")
+        overrides = " ".join(_varied(child.data.tags.get(SWEEP_OVERRIDES, ""), base_keys))
+        job = child.data.tags.get(SWEEP_JOB, "")
         value = child.data.metrics.get(metric)
         rows.append({**variant_row(f"#{job} {overrides}".strip(), child), "job": job, "params": overrides,
                      "status": child.info.status,
@@ -140,19 +157,19 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
     sentence = (f"Best of {len(rows)} jobs by {metric} ({direction}): **{best['variant']}** with {best[metric]:.4g} "
                 f"(run {best['run_id']})" if best else f"No job finished with a value for {metric}")
     sentence += f"; {failed} failed." if failed else "."
-    Report(f"Sweep over {parent_run.data.tags.get('gf.sweep.spec', 'the config')}", rows, best, sentence,
+    Report(f"Sweep over {parent_run.data.tags.get(SWEEP_SPEC, 'the config')}", rows, best, sentence,
            "sweep_results", "sweep").publish(client, parent, out_dir)
     if rows and candidates:
         chart = metric_per_variant([(r["variant"], r[metric]) for r in candidates], metric, best["variant"],
                                    out_dir / "sweep_chart.png")
         client.log_artifact(parent, str(chart), "plots")
-    client.log_metric(parent, "sweep.children", len(rows))
-    client.log_metric(parent, "sweep.failed", sum(r["status"] != "FINISHED" for r in rows))
+    client.log_metric(parent, f"{SWEEP}children", len(rows))
+    client.log_metric(parent, f"{SWEEP}failed", sum(r["status"] != "FINISHED" for r in rows))
     if best is not None:
-        client.set_tag(parent, "best.run_id", best["run_id"])
-        client.set_tag(parent, "best.params", best["params"] or "(base config)")
+        client.set_tag(parent, BEST_RUN_ID, best["run_id"])
+        client.set_tag(parent, BEST_PARAMS, best["params"] or "(base config)")
         if metric not in FIGURES:  # the table's figures are logged as best.* already
-            client.log_metric(parent, f"best.{metric}", best[metric])
+            client.log_metric(parent, f"{BEST}{metric}", best[metric])
         log.info("sweep: best %s = %.4f in run %s (%s)", metric, best[metric], best["run_id"], best["params"])
         client.set_terminated(parent, "FINISHED")
     else:
@@ -212,8 +229,8 @@ def record_failed_job(exc: BaseException, exp_type: str) -> None:
         close_job(parent, hc.job.num, hc.overrides.task, "FAILED", f"{type(exc).__name__}: {exc}", exp_type)
 
 
-def close_job(parent: str, num: int, overrides: list[str], status: str, reason: str, exp_type: str = "train",
-              tags: dict[str, str] | None = None) -> None:
+def close_job(parent: str, num: int, overrides: list[str], status: str, reason: str,
+              exp_type: str = RunKind.train.value, tags: dict[str, str] | None = None) -> None:
     """End job `num` of the sweep `parent` as `status` with `reason`: its run if it is still RUNNING (a job the
     scheduler cancelled or killed cannot end it itself), a child of its own if the job never made one. `tags` go
     on its runs either way (e.g. how the scheduler ended the job)."""
@@ -221,7 +238,7 @@ def close_job(parent: str, num: int, overrides: list[str], status: str, reason: 
 
     client = mlflow.MlflowClient()
     experiment = client.get_run(parent).info.experiment_id
-    runs = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent}' and tags.`gf.sweep.job` = '{num}'")
+    runs = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent}' and tags.`{SWEEP_JOB}` = '{num}'")
     for run in runs:
         for key, value in (tags or {}).items():
             client.set_tag(run.info.run_id, key, value)
@@ -234,8 +251,8 @@ def close_job(parent: str, num: int, overrides: list[str], status: str, reason: 
     if runs:
         return
     run = client.create_run(experiment, run_name=f"sweep-job-{num}-{status.lower()}",
-                            tags={PARENT_TAG: parent, "exp.type": exp_type, "gf.sweep.job": str(num),
-                                  "gf.sweep.overrides": " ".join(overrides)[:MAX_TAG_VALUE],
+                            tags={PARENT_TAG: parent, EXP_TYPE: exp_type, SWEEP_JOB: str(num),
+                                  SWEEP_OVERRIDES: " ".join(overrides)[:MAX_TAG_VALUE],
                                   ERROR_TAG: reason[:MAX_TAG_VALUE], **(tags or {})})
     client.set_terminated(run.info.run_id, status)
 

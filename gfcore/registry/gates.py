@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from gfcore.core.errors import RegistryError
+from gfcore.core.vocabulary import SYSTEM
 
 OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -83,6 +84,6 @@ def check(name: str, version: str, gates: list[Gate], metrics: dict[str, float],
 
 def _figure(gate: Gate, metrics: dict[str, float], whose: str) -> float:
     if gate.metric not in metrics:
-        known = ", ".join(sorted(k for k in metrics if not k.startswith("system/"))) or "none"
+        known = ", ".join(sorted(k for k in metrics if not k.startswith(SYSTEM))) or "none"
         raise RegistryError(f"gate {gate}: {whose} has no metric {gate.metric!r}. Its metrics: {known}.")
     return metrics[gate.metric]

@@ -24,12 +24,31 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.core.errors import RegistryError
+from gfcore.core.vocabulary import (
+    DET_MAP50,
+    DET_MAP50_95,
+    GATES,
+    GATES_CHALLENGE_RUN_ID,
+    MODEL_PATH,
+    PROMOTED_AT,
+    PROMOTED_BY,
+    PROMOTED_FROM,
+    ROLLED_BACK_AT,
+    ROLLED_BACK_BY,
+    ROLLED_BACK_FROM,
+    SITE_CUSTOMER,
+    SYS_LATENCY_P50_MS,
+    TASK_TYPE,
+    VERSION_BACKEND,
+    VERSION_PRECISION,
+    version_tag,
+)
 from gfcore.registry import gates as gating
 from gfcore.registry.client import aliases_of, all_registered_models, mlflow_client, require_model, require_version
 from gfcore.registry.register import CANDIDATE, CHAMPION, ROLLBACK
 
 MANAGED_ALIASES = (CHAMPION, CANDIDATE, ROLLBACK)
-KEY_METRICS = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms")
+KEY_METRICS = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS)
 @dataclass
 class VersionInfo:
     version: str
@@ -39,6 +58,14 @@ class VersionInfo:
     created: str
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str | None:
+        return version_tag(self.tags, VERSION_BACKEND)
+
+    @property
+    def precision(self) -> str | None:
+        return version_tag(self.tags, VERSION_PRECISION)
 
 
 @dataclass
@@ -53,14 +80,14 @@ def list_models(customer: str | None = None, task: str | None = None) -> list[Mo
     client = mlflow_client()
     out = []
     for rm in all_registered_models(client):
-        if customer and rm.tags.get("site.customer") != customer:
+        if customer and rm.tags.get(SITE_CUSTOMER) != customer:
             continue
-        if task and rm.tags.get("task.type") != task:
+        if task and rm.tags.get(TASK_TYPE) != task:
             continue
         aliases = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
         champ = aliases.get(CHAMPION)
         out.append(ModelSummary(
-            name=rm.name, path=rm.tags.get("gf.path", ""), aliases=aliases,
+            name=rm.name, path=rm.tags.get(MODEL_PATH, ""), aliases=aliases,
             champion_metrics=_version_metrics(client, rm.name, champ) if champ else {}))
     return sorted(out, key=lambda m: m.name)
 
@@ -127,12 +154,12 @@ def promote(name: str, version: str | None = None, requires: list[str] | tuple[s
         described = ", ".join(map(str, gates)) or "none"
         if relative and evidence is None:
             described += f" ({', '.join(map(str, relative))} not applied: no champion yet)"
-        client.set_model_version_tag(name, target, "gf.promoted_at", stamp)
-        client.set_model_version_tag(name, target, "gf.promoted_from", old or "none")
-        client.set_model_version_tag(name, target, "gf.promoted_by", _user())
-        client.set_model_version_tag(name, target, "gf.gates", described)
+        client.set_model_version_tag(name, target, PROMOTED_AT, stamp)
+        client.set_model_version_tag(name, target, PROMOTED_FROM, old or "none")
+        client.set_model_version_tag(name, target, PROMOTED_BY, _user())
+        client.set_model_version_tag(name, target, GATES, described)
         if evidence is not None:
-            client.set_model_version_tag(name, target, "gf.gates_challenge_run_id", evidence["run_id"])
+            client.set_model_version_tag(name, target, GATES_CHALLENGE_RUN_ID, evidence["run_id"])
         expected = {CHAMPION: target, ROLLBACK: old or aliases.get(ROLLBACK)}
         if aliases.get(CANDIDATE) != target:
             expected[CANDIDATE] = aliases.get(CANDIDATE)
@@ -157,9 +184,9 @@ def rollback(name: str) -> dict[str, Any]:
             client.set_registered_model_alias(name, CANDIDATE, demoted)
         client.delete_registered_model_alias(name, ROLLBACK)
         stamp = _stamp()
-        client.set_model_version_tag(name, back, "gf.rolled_back_at", stamp)
-        client.set_model_version_tag(name, back, "gf.rolled_back_from", demoted or "none")
-        client.set_model_version_tag(name, back, "gf.rolled_back_by", _user())
+        client.set_model_version_tag(name, back, ROLLED_BACK_AT, stamp)
+        client.set_model_version_tag(name, back, ROLLED_BACK_FROM, demoted or "none")
+        client.set_model_version_tag(name, back, ROLLED_BACK_BY, _user())
         expected = {CHAMPION: back, ROLLBACK: None}
         if demoted is not None and demoted != back:
             expected[CANDIDATE] = demoted

@@ -9,6 +9,32 @@ from typing import TYPE_CHECKING, Any
 from gfcore.config.schema import Config
 from gfcore.core.errors import RegistryError
 from gfcore.core.naming import arch_name
+from gfcore.core.vocabulary import (
+    DATA_HASH,
+    DET_MAP50,
+    DET_MAP50_95,
+    EVAL_DATASET,
+    EVAL_DATASET_DIGEST,
+    EXP_VERSION,
+    MODEL_PATH,
+    REGISTERED_MODEL,
+    REGISTERED_VERSION,
+    SITE_CUSTOMER,
+    SITE_PLANT,
+    SITE_REGION,
+    SITE_ZONE,
+    SYS_LATENCY_P50_MS,
+    SYS_LATENCY_P95_MS,
+    SYS_MODEL_SIZE_MB,
+    TASK_CLASSES,
+    TASK_TYPE,
+    VERSION_ARCHITECTURE,
+    VERSION_BACKEND,
+    VERSION_IMGSZ,
+    VERSION_PRECISION,
+    VERSION_RUN_ID,
+    VERSION_TASK,
+)
 
 if TYPE_CHECKING:
     from gfcore.data.dataset import DatasetInfo
@@ -37,9 +63,9 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
-    model_tags = {"gf.path": path or model_path(cfg), "site.customer": cfg.site.customer,
-                  "site.region": cfg.site.region, "site.plant": cfg.site.plant, "site.zone": cfg.site.zone,
-                  "task.type": cfg.task.type.value, "task.classes": ",".join(cfg.task.classes)}
+    model_tags = {MODEL_PATH: path or model_path(cfg), SITE_CUSTOMER: cfg.site.customer,
+                  SITE_REGION: cfg.site.region, SITE_PLANT: cfg.site.plant, SITE_ZONE: cfg.site.zone,
+                  TASK_TYPE: cfg.task.type.value, TASK_CLASSES: ",".join(cfg.task.classes)}
     try:
         mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in version_tags.items()})
         for key, value in model_tags.items():
@@ -49,8 +75,8 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
         if description:
             client.update_model_version(name, mv.version, description=description)
         client.set_registered_model_alias(name, CANDIDATE, mv.version)
-        client.set_tag(run_id, "gf.registered_model", name)
-        client.set_tag(run_id, "gf.registered_version", str(mv.version))
+        client.set_tag(run_id, REGISTERED_MODEL, name)
+        client.set_tag(run_id, REGISTERED_VERSION, str(mv.version))
     except MlflowException as exc:
         raise RegistryError(f"could not register {model_uri} as {name}: {exc.message}") from exc
     return Registration(name=name, version=str(mv.version))
@@ -72,8 +98,8 @@ def log_and_register(weights: Path, imgsz: int, example_image: Path | None, devi
     basis = eval_tags(dataset, split)
     info = log_detector(weights, imgsz, example_image=example_image, device=device, name=logged_model_name(cfg))
     run.log_metrics(figures, model_id=info.model_id, dataset=split_dataset(dataset, split))
-    mlflow.set_logged_model_tags(info.model_id, {**basis, "backend": cfg.backend.name.value,
-                                                 "precision": cfg.backend.precision.value})
+    mlflow.set_logged_model_tags(info.model_id, {**basis, VERSION_BACKEND: cfg.backend.name.value,
+                                                 VERSION_PRECISION: cfg.backend.precision.value})
     source = f"{cfg.backend.variant} model of run {run.run_id}"
     return register_model(info.model_uri, name, cfg, run.run_id, {**version_tags, **basis, **headline_tags(figures)},
                            path=path, description=version_description(figures, basis, source))
@@ -91,19 +117,19 @@ def model_description(name: str, cfg: Config) -> str:
 
 def version_description(figures: dict[str, float], basis: dict[str, str], source: str) -> str:
     """One sentence a person reads on the version page: where it comes from and its headline figures."""
-    parts = [f"{k} {figures[k]:.3f}" for k in ("det.mAP50", "det.mAP50_95") if figures.get(k) is not None]
-    text = f"{source}: {', '.join(parts) or 'no detection figures'} on {basis['eval.dataset']} (digest " \
-           f"{basis['eval.dataset_digest']})"
-    if figures.get("sys.latency_p50_ms") is not None:
-        text += f"; batch-1 latency p50 {figures['sys.latency_p50_ms']:.2f} ms"
-        if figures.get("sys.latency_p95_ms") is not None:
-            text += f", p95 {figures['sys.latency_p95_ms']:.2f} ms"
-    if figures.get("sys.model_size_mb") is not None:
-        text += f"; {figures['sys.model_size_mb']:.1f} MB"
+    parts = [f"{k} {figures[k]:.3f}" for k in (DET_MAP50, DET_MAP50_95) if figures.get(k) is not None]
+    text = f"{source}: {', '.join(parts) or 'no detection figures'} on {basis[EVAL_DATASET]} (digest " \
+           f"{basis[EVAL_DATASET_DIGEST]})"
+    if figures.get(SYS_LATENCY_P50_MS) is not None:
+        text += f"; batch-1 latency p50 {figures[SYS_LATENCY_P50_MS]:.2f} ms"
+        if figures.get(SYS_LATENCY_P95_MS) is not None:
+            text += f", p95 {figures[SYS_LATENCY_P95_MS]:.2f} ms"
+    if figures.get(SYS_MODEL_SIZE_MB) is not None:
+        text += f"; {figures[SYS_MODEL_SIZE_MB]:.1f} MB"
     return text + "."
 
 
-HEADLINE = ("det.mAP50", "det.mAP50_95", "sys.latency_p50_ms", "sys.latency_p95_ms", "sys.model_size_mb")
+HEADLINE = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS, SYS_MODEL_SIZE_MB)
 
 
 def headline_tags(figures: dict[str, float]) -> dict[str, str]:
@@ -113,13 +139,13 @@ def headline_tags(figures: dict[str, float]) -> dict[str, str]:
 
 def train_version_tags(cfg: Config, run_id: str, data_hash: str) -> dict[str, Any]:
     tags: dict[str, Any] = {
-        "architecture": arch_name(cfg.model.architecture),
-        "imgsz": cfg.model.imgsz,
-        "task": cfg.task.type.value,
-        "exp.version": cfg.exp.version,
-        "data.hash": data_hash,
-        "run_id": run_id,
-        "backend": cfg.backend.name.value,
-        "precision": cfg.backend.precision.value,
+        VERSION_ARCHITECTURE: arch_name(cfg.model.architecture),
+        VERSION_IMGSZ: cfg.model.imgsz,
+        VERSION_TASK: cfg.task.type.value,
+        EXP_VERSION: cfg.exp.version,
+        DATA_HASH: data_hash,
+        VERSION_RUN_ID: run_id,
+        VERSION_BACKEND: cfg.backend.name.value,
+        VERSION_PRECISION: cfg.backend.precision.value,
     }
     return tags

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gfcore.core.errors import ConfigError, ModelError
+from gfcore.core.vocabulary import BACKEND_PRECISION, EXP_TYPE, VERSION_PRECISION, RunKind, version_tag
 
 MLMODEL = "MLmodel"
 
@@ -21,19 +22,9 @@ class ResolvedModel:
     imgsz: int | None = None  # the input size it was trained or exported at, where recorded
 
 
-def backend_of(path: Path) -> str:
-    """The runtime a model file needs (the one rule the registry uses too), as infer's error."""
-    from gfcore.core.errors import RegistryError
-    from gfcore.registry import pyfunc
-
-    try:
-        return pyfunc.backend_of(path)
-    except RegistryError:
-        raise ModelError(f"{path} is not a model file infer can measure: use a .pt, .onnx or .engine file or an "
-                         "OpenVINO folder (*_openvino_model).") from None
-
-
 def resolve_model(model_uri: str | None, source_run_id: str | None, dst: Path) -> ResolvedModel:
+    from gfcore.registry.pyfunc import backend_of
+
     if model_uri:
         if model_uri.startswith("models:/"):
             return _from_registry(model_uri, dst)
@@ -46,7 +37,7 @@ def resolve_model(model_uri: str | None, source_run_id: str | None, dst: Path) -
         if not path.exists():
             raise ConfigError(f"infer.model_uri={model_uri!r}: no such file or folder. Give a model file (.pt, "
                               ".onnx, .engine), an OpenVINO folder, or a models:/ or runs:/ URI.")
-        return ResolvedModel(path=path, backend=backend_of(path), uri=model_uri,
+        return ResolvedModel(path=path, backend=backend_of(path, ModelError), uri=model_uri,
                              precision="fp32" if path.suffix == ".pt" else None)
     if source_run_id:
         return _from_run(source_run_id, dst)
@@ -75,12 +66,14 @@ def _from_registry(uri: str, dst: Path) -> ResolvedModel:
                           f"{exc.message.splitlines()[0]}. See `guardianflow models` and `guardianflow versions "
                           "NAME` for what is registered.") from None
     resolved = _from_logged_model(f"models:/{mv.name}/{mv.version}", dst, uri)
-    resolved.precision = resolved.precision or mv.tags.get("precision")
+    resolved.precision = resolved.precision or version_tag(mv.tags, VERSION_PRECISION)
     return resolved
 
 
 def _from_artifacts(uri: str, dst: Path) -> ResolvedModel:
     import mlflow
+
+    from gfcore.registry.pyfunc import backend_of
 
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
@@ -90,7 +83,8 @@ def _from_artifacts(uri: str, dst: Path) -> ResolvedModel:
     if (local / MLMODEL).is_file():
         return _read_pyfunc(local, uri)
     run_id = uri[len("runs:/"):].split("/", 1)[0]
-    return ResolvedModel(path=local, backend=backend_of(local), uri=uri, source_run_id=run_id, **_run_record(run_id))
+    return ResolvedModel(path=local, backend=backend_of(local, ModelError), uri=uri, source_run_id=run_id,
+                         **_run_record(run_id))
 
 
 def _from_run(run_id: str, dst: Path) -> ResolvedModel:
@@ -100,12 +94,12 @@ def _from_run(run_id: str, dst: Path) -> ResolvedModel:
     run = finished_run(run_id)
     if has_weights(run_id):
         return _from_artifacts(f"runs:/{run_id}/{WEIGHTS}", dst)
-    if run.data.tags.get("exp.type") == "quant":
+    if run.data.tags.get(EXP_TYPE) == RunKind.quant:
         outputs = run.outputs.model_outputs if run.outputs else []
         if outputs:  # the run's logged model, whatever it is named
             uri = f"models:/{outputs[-1].model_id}"
             return _from_logged_model(uri, dst, uri)
-    raise ConfigError(f"source run {run_id} (exp.type={run.data.tags.get('exp.type', '?')}) holds no model: use a "
+    raise ConfigError(f"source run {run_id} (exp.type={run.data.tags.get(EXP_TYPE, '?')}) holds no model: use a "
                       "train run (weights/best.pt) or a quant run (its exported model).")
 
 
@@ -123,6 +117,8 @@ def _read_pyfunc(folder: Path, asked: str) -> ResolvedModel:
     """A GuardianFlow pyfunc model folder: its weights artifact, input size and producing run."""
     import yaml
 
+    from gfcore.registry.pyfunc import backend_of
+
     meta = yaml.safe_load((folder / MLMODEL).read_text())
     pyfunc = meta.get("flavors", {}).get("python_function", {})
     weights = pyfunc.get("artifacts", {}).get("weights", {}).get("path")
@@ -133,7 +129,7 @@ def _read_pyfunc(folder: Path, asked: str) -> ResolvedModel:
     run_id = meta.get("run_id")
     record = _run_record(run_id) if run_id else {}
     imgsz = pyfunc.get("config", {}).get("imgsz") or record.get("imgsz")
-    return ResolvedModel(path=path, backend=backend_of(path), uri=asked, source_run_id=run_id,
+    return ResolvedModel(path=path, backend=backend_of(path, ModelError), uri=asked, source_run_id=run_id,
                          precision=record.get("precision"), imgsz=int(imgsz) if imgsz else None)
 
 
@@ -147,6 +143,7 @@ def _run_record(run_id: str) -> dict:
     except MlflowException:
         return {}
     imgsz = run.data.params.get("model.imgsz")
-    precision = run.data.tags.get("backend.precision") or (run.data.params.get("backend.precision")
-                                                           if run.data.tags.get("exp.type") == "train" else None)
+    # The tag where the run set it; a train run's precision is its config's (the param of the same name).
+    precision = run.data.tags.get(BACKEND_PRECISION) or (run.data.params.get(BACKEND_PRECISION)
+                                                         if run.data.tags.get(EXP_TYPE) == RunKind.train else None)
     return {"precision": precision, "imgsz": int(imgsz) if imgsz else None}

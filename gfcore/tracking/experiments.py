@@ -8,10 +8,9 @@ Site experiments are `{customer}/{region}-{plant}/{zone}` (gfcore.core.naming); 
 from __future__ import annotations
 
 from gfcore.core.errors import TrackingError
+from gfcore.core.vocabulary import EXPERIMENT_KIND_TAG, NOTE_TAG
 
-KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"
-DESCRIPTION_TAG = "mlflow.note.content"  # what the UI shows (and edits) as the experiment's description
 
 
 def site_description(name: str) -> str:
@@ -68,8 +67,8 @@ def describe(experiment_id: str, name: str | None = None, tags: dict[str, str] |
 
 
 def _tags(name: str | None, description: str | None) -> dict[str, str]:
-    tags = {KIND_TAG: KIND}
+    tags = {EXPERIMENT_KIND_TAG: KIND}
     text = description or (site_description(name) if name and name.count("/") == 2 else None)
     if text:
-        tags[DESCRIPTION_TAG] = text
+        tags[NOTE_TAG] = text
     return tags

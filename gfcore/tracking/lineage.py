@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gfcore.core.vocabulary import DATA_HASH, EVAL_DATASET, EVAL_DATASET_DIGEST, EVAL_SPLIT, INPUT_IMAGES
 from gfcore.data.dataset import DatasetInfo
 
 
@@ -28,7 +29,7 @@ def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) ->
 
 def eval_tags(dataset: DatasetInfo, split: str) -> dict[str, str]:
     """The evaluation basis of headline figures: two runs or versions are comparable when these match."""
-    return {"eval.split": split, "eval.dataset": f"{dataset.name}-{split}", "eval.dataset_digest": dataset.digest}
+    return {EVAL_SPLIT: split, EVAL_DATASET: f"{dataset.name}-{split}", EVAL_DATASET_DIGEST: dataset.digest}
 
 
 def log_dataset_inputs(dataset: DatasetInfo, contexts: dict[str, str]) -> None:
@@ -38,7 +39,7 @@ def log_dataset_inputs(dataset: DatasetInfo, contexts: dict[str, str]) -> None:
     for split, context in contexts.items():
         for path in dataset.splits.get(split, []):
             ds = split_dataset(dataset, split, path)
-            tags = {"data.hash": dataset.hash, "images": str(dataset.counts[split])}
+            tags = {DATA_HASH: dataset.hash, INPUT_IMAGES: str(dataset.counts[split])}
             try:
                 mlflow.log_input(ds, context=context, tags=tags)
             except mlflow.exceptions.MlflowException as exc:

@@ -9,6 +9,24 @@ from gfcore.config.compose import to_container
 from gfcore.config.schema import Config
 from gfcore.core.codeversion import code_version
 from gfcore.core.naming import arch_name
+from gfcore.core.vocabulary import (
+    CODE_VERSION,
+    DATA_HASH,
+    DATA_VERSION,
+    EXP_DESIGN,
+    EXP_TYPE,
+    EXP_VERSION,
+    MODEL_ARCHITECTURE,
+    SCENARIO,
+    SITE_CUSTOMER,
+    SITE_PLANT,
+    SITE_REGION,
+    SITE_ZONE,
+    SOURCE_RUN_ID,
+    TASK_CLASSES,
+    TASK_TYPE,
+    RunKind,
+)
 
 # MLflow's limit on one param value; longer values are cut with a marker rather than failing the run.
 MAX_PARAM_VALUE = 6000
@@ -31,13 +49,13 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 # pipeline parent, which covers every backend, claims none). config/resolved.yaml keeps the whole config.
 _COMMON = ("site", "task", "model", "data", "exp")
 SECTIONS = {
-    "train": (*_COMMON, "backend", "train", "registry", "latency", "tracking"),
-    "quant": (*_COMMON, "backend", "quant", "registry", "latency", "tracking"),
-    "infer": (*_COMMON, "backend", "infer", "registry", "latency", "tracking"),
-    "sweep": (*_COMMON, "backend", "train", "registry", "latency", "sweep"),
-    "pipeline": (*_COMMON, "train", "registry", "latency", "infer", "pipeline"),
-    "compare": (*_COMMON, "registry", "latency", "compare"),
-    "challenge": (*_COMMON, "backend", "infer", "registry", "latency", "challenge"),
+    RunKind.train: (*_COMMON, "backend", "train", "registry", "latency", "tracking"),
+    RunKind.quant: (*_COMMON, "backend", "quant", "registry", "latency", "tracking"),
+    RunKind.infer: (*_COMMON, "backend", "infer", "registry", "latency", "tracking"),
+    RunKind.sweep: (*_COMMON, "backend", "train", "registry", "latency", "sweep"),
+    RunKind.pipeline: (*_COMMON, "train", "registry", "latency", "infer", "pipeline"),
+    RunKind.compare: (*_COMMON, "registry", "latency", "compare"),
+    RunKind.challenge: (*_COMMON, "backend", "infer", "registry", "latency", "challenge"),
 }
 
 
@@ -53,21 +71,21 @@ def config_params(cfg: Config, exp_type: str | None = None) -> dict[str, str]:
 def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None) -> dict[str, str]:
     """The tags every GuardianFlow run carries (DESIGN.md section 3)."""
     tags = {
-        "exp.type": exp_type,
-        "exp.version": cfg.exp.version,
-        "exp.design": cfg.exp.design.value,
-        "gf.scenario": cfg.exp.scenario,
-        "site.customer": cfg.site.customer,
-        "site.region": cfg.site.region,
-        "site.plant": cfg.site.plant,
-        "site.zone": cfg.site.zone,
-        "task.type": cfg.task.type.value,
-        "task.classes": ",".join(cfg.task.classes),
-        "model.architecture": arch_name(cfg.model.architecture),
-        "data.version": cfg.data.version,
-        "data.hash": data_hash,
-        "gf.code_version": code_version(),
+        EXP_TYPE: str(exp_type),
+        EXP_VERSION: cfg.exp.version,
+        EXP_DESIGN: cfg.exp.design.value,
+        SCENARIO: cfg.exp.scenario,
+        SITE_CUSTOMER: cfg.site.customer,
+        SITE_REGION: cfg.site.region,
+        SITE_PLANT: cfg.site.plant,
+        SITE_ZONE: cfg.site.zone,
+        TASK_TYPE: cfg.task.type.value,
+        TASK_CLASSES: ",".join(cfg.task.classes),
+        MODEL_ARCHITECTURE: arch_name(cfg.model.architecture),
+        DATA_VERSION: cfg.data.version,
+        DATA_HASH: data_hash,
+        CODE_VERSION: code_version(),
     }
     if source_run_id:
-        tags["source.run_id"] = source_run_id
+        tags[SOURCE_RUN_ID] = source_run_id
     return tags

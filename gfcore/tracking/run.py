@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 import traceback
 from collections.abc import Iterator
@@ -21,10 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.config.compose import to_container
-from gfcore.config.schema import Config
-from gfcore.core import gcpolicy
+from gfcore.config.schema import Config, ExpDesign
+from gfcore.core import gcpolicy, interrupts
 from gfcore.core.errors import TrackingError
 from gfcore.core.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.core.vocabulary import (
+    ERROR_TAG,
+    EXP_DESIGN,
+    MAX_TAG_VALUE,
+    PARENT_KINDS,
+    PARENT_TAG,
+    SLURM_ARRAY_JOB_ID,
+    SLURM_ARRAY_TASK_ID,
+    SLURM_JOB_ID,
+    SLURM_NODE,
+    SLURM_PARTITION,
+    SWEEP_JOB,
+    SWEEP_OVERRIDES,
+    SWEEP_PID,
+    SYS_STARTUP_S,
+)
 from gfcore.tracking import server
 from gfcore.tracking.experiments import describe, ensure_experiment
 from gfcore.tracking.params import config_params, run_tags
@@ -32,19 +47,10 @@ from gfcore.tracking.server import check_tracking_store, short
 
 log = logging.getLogger(__name__)
 
-ERROR_TAG = "gf.error"
-MAX_TAG_VALUE = 5000
 # Set by a sweep for its jobs: each job's run is a new child of this run, whatever MLFLOW_RUN_ID says.
 PARENT_ENV = "GF_PARENT_RUN_ID"
-PARENT_TAG = "mlflow.parentRunId"
-PARENT_TYPES = ("pipeline", "compare", "sweep")
-REPRODUCES_ENV = "GF_REPRODUCES_RUN_ID"  # set by `guardianflow reproduce`: the run this one repeats
 
 _started: list[str] = []  # run ids owned_run started in this process (a sweep job checks it made one)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
 
 
 @dataclass
@@ -81,13 +87,11 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
     check_tracking_store()
     tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **scheduler_tags(), **(extra_tags or {})}
     if os.environ.get(PARENT_ENV):
-        tags["exp.design"] = "sweep"
-    if os.environ.get(REPRODUCES_ENV):
-        tags["gf.reproduced_from"] = os.environ[REPRODUCES_ENV]
+        tags[EXP_DESIGN] = ExpDesign.sweep.value
     name = name or run_name(cfg, exp_type)
     experiment = experiment_name(cfg.site)
     # Parents mostly wait on their children, whose own system metrics are what matters.
-    system_metrics = cfg.tracking.system_metrics and exp_type not in PARENT_TYPES
+    system_metrics = cfg.tracking.system_metrics and exp_type not in PARENT_KINDS
     if system_metrics:
         mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
@@ -112,7 +116,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
 
     run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
     _started.append(run.run_id)
-    with sigterm_raises():
+    with interrupts.sigterm_raises():
         try:
             mlflow.set_tags(tags)
             mlflow.log_params(config_params(cfg, exp_type))
@@ -120,12 +124,11 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
             # From process start to here: imports, config, checks (what orchestration costs per step); only
             # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
             if len(_started) == 1:
-                run.log_metrics({"sys.startup_s": round(_process_age_s(), 3)})
+                run.log_metrics({SYS_STARTUP_S: round(_process_age_s(), 3)})
             gcpolicy.started()
             yield run
         except KeyboardInterrupt as exc:
-            reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-            _close_failed(run, "KILLED", reason, exc)
+            _close_failed(run, "KILLED", interrupts.stop_reason(exc), exc)
             raise
         except BaseException as exc:
             lost = _close_failed(run, "FAILED", f"{type(exc).__name__}: {exc}", exc)
@@ -203,14 +206,14 @@ def _job_tags() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     hc = HydraConfig.get()
-    return {"gf.sweep.job": str(hc.job.num), "gf.sweep.overrides": " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
-            "gf.sweep.pid": str(os.getpid())}
+    return {SWEEP_JOB: str(hc.job.num), SWEEP_OVERRIDES: " ".join(hc.overrides.task)[:MAX_TAG_VALUE],
+            SWEEP_PID: str(os.getpid())}
 
 
 # What a scheduler tells its jobs about themselves (environment) -> the run's tags.
-_SLURM_TAGS = {"SLURM_JOB_ID": "slurm.job_id", "SLURM_ARRAY_JOB_ID": "slurm.array_job_id",
-               "SLURM_ARRAY_TASK_ID": "slurm.array_task_id", "SLURMD_NODENAME": "slurm.node",
-               "SLURM_JOB_PARTITION": "slurm.partition"}
+_SLURM_TAGS = {"SLURM_JOB_ID": SLURM_JOB_ID, "SLURM_ARRAY_JOB_ID": SLURM_ARRAY_JOB_ID,
+               "SLURM_ARRAY_TASK_ID": SLURM_ARRAY_TASK_ID, "SLURMD_NODENAME": SLURM_NODE,
+               "SLURM_JOB_PARTITION": SLURM_PARTITION}
 
 
 def scheduler_tags() -> dict[str, str]:
@@ -220,18 +223,28 @@ def scheduler_tags() -> dict[str, str]:
 
 def fail_env_run(exc: BaseException, status: str = "FAILED") -> None:
     """Under `mlflow run`: end the run MLflow created when the entry point failed before owning it."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
+    end_if_running(os.environ.get("MLFLOW_RUN_ID", ""), status, f"{type(exc).__name__}: {exc}")
+
+
+def end_if_running(run_id: str, status: str, reason: str | None = None) -> bool:
+    """End run `run_id` (another process's: nothing is active here) with `status` and `reason` as its error tag,
+    unless it has ended already (its own process ended it); True when it was ended here. A store that does not
+    answer is logged, not raised: whatever ends the run goes on."""
     if not run_id:
-        return
+        return False
     try:
         import mlflow
 
         client = mlflow.MlflowClient()
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_VALUE])
-            client.set_terminated(run_id, status)
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+        if reason:
+            client.set_tag(run_id, ERROR_TAG, reason[:MAX_TAG_VALUE])
+        client.set_terminated(run_id, status)
+        return True
     except Exception as err:  # the store itself may be what failed
         log.warning("could not mark run %s %s: %s", run_id, status, short(err))
+        return False
 
 
 def _warn_if_elsewhere(experiment_id: str, wanted: str) -> None:
@@ -271,22 +284,3 @@ def end_run(status: str) -> None:
         mlflow.end_run(status)
     except Exception as err:
         log.warning("could not end the run as %s: %s", status, short(err))
-
-
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` while the run is open (main thread only: signals live there)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gfcore.core.errors import TrackingError
 from gfcore.core.paths import cache_dir
+from gfcore.core.vocabulary import ERROR_TAG, MAX_TAG_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,6 @@ def settle_pending(uri: str) -> list[str]:
     """End the remembered runs of this server that are still RUNNING; the ids settled."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
-    from gfcore.tracking.run import ERROR_TAG, MAX_TAG_VALUE
 
     entries = _load_pending()
     mine = [e for e in entries if e["uri"] == uri]

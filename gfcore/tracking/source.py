@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.core.errors import ConfigError
+from gfcore.core.vocabulary import EXP_TYPE
 
 WEIGHTS = "weights/best.pt"
 
@@ -45,7 +46,7 @@ def check_source_run(run_id: str | None, entry: str) -> SourceRun:
                           f"or quant.source_run_id=RUN_ID to the entry point.")
     run = finished_run(run_id)
     if not has_weights(run_id):
-        raise ConfigError(f"source run {run_id} has no {WEIGHTS} (exp.type={run.data.tags.get('exp.type', '?')}): "
+        raise ConfigError(f"source run {run_id} has no {WEIGHTS} (exp.type={run.data.tags.get(EXP_TYPE, '?')}): "
                           "use a train run, whose best weights are logged there.")
     return SourceRun(run_id=run_id, tags=dict(run.data.tags))
 

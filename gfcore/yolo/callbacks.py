@@ -8,28 +8,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gfcore.core.vocabulary import DET, DET_F1, DET_MAP50, DET_MAP50_95, DET_PRECISION, DET_RECALL, VAL
+
 # Ultralytics' detection metric keys -> DESIGN.md section 3 names.
 _DET_KEYS = {
-    "metrics/precision(B)": "det.precision",
-    "metrics/recall(B)": "det.recall",
-    "metrics/mAP50(B)": "det.mAP50",
-    "metrics/mAP50-95(B)": "det.mAP50_95",
+    "metrics/precision(B)": DET_PRECISION,
+    "metrics/recall(B)": DET_RECALL,
+    "metrics/mAP50(B)": DET_MAP50,
+    "metrics/mAP50-95(B)": DET_MAP50_95,
 }
 
 
 def detection_metrics(raw: dict[str, Any]) -> dict[str, float]:
     """det.* from Ultralytics' validator results, with det.f1 from precision and recall."""
     out = {name: float(raw[key]) for key, name in _DET_KEYS.items() if key in raw}
-    p, r = out.get("det.precision"), out.get("det.recall")
+    p, r = out.get(DET_PRECISION), out.get(DET_RECALL)
     if p is not None and r is not None:
-        out["det.f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        out[DET_F1] = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return out
 
 
 def epoch_metrics(det: dict[str, float]) -> dict[str, float]:
     """Per-epoch detection figures are validation-split figures: `det.mAP50` -> `val.mAP50`. The plain `det.*`
     names belong to the run's headline (best.pt on registry.eval_split), so the two never share a chart."""
-    return {f"val.{k[len('det.'):]}" if k.startswith("det.") else k: v for k, v in det.items()}
+    return {f"{VAL}{k[len(DET):]}" if k.startswith(DET) else k: v for k, v in det.items()}
 
 
 def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from gfcore.config.schema import ModelConfig
 from gfcore.core.errors import ModelError
+from gfcore.core.vocabulary import SYS_MODEL_GFLOPS, SYS_MODEL_PARAMS_M, SYS_MODEL_SIZE_MB
 
 
 def resolve_weights_file(name: str) -> Path | None:
@@ -65,7 +66,7 @@ def model_stats(weights: Path, imgsz: int) -> dict[str, float]:
     net, _ = load_checkpoint(str(weights))
     params = sum(p.numel() for p in net.parameters())
     return {
-        "sys.model_size_mb": model_size_mb(weights),
-        "sys.model_params_m": params / 1e6,
-        "sys.model_gflops": float(get_flops(net, imgsz)),
+        SYS_MODEL_SIZE_MB: model_size_mb(weights),
+        SYS_MODEL_PARAMS_M: params / 1e6,
+        SYS_MODEL_GFLOPS: float(get_flops(net, imgsz)),
     }

@@ -51,6 +51,7 @@ class RayJobsLauncher(Launcher):
         worker's working directory is not this one) and the jobs cancelled when the sweep is stopped."""
         from gfcore.cluster import ray_jobs
         from gfcore.config.schema import gpus_of_device
+        from gfcore.core import interrupts
         from gfcore.core.errors import ClusterError
         from gfcore.orchestration.sweep import SweepAborted
 
@@ -80,7 +81,8 @@ class RayJobsLauncher(Launcher):
         gpus = self.num_gpus if self.num_gpus is not None else gpus_of_device(str(self.config.backend.device))
         remote = {"num_cpus": self.num_cpus, "num_gpus": gpus, "max_retries": 0, **self.remote}
         refs = []
-        try:
+        # SIGTERM, Ctrl-C or an error: the jobs stop too (their runs are then ended KILLED).
+        with interrupts.on_stop(lambda: _cancel(ray, refs)):
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
                 sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
                 with open_dict(sweep_config):
@@ -92,13 +94,6 @@ class RayJobsLauncher(Launcher):
                 print(f"Ray job #{idx}: {' '.join(overrides)}", flush=True)
             return [self._returned(ray, ref, n, list(o))
                     for n, (ref, o) in enumerate(zip(refs, job_overrides), start=initial_job_idx)]
-        except BaseException:  # SIGTERM or Ctrl-C: the jobs stop too (their runs are then ended KILLED)
-            for ref in refs:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001  already finished or gone
-                    pass
-            raise
 
     def _returned(self, ray: Any, ref: Any, num: int, overrides: List[str]) -> JobReturn:
         """The job's return; a task Ray lost (its worker died) ends its run FAILED and is NaN to the sweeper, as
@@ -119,6 +114,14 @@ class RayJobsLauncher(Launcher):
             if os.environ.get(PARENT_ENV):
                 close_job(os.environ[PARENT_ENV], num, overrides, "FAILED", reason)
             return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=math.nan)
+
+
+def _cancel(ray: Any, refs: List[Any]) -> None:
+    for ref in refs:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001  already finished or gone
+            pass
 
 
 def _plain(value: Any) -> Dict[str, Any]:

@@ -66,13 +66,11 @@ class WatchedSlurmLauncher(SlurmLauncher):
         ids = [j.job_id for j in jobs]
         for n, job, overrides in zip(nums, jobs, job_overrides):
             print(f"SLURM job {job.job_id}: #{n} {' '.join(filter_overrides(overrides))}", flush=True)
-        try:
-            outcomes = slurm.watch(jobs, request, self.impossible_after_s, self.poll_s)
+        try:  # SIGTERM or Ctrl-C to the sweep: its jobs go too (their runs end KILLED)
+            with slurm.cancelled_when_stopped(ids):
+                outcomes = slurm.watch(jobs, request, self.impossible_after_s, self.poll_s)
         except slurm.ClusterError as err:
             raise SweepAborted(str(err)) from err
-        except BaseException:  # SIGTERM or Ctrl-C to the sweep: its jobs go too (their runs end KILLED)
-            slurm.cancel(ids, wait_s=40.0)
-            raise
         return [o.result if not o.lost else self._lost(o, n, list(ov))
                 for o, n, ov in zip(outcomes, nums, job_overrides)]
 
@@ -80,6 +78,7 @@ class WatchedSlurmLauncher(SlurmLauncher):
         """A job SLURM ended before it returned: its run is closed with SLURM's state and the job's last error
         lines, and the sweeper gets NaN for it."""
         from gfcore.cluster.slurm import KILLED_STATES
+        from gfcore.core.vocabulary import SLURM_STATE
         from gfcore.orchestration.sweep import close_job
         from gfcore.tracking.run import PARENT_ENV
 
@@ -89,7 +88,7 @@ class WatchedSlurmLauncher(SlurmLauncher):
             reason += f"; its last error output:\n{outcome.error}"
         parent = os.environ.get(PARENT_ENV)
         if parent:
-            close_job(parent, num, overrides, status, reason, tags={"slurm.state": outcome.state.split()[0]})
+            close_job(parent, num, overrides, status, reason, tags={SLURM_STATE: outcome.state.split()[0]})
         print(f"SLURM job {outcome.job_id} (#{num}) ended {outcome.state}: its run is {status}; the sweep goes on",
               flush=True)
         return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=math.nan,

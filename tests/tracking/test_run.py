@@ -9,7 +9,8 @@ import pytest
 
 from gfcore.config import compose, to_typed
 from gfcore.core.errors import TrackingError
-from gfcore.tracking.run import Terminated, check_tracking_store, owned_run
+from gfcore.core.interrupts import Terminated
+from gfcore.tracking.run import check_tracking_store, owned_run
 from tests.conftest import artifact_paths, runs_of
 
 EXP = "demo/local-plant1/yard"

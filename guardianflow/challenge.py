@@ -6,11 +6,11 @@ Exits 0 when the challenge was measured, whatever its verdict (the run is its re
 
 import sys
 
+from gfcore.config.compose import split_overrides
+from gfcore.core.errors import GuardianFlowError
+
 
 def main(argv: list[str]) -> int:
-    from gfcore.config.compose import split_overrides
-    from gfcore.core.errors import GuardianFlowError
-
     args = split_overrides(argv)
     given = {k: v for k, _, v in (a.partition("=") for a in args if a.split("=", 1)[0] in ("name", "candidate",
                                                                                        "variant"))}

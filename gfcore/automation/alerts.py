@@ -15,7 +15,9 @@ from typing import Any
 
 from gfcore.automation import rules as rule_kinds
 from gfcore.automation import webhook
+from gfcore.automation.facts import Facts, site_settings
 from gfcore.config.automation import AlertsConfig
+from gfcore.config.compose import compose_root
 from gfcore.core.vocabulary import (
     ALERTS,
     ALERTS_DAYS,
@@ -25,6 +27,8 @@ from gfcore.core.vocabulary import (
     NOTE_TAG,
     RunKind,
 )
+from gfcore.fleet import queries
+from gfcore.tracking.experiments import ensure_experiment
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,6 @@ class Evaluation:
 def load_rules(overrides: list[str] | None = None) -> AlertsConfig:
     """The alerts config (conf/alerts/default.yaml on its schema) with Hydra overrides such as
     `rules.low_accuracy.threshold=0.8`; a rule that cannot be evaluated is refused here."""
-    from gfcore.config.compose import compose_root
-
     cfg = compose_root("alerts", AlertsConfig, overrides or [])
     cfg.rules = rule_kinds.check_rules(cfg.rules)
     return cfg
@@ -63,9 +65,6 @@ def load_rules(overrides: list[str] | None = None) -> AlertsConfig:
 
 def evaluate(cfg: AlertsConfig, notify: bool = False, record: bool = True, days: int = 30) -> Evaluation:
     """The open alerts now, what changed since the last recorded evaluation, recorded (and sent) as asked."""
-    from gfcore.automation.facts import Facts, site_settings
-    from gfcore.fleet import queries
-
     if notify:
         webhook.configured()  # a cron job without its URL fails now, not on the day something changes
     rows = queries.summary(days=days)
@@ -135,7 +134,6 @@ def _previous_open(notified: bool) -> dict[str, dict[str, Any]]:
 def _record(result: Evaluation, days: int) -> None:
     import mlflow
 
-    from gfcore.tracking.experiments import ensure_experiment
 
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     client = mlflow.MlflowClient()

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gfcore.config.schema import ChallengeConfig, Config
+from gfcore.config import to_typed
+from gfcore.config.schema import ChallengeConfig, Config, ExpDesign
+from gfcore.core.errors import ConfigError, RegistryError
+from gfcore.core.naming import arch_name
+from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     CHALLENGE_CANDIDATE_VERSION,
     CHALLENGE_CHAMPION_VERSION,
@@ -40,6 +45,18 @@ from gfcore.core.vocabulary import (
     SYS_MODEL_SIZE_MB,
     RunKind,
 )
+from gfcore.data.dataset import resolve_dataset, split_images
+from gfcore.jobs import measure
+from gfcore.jobs.infer import as_measured, check_runtime, load_checked, sequences_of, track_and_score
+from gfcore.jobs.plots import source_vs_variant
+from gfcore.mot import COMBINED
+from gfcore.orchestration.results import FIGURES, Report
+from gfcore.registry import client as registry
+from gfcore.registry.register import CANDIDATE, CHAMPION
+from gfcore.registry.resolve import resolve_model
+from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
+from gfcore.tracking.run import owned_run
+from gfcore.yolo import env as yolo_env
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +86,6 @@ def challenge(name: str, candidate: str | None = None, variant: str | None = Non
     """Measure the candidate (default: the `candidate` alias) of `name` (or of its `variant`, e.g.
     openvino_int8) against the champion; `overrides` (key=value) change the candidate's logged scenario, e.g. the
     data."""
-    from gfcore.core.errors import RegistryError
-    from gfcore.registry import client as registry
-    from gfcore.registry.register import CANDIDATE, CHAMPION
-
     model = f"{name}__{variant}" if variant else name
     client = registry.mlflow_client()
     registry.require_model(client, model)
@@ -154,8 +167,6 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from gfcore.config import to_typed
-    from gfcore.core.errors import ConfigError
 
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
@@ -173,16 +184,6 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
 
 def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: str) -> ChallengeResult:
 
-    from gfcore.config.schema import ExpDesign
-    from gfcore.core.naming import arch_name
-    from gfcore.core.paths import work_dir
-    from gfcore.data.dataset import resolve_dataset, split_images
-    from gfcore.jobs import measure
-    from gfcore.jobs.infer import as_measured, check_runtime, load_checked, sequences_of
-    from gfcore.registry.resolve import resolve_model
-    from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
-    from gfcore.tracking.run import owned_run
-    from gfcore.yolo import env as yolo_env
 
     yolo_env.configure()
     dataset = resolve_dataset(cfg.data, cfg.task)
@@ -240,11 +241,8 @@ def _latency_back_to_back(models: dict[str, Any], sizes: dict[str, int], images:
     figure is the median over the rounds of that round's figure. A burst of load on this shared machine lasts
     seconds and lands in one round of one model: pooled, its slow calls would move that model's p95; as one round
     in five it moves nothing (bench/challenge_fidelity.py measures both)."""
-    import statistics
-
     from tqdm import tqdm
 
-    from gfcore.jobs import measure
 
     rounds, roles = cfg.challenge.rounds, list(models)
     per_round = max(1, (cfg.challenge.runs or cfg.latency.runs) // rounds)
@@ -266,8 +264,6 @@ def _with_tracking(figures: dict[str, dict[str, float]], models: dict[str, Any],
                    sequences: list[Any], device: str, work: Path) -> dict[str, dict[str, float]]:
     import mlflow
 
-    from gfcore.jobs.infer import track_and_score
-    from gfcore.mot import COMBINED
 
     for role, model in models.items():
         tracks = work / "tracking" / role
@@ -281,8 +277,6 @@ def _report(result: ChallengeResult, cfg: Config, work: Path) -> None:
     """The table (description, MLflow table, CSV / JSON) and the chart."""
     import mlflow
 
-    from gfcore.jobs.plots import source_vs_variant
-    from gfcore.orchestration.results import FIGURES, Report
 
     label = {role: f"{role} v{getattr(result, role)}" for role in ROLES if getattr(result, role)}
     rows = [{"variant": label[role], **{k: v for k, v in result.figures[role].items() if k in FIGURES},

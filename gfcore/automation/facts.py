@@ -16,7 +16,14 @@ import logging
 import time
 from typing import Any
 
+from gfcore.automation.challenge import config_of
+from gfcore.config.compose import CONF_DIR
+from gfcore.config.schema import SiteConfig
+from gfcore.core.errors import GuardianFlowError
+from gfcore.core.naming import experiment_name
 from gfcore.core.vocabulary import DATA_HASH, MOT_HOTA
+from gfcore.data.dataset import resolve_dataset
+from gfcore.fleet.queries import run_counts, tracking_of
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +71,6 @@ class Facts:
                           metric: str = MOT_HOTA) -> tuple[str, float | None] | None:
         """(version, HOTA or IDF1) of the previous champion of the served model (its `rollback`), where one was
         measured."""
-        from gfcore.fleet.queries import tracking_of
-
         served = model + (deployed if deployed and deployed.startswith("__") else "")
         previous = self.alias(served, "rollback")
         experiment = self.experiments().get(site)
@@ -77,18 +82,12 @@ class Facts:
     @functools.lru_cache(maxsize=None)
     def run_counts(self, hours: float) -> dict[tuple[str, str | None], tuple[int, int]]:
         """(site, task) -> (runs, FAILED runs) started in the last `hours`."""
-        from gfcore.fleet.queries import run_counts
-
         return run_counts(self.client, self.experiments(), int(time.time() * 1000 - hours * HOUR_MS), None)
 
     @functools.lru_cache(maxsize=None)
     def data_change(self, model: str, version: str) -> tuple[str, str] | None:
         """(hash then, hash now) when the data of the scenario that trained `version` hashes differently now; None
         when unchanged, or when the data cannot be read here (logged, not guessed)."""
-        from gfcore.automation.challenge import config_of
-        from gfcore.core.errors import GuardianFlowError
-        from gfcore.data.dataset import resolve_dataset
-
         run_id = self.client.get_model_version(model, version).run_id
         if not run_id:
             return None
@@ -107,9 +106,6 @@ def site_settings() -> dict[str, dict[str, Any]]:
     """Each site option of `conf/site/` on the schema, keyed by its experiment (`customer/region-plant/zone`)."""
     from omegaconf import OmegaConf
 
-    from gfcore.config.compose import CONF_DIR
-    from gfcore.config.schema import SiteConfig
-    from gfcore.core.naming import experiment_name
 
     out = {}
     for path in sorted((CONF_DIR / "site").glob("*.yaml")):

@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gfcore.config import compose
+from gfcore.config.compose import CONF_DIR, to_container
+from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
     AUTOMATION_MODEL,
     AUTOMATION_OPTIMIZE_RUN_ID,
@@ -59,7 +62,6 @@ def refused_recently(model: str, version: str | None, cooldown_hours: float) -> 
 def champion_run(model: str, version: str | None) -> str:
     import mlflow
 
-    from gfcore.core.errors import ConfigError
 
     run_id = mlflow.MlflowClient().get_model_version(model, str(version)).run_id
     if not run_id:
@@ -72,8 +74,6 @@ def scenario_overrides(run_id: str, drop: tuple[str, ...] = ()) -> tuple[str, li
     import mlflow
     import yaml
 
-    from gfcore.config import compose
-    from gfcore.config.compose import CONF_DIR, to_container
 
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
     logged = _leaves(yaml.safe_load(Path(path).read_text()))

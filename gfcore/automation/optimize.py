@@ -17,14 +17,20 @@ themselves, so two machines running `optimize run` from cron agree. Each check o
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gfcore.automation import launcher
+from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
+from gfcore.automation.facts import Facts, site_settings
+from gfcore.automation.promotion import promote
 from gfcore.config.automation import AutomationConfig, TriggersConfig
+from gfcore.config.compose import compose_root, to_container
 from gfcore.core import interrupts
+from gfcore.core.errors import GuardianFlowError
 from gfcore.core.vocabulary import (
     AUTOMATION,
     AUTOMATION_CONFIG,
@@ -39,6 +45,8 @@ from gfcore.core.vocabulary import (
     SYS_GPU_UTILIZATION_PCT,
     RunKind,
 )
+from gfcore.fleet import queries
+from gfcore.tracking.experiments import ensure_experiment
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +83,11 @@ class Outcome:
 def load_config(overrides: list[str] | None = None) -> AutomationConfig:
     """The automation config (conf/automation/default.yaml on its schema) with Hydra overrides; an unknown trigger or
     setting, or a value of the wrong type, is refused at composition."""
-    from gfcore.config.compose import compose_root
-
     return compose_root("automation", AutomationConfig, overrides or [])
 
 
 def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, record: bool = True) -> Outcome:
     """What fires now and, with `launch`, run it; `model` limits it to one registered model (and its variants)."""
-    from gfcore.automation.facts import Facts, site_settings
-    from gfcore.fleet import queries
-
     facts, sites = Facts(), site_settings()
     rows = [r for r in queries.summary() if r.model and (model is None or r.model == model.split("__")[0])]
     decisions = []
@@ -158,8 +161,6 @@ def _fired(row: Any, cfg: AutomationConfig, facts: Any, site: dict[str, Any], on
 
 
 def _candidate_triggers(model: str, triggers: set[str], facts: Any, add: Any, site: str) -> None:
-    from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
-
     candidate, champion = facts.alias(model, "candidate"), facts.alias(model, "champion")
     if candidate is None or (champion is not None and candidate.version == champion.version):
         return
@@ -178,8 +179,6 @@ def _candidate_triggers(model: str, triggers: set[str], facts: Any, add: Any, si
 
 def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | None:
     """The newest finished infer run of the champion that measured GPU utilisation, its figure and batch sizes."""
-    import json
-
     mv = facts.alias(row.model, "champion")
     experiment = facts.experiments().get(row.site)
     if mv is None or experiment is None or not mv.run_id:
@@ -208,8 +207,6 @@ def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
 
 
 def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | None) -> None:
-    from gfcore.core.errors import GuardianFlowError
-
     hours = float(cfg.cooldown_hours)
     blocked = launcher.blocked(d.trigger, d.model, hours) or (
         launcher.refused_recently(d.model, d.version, hours) if d.trigger == "challenger_passes" else None)
@@ -269,10 +266,6 @@ def _challenge(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None
 
 
 def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
-    from gfcore.automation.facts import site_settings
-    from gfcore.automation.promotion import promote
-    from gfcore.core.errors import GuardianFlowError
-
     gates = site_settings().get(d.site, {}).get("gates") or list(cfg.gates)
     d.evidence["gates"] = gates
     try:
@@ -293,12 +286,8 @@ _ACTIONS = {"low_accuracy": _sweep, "high_latency": _quant_infer, "low_gpu_utili
 
 
 def _start_record(cfg: AutomationConfig, launch: bool) -> str:
-    import json
-
     import mlflow
 
-    from gfcore.config.compose import to_container
-    from gfcore.tracking.experiments import ensure_experiment
 
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     run = mlflow.MlflowClient().create_run(exp_id, run_name=f"optimize-{'run' if launch else 'check'}",

@@ -28,8 +28,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
+from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
 from gfcore.config.automation import RuleConfig, RuleSettings
 from gfcore.config.enums import RuleKind, Severity
+from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
     CHALLENGE_REASONS,
     DET_MAP50,
@@ -75,8 +77,6 @@ def check_rules(rules: Mapping[str, RuleConfig | Mapping[str, Any]]) -> dict[str
 
 
 def _checked(name: str, rule: RuleConfig | Mapping[str, Any]) -> RuleConfig:
-    from gfcore.core.errors import ConfigError
-
     if not isinstance(rule, RuleConfig):
         unknown = sorted(set(rule) - set(_SETTINGS))
         if unknown:
@@ -173,8 +173,6 @@ def _latency_over_budget(name: str, rule: RuleConfig, row: Any, ctx: _Context) -
 
 
 def _candidate_worse(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
-    from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
-
     if row.model is None or row.candidate is None or row.champion is None:
         return None
     tags = ctx.facts.version_tags(row.model, row.candidate)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from gfcore.config.schema import BackendConfig
 from gfcore.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import BackendConfig
 
 
 @dataclass

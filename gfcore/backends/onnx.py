@@ -7,6 +7,7 @@ convolutions and decode costs far more accuracy than it saves time.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def quantize_int8(fp32: Path, target: Path, images: list[Path], imgsz: int) -> N
 
 def _head_prefix(model) -> str | None:
     """Ultralytics names nodes `/model.{i}/...`; the detection head is the highest i."""
-    import re
-
     indices = [int(m.group(1)) for n in model.graph.node if (m := re.match(r"^/model\.(\d+)/", n.name))]
     return f"/model.{max(indices)}/" if indices else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import import_module
 
 from gfcore import __version__
 from gfcore.core.errors import GuardianFlowError
@@ -13,8 +14,6 @@ GROUPS = ("run", "data", "registry", "challenge", "metrics", "alerts", "optimize
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from importlib import import_module
-
     parser = argparse.ArgumentParser(prog="guardianflow", description=__doc__)
     parser.add_argument("--version", action="version", version=f"guardianflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 def typed(overrides: list[str]):
-    from gfcore.config import compose, split_overrides, to_typed
+    from gfcore.config import compose, split_overrides, to_typed  # Hydra: only for the commands that compose
 
     return to_typed(compose(split_overrides(overrides)))
 
@@ -29,9 +31,6 @@ def fmt(value: float | None) -> str | None:
 def result_only_on_stdout(on: bool = True) -> Iterator[None]:
     """While the work runs, everything written to stdout (by this process, Ultralytics' logger, or the processes
     it starts, which inherit file descriptor 1) goes to stderr, so that stdout carries only the `--json` result."""
-    import os
-    import sys
-
     if not on:
         yield
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from gfcore.cli.common import typed
 
@@ -25,8 +26,6 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def _push(argv: list[str]) -> None:
-    from pathlib import Path
-
     from gfcore.data import s3 as s3data
 
     p = argparse.ArgumentParser(prog="guardianflow data push", description="upload a YOLO dataset (its splits' "

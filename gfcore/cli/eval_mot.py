@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from gfcore.cli.common import table
 
 
 def cmd_eval_mot(args: argparse.Namespace) -> None:
     """TrackEval's HOTA, CLEAR and Identity metrics for MOTChallenge-format ground truth and tracks."""
-    from pathlib import Path
-
     from gfcore.mot import METRICS
     from gfcore.mot.benchmark import AUTO
     from gfcore.mot.evaluate import evaluate_mot

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
 from gfcore.cli.common import result_only_on_stdout, table
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     """Exit status 1 when an action failed (a launched run failed, or a promotion was refused)."""
-    from dataclasses import asdict
-
     from gfcore.automation import optimize
 
     cfg = optimize.load_config(args.overrides)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
 from gfcore.cli.common import fmt, table
 from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95, SYSTEM
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
     from gfcore.registry import lifecycle
 
     models = lifecycle.list_models(customer=args.customer, task=args.task)
@@ -26,8 +25,6 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_versions(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
     from gfcore.registry import lifecycle
 
     versions = lifecycle.list_versions(args.name)

@@ -6,14 +6,13 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from gfcore.cli.common import table
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
     """The tracking stack as processes on 127.0.0.1: up, status, down."""
-    from pathlib import Path
-
     from gfcore.stack import local
 
     folder = Path(args.dir or (local.DEFAULT_ROOT_DIR if os.geteuid() == 0 else local.DEFAULT_DIR)).expanduser()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from gfcore.cli.common import table
 from gfcore.core.errors import GuardianFlowError
@@ -12,8 +13,6 @@ from gfcore.core.errors import GuardianFlowError
 
 def cmd_scan(args: argparse.Namespace) -> None:
     """Draft a registry for every sub-folder of an old experiments tree."""
-    from pathlib import Path
-
     from gfcore.legacy.scan import write_draft
 
     out = write_draft(Path(args.base_dir), Path(args.output), args.force)

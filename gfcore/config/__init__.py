@@ -2,7 +2,6 @@
 
 from gfcore.config.compose import (
     compose,
-    hydra_output_dir,
     normalise_argv,
     split_overrides,
     to_container,
@@ -10,4 +9,4 @@ from gfcore.config.compose import (
 )
 from gfcore.config.schema import Config
 
-__all__ = ["Config", "compose", "hydra_output_dir", "normalise_argv", "split_overrides", "to_container", "to_typed"]
+__all__ = ["Config", "compose", "normalise_argv", "split_overrides", "to_container", "to_typed"]

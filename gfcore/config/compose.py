@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -109,12 +108,3 @@ def _split_one(arg: str) -> list[str]:
 def normalise_argv() -> None:
     """Apply `split_overrides` to this process's command line, before Hydra reads it."""
     sys.argv[1:] = split_overrides(sys.argv[1:])
-
-
-def hydra_output_dir() -> Path | None:
-    """The output folder of the running Hydra app, or None outside of one."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return Path(HydraConfig.get().runtime.output_dir)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import posixpath
 import re
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
-from gfcore.config.schema import Config, SiteConfig
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config, SiteConfig
 
 _METRIC_BAD_CHARS = re.compile(r"[^\w\-. /]")  # \w: Unicode letters and digits, as MLflow checks
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -140,8 +141,6 @@ def _count_images(path: Path) -> int:
 
 def _cached_hash(root: Path, image_dirs: list[Path], names: list[str], cache_dir: str | None) -> str:
     """Content hash of a dataset on disk, cached by the files' paths, sizes and modification times."""
-    import hashlib
-
     stats = hashlib.sha256("\n".join(names).encode())
     for img in (img for d in sorted(image_dirs) for img in image_files(d)):
         for p in (img, label_file(img)):

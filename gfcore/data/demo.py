@@ -11,14 +11,17 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gfcore.config.schema import DemoDataConfig
 from gfcore.core import paths
 from gfcore.data import synthetic
 from gfcore.data.cached import MANIFEST, build_once
 from gfcore.data.hashing import hash_yolo_dataset
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import DemoDataConfig
 
 # Bump when the renderer changes what it draws: the cache key includes it.
 GENERATOR_VERSION = 2

@@ -13,14 +13,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gfcore.config.schema import DemoDataConfig
 from gfcore.core import paths
 from gfcore.data import synthetic
 from gfcore.data.cached import MANIFEST, build_once
 from gfcore.mot.files import write_seqinfo
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import DemoDataConfig
 
 SEQUENCES_VERSION = 1
 FRAME_RATE = 10

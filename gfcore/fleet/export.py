@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +95,6 @@ def run_row(run: Any, experiment: str) -> dict[str, Any]:
 
 def _histories(c: Any, runs: list[Any]) -> list[tuple]:
     """Every (run, key) history: one call each (MLflow's API), several in flight against a server."""
-    from concurrent.futures import ThreadPoolExecutor
-
     _analyze_sqlite()
     wanted = [(run.info.run_id, key) for run in runs for key in run.data.metrics
               if key.startswith(FIGURE_PREFIXES + (TRAIN, LR))]
@@ -118,9 +119,6 @@ def _analyze_sqlite() -> None:
     history through the (key, timestamp, ...) primary key, scanning that key's rows of every run: a history read
     took 8.6 ms at 10,000 runs against 0.03 ms with statistics. ANALYZE changes no data (it fills sqlite_stat1);
     the MLflow UI's charts read histories the same way and gain too."""
-    import logging
-    import sqlite3
-
     path = _sqlite_path()
     if not path:
         return

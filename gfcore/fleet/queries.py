@@ -7,6 +7,7 @@ reads one version per alias instead of runs and their histories.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import gc
 import math
@@ -43,6 +44,7 @@ from gfcore.core.vocabulary import (
     TASK_TYPE,
     RunKind,
 )
+from gfcore.tracking.server import check_tracking_store
 
 DAY_MS = 86_400_000
 SITE_TAGS = (SITE_CUSTOMER, SITE_REGION, SITE_PLANT, SITE_ZONE)
@@ -105,7 +107,6 @@ def _local_store() -> bool:
 def client() -> Any:
     import mlflow
 
-    from gfcore.tracking.server import check_tracking_store
 
     check_tracking_store()
     return mlflow.MlflowClient()
@@ -336,8 +337,6 @@ def iter_runs(c: Any, experiment_ids: list[str], filter_string: str) -> Any:
 
 def _check_metric(c: Any, experiment_ids: list[str], metric: str) -> None:
     """No run has `metric`: say which metrics exist (from a few recent runs), the likely typo."""
-    import difflib
-
     recent = c.search_runs(experiment_ids, max_results=50, order_by=["attributes.start_time DESC"])
     names = sorted({k for r in recent for k in r.data.metrics if not k.startswith(SYSTEM)})
     if names and metric not in names:

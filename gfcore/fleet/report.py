@@ -19,6 +19,7 @@ from typing import Any
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import DET_MAP50, EXP_TYPE, FLEET, FLEET_SCOPE, NOTE_TAG, RunKind
 from gfcore.fleet import queries
+from gfcore.tracking.experiments import ensure_experiment
 
 EXPERIMENT = "guardianflow/fleet"
 EXPERIMENT_DESCRIPTION = ("**The fleet report.** Each run is one `guardianflow metrics report --log`: its artifact "
@@ -73,7 +74,6 @@ def write(out: Path, log: bool = False, **kwargs: Any) -> tuple[Path, str | None
 def _log(out: Path, rows: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
     import mlflow
 
-    from gfcore.tracking.experiments import ensure_experiment
 
     client = mlflow.MlflowClient()
     scope = " ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None and k in ("customer", "task"))

@@ -23,10 +23,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gfcore.config.schema import Config
 from gfcore.core.errors import ConfigError, TrainingError
+from gfcore.yolo.callbacks import epoch_metrics
+from gfcore.yolo.training import TrainResult
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +73,6 @@ def load_trainer_class(spec: str, code_path: str | None) -> type:
 def train_with_folder_code(cfg: Config, data_yaml: Path, out_dir: Path, names: list[str],
                            log_metrics: Callable[[dict[str, float], int], None]) -> Any:
     """Run the folder's trainer, then evaluate its best weights like the built-in trainer; a TrainResult."""
-    from gfcore.yolo.callbacks import epoch_metrics
-    from gfcore.yolo.training import TrainResult
-
     cls = load_trainer_class(cfg.train.trainer, cfg.train.code_path)
     epochs_seen: list[int] = []
 

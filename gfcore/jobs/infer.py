@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from gfcore.backends import is_cuda_device, require_cuda
 from gfcore.config.schema import BackendName, Config, Precision
 from gfcore.core.errors import ConfigError, ModelError
 from gfcore.core.paths import work_dir
@@ -36,12 +37,17 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.data.dataset import resolve_dataset, sequences_folder, split_images
 from gfcore.jobs import measure
+from gfcore.jobs.plots import latency_vs_batch, mot_per_sequence
+from gfcore.jobs.system import SystemSampler
+from gfcore.mot import COMBINED, METRICS
+from gfcore.mot.evaluate import evaluate_mot
 from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
 from gfcore.registry.resolve import ResolvedModel, resolve_model
 from gfcore.tracking.lineage import eval_tags
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.tracking.server import check_tracking_store
 from gfcore.yolo import env as yolo_env
+from gfcore.yolo.track import track_sequence
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +110,6 @@ def sequences_of(cfg: Config) -> list[SeqInfo]:
 
 
 def check_runtime(ref: ResolvedModel, device: str) -> None:
-    from gfcore.backends import is_cuda_device, require_cuda
-
     if ref.backend == "tensorrt":
         from gfcore.backends.tensorrt import check_available
 
@@ -144,8 +148,6 @@ def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: 
     """Batch 1 under the plain sys.latency_* names, other sizes as sys.bs{N}.*, the system snapshot, the chart."""
     from tqdm import tqdm
 
-    from gfcore.jobs.plots import latency_vs_batch
-    from gfcore.jobs.system import SystemSampler
 
     sizes = sorted(set(cfg.infer.batch_sizes))
     frames = measure.read_frames(images)
@@ -206,8 +208,6 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
     """Track each sequence, score with TrackEval, log mot.* (combined) and the per-sequence table."""
     import mlflow
 
-    from gfcore.jobs.plots import mot_per_sequence
-    from gfcore.mot import COMBINED, METRICS
 
     tracks = work / "tracking" / "tracks"
     results = track_and_score(model, cfg, sequences, imgsz, device, tracks)
@@ -231,8 +231,6 @@ def track_and_score(model: Any, cfg: Config, sequences: list[SeqInfo], imgsz: in
     COMBINED."""
     from tqdm import tqdm
 
-    from gfcore.mot.evaluate import evaluate_mot
-    from gfcore.yolo.track import track_sequence
 
     settings = cfg.infer.tracking
     with tqdm(total=sum(s.length for s in sequences), desc=f"tracking{label} ({settings.tracker.value})",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gfcore.core.vocabulary import SYS, SYS_MODEL_SIZE_MB
 from gfcore.yolo.callbacks import detection_metrics
 from gfcore.yolo.model import model_size_mb
+from gfcore.yolo.runtime_timer import RuntimeTimer
 
 if TYPE_CHECKING:
     from gfcore.config.schema import Config
@@ -73,8 +74,6 @@ class LatencySamples:
 def time_batches(model: Any, frames: list[Any], imgsz: int, device: str, batch: int, warmup: int, runs: int,
                  on_call: Any = None) -> LatencySamples:
     """`predict` on batches of `batch` real frames (cycling), `warmup` untimed calls, then `runs` timed ones."""
-    from gfcore.yolo.runtime_timer import RuntimeTimer
-
     samples = LatencySamples(batch=batch)
     timer = RuntimeTimer()
     for i in range(warmup + runs):

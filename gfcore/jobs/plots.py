@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from gfcore.core.paths import cache_dir
 from gfcore.core.vocabulary import (
     BEST,
     DET,
@@ -140,12 +146,6 @@ def _cached(name: str, inputs: object, out: Path) -> tuple[Path, Path | None]:
 
     A pipeline rerun whose steps are all reused publishes the same chart again: copying it spares importing
     matplotlib and drawing (about 0.7 s). The key covers the inputs and this module's code."""
-    import hashlib
-    import json
-    import shutil
-
-    from gfcore.core.paths import cache_dir
-
     key = hashlib.sha256(Path(__file__).read_bytes() + json.dumps([name, inputs], default=str).encode()).hexdigest()
     entry = cache_dir() / "charts" / f"{key[:32]}.png"
     if entry.is_file():
@@ -157,10 +157,6 @@ def _cached(name: str, inputs: object, out: Path) -> tuple[Path, Path | None]:
 
 def _keep(out: Path, entry: Path) -> None:
     """Store a drawn chart as its cache entry (written aside and renamed: parallel writers never see half)."""
-    import os
-    import shutil
-    import tempfile
-
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")

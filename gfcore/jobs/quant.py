@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfcore import backends
-from gfcore.config.schema import Config
 from gfcore.core.errors import ConfigError
+from gfcore.core.naming import arch_name, registered_model_name, variant_model_name
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     BACKEND_NAME,
@@ -35,11 +36,16 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.jobs import measure
+from gfcore.jobs.plots import source_vs_variant
+from gfcore.registry.register import log_and_register, model_path
 from gfcore.tracking.lineage import eval_tags
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.tracking.server import check_tracking_store
 from gfcore.tracking.source import SourceRun, check_source_run, download_weights
 from gfcore.yolo import env as yolo_env
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +123,6 @@ def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, f
                work: Path) -> None:
     import mlflow
 
-    from gfcore.jobs.plots import source_vs_variant
 
     chart = source_vs_variant(original, quantized, label, work / "plots" / "source_vs_quantized.png")
     mlflow.log_artifact(str(chart), "plots")
@@ -125,9 +130,6 @@ def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, f
 
 def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInfo, exported: backends.Exported,
               figures: dict[str, float], comparison: dict[str, float]) -> None:
-    from gfcore.core.naming import arch_name, registered_model_name, variant_model_name
-    from gfcore.registry.register import log_and_register, model_path
-
     backend, precision = cfg.backend.name.value, cfg.backend.precision.value
     name = variant_model_name(registered_model_name(cfg), backend, precision)
     tags = {SOURCE_RUN_ID: source.run_id, VERSION_RUN_ID: run.run_id, VERSION_BACKEND: backend,

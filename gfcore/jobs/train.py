@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gfcore.config.schema import Config
+from gfcore.core.naming import registered_model_name
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     DET_MAP50,
@@ -16,11 +17,17 @@ from gfcore.core.vocabulary import (
     TRAINER,
     RunKind,
 )
-from gfcore.data.dataset import DatasetInfo, resolve_dataset
+from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.jobs import measure
+from gfcore.registry.register import log_and_register, train_version_tags
 from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
+from gfcore.yolo.model import check_model_source, model_stats
+from gfcore.yolo.training import check_train_args, train_yolo
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +38,6 @@ PLOT_SUFFIXES = {".png", ".jpg"}
 def train(cfg: Config) -> float:
     """Train the scenario's model on its data; returns the objective (det.mAP50_95) for sweepers."""
     yolo_env.configure()
-    from gfcore.yolo.model import check_model_source
-    from gfcore.yolo.training import check_train_args, train_yolo
 
     # Everything that can be wrong with the input is found before a run exists.
     check_train_args(cfg.train)
@@ -79,9 +84,6 @@ def train(cfg: Config) -> float:
 
 def final_figures(cfg: Config, best: Path, dataset: DatasetInfo) -> dict[str, float]:
     """best.pt on the evaluation split: det.*, batch-1 latency, size, parameters and GFLOPs."""
-    from gfcore.data.dataset import split_images
-    from gfcore.yolo.model import model_stats
-
     split = cfg.registry.eval_split
     images = split_images(dataset, split, "registry.eval_split")
     figures = measure.evaluate(best, dataset.data_yaml, split, images, cfg.model.imgsz, cfg.backend.device,
@@ -91,9 +93,6 @@ def final_figures(cfg: Config, best: Path, dataset: DatasetInfo) -> dict[str, fl
 
 def _register(cfg: Config, run: OwnedRun, best: Path, dataset: DatasetInfo, figures: dict[str, float]) -> None:
     """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
-    from gfcore.core.naming import registered_model_name
-    from gfcore.registry.register import log_and_register, train_version_tags
-
     # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
     reg = log_and_register(best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
                            cfg, run, train_version_tags(cfg, run.run_id, dataset.hash), figures=figures,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def write_draft(base: Path, out: Path, force: bool) -> Path:
 
 
 def _entry(folder: Path, out_dir: Path) -> list[str]:
-    import os
-
     customer, region, task, zone = _guess(folder.name)
     # Canonical names first, so a copy is the one called the duplicate.
     scripts = sorted((p for p in folder.rglob("*") if p.suffix in (".py", ".ipynb", ".sh") and p.is_file()

@@ -27,6 +27,7 @@ from typing import IO
 
 from gfcore.core import interrupts
 from gfcore.core.errors import ConfigError
+from gfcore.core.naming import experiment_name, registered_model_name, variant_model_name
 from gfcore.core.vocabulary import (
     ERROR_TAG,
     EXP_TYPE,
@@ -53,6 +54,9 @@ from gfcore.core.vocabulary import (
     RunKind,
 )
 from gfcore.legacy.experiments_registry import Entry
+from gfcore.registry.register import register_model
+from gfcore.tracking.run import ensure_experiment
+from gfcore.tracking.server import check_tracking_store
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +100,6 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
          timeout: float | None = None, register: bool = True) -> WrapResult:
     import mlflow
 
-    from gfcore.core.naming import experiment_name
-    from gfcore.tracking.run import ensure_experiment
-    from gfcore.tracking.server import check_tracking_store
 
     params = dict(params or {})
     path = entry.script(kind, script)
@@ -250,9 +251,7 @@ def _collect(folder: Path, before: dict[str, tuple[int, int]]) -> dict[str, list
 
 def _register(entry: Entry, collected: dict[str, list[str]], params: dict[str, str], run_id: str) -> list[tuple[str, str]]:
     """The model files the script wrote: a .pt as the site's base model, exports as the matching variants."""
-    from gfcore.core.naming import registered_model_name, variant_model_name
     from gfcore.registry.pyfunc import log_detector
-    from gfcore.registry.register import register_model
 
     weights = collected.get("weights", [])
     picks: dict[tuple[str, str], str] = {}

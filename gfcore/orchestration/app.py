@@ -7,15 +7,19 @@ import logging
 import math
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omegaconf import DictConfig
 
 from gfcore.config.compose import to_typed
-from gfcore.config.schema import Config
-from gfcore.core import interrupts
-from gfcore.core.errors import GuardianFlowError
+from gfcore.core import gcpolicy, interrupts
+from gfcore.core.errors import GuardianFlowError, StepError
 from gfcore.core.vocabulary import ERROR_TAG
+from gfcore.orchestration import sweep
+from gfcore.tracking.run import fail_env_run, started_runs
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -28,9 +32,6 @@ def run_app(work: Callable[[Config], T], cfg: DictConfig) -> T | float:
 
     In a Hydra multirun (a sweep) a job never exits the process: it returns the value of `sweep.metric`
     its run logged, or NaN when it failed (its run is then FAILED), so the sweeper goes on."""
-    from gfcore.core import gcpolicy
-    from gfcore.tracking.run import fail_env_run
-
     gcpolicy.starting()  # until the run is owned (gfcore.tracking.run)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if _in_multirun():
@@ -61,9 +62,6 @@ def run_multirun(main: Callable[[], Any]) -> None:
     GuardianFlow names; 1 when Hydra itself failed (the parent then ends FAILED); 143 on SIGTERM and 130 on
     Ctrl-C: the jobs' processes (joblib workers, submitit jobs) are stopped, every child run still RUNNING
     ends KILLED and so does the parent."""
-    from gfcore.core.errors import StepError
-    from gfcore.orchestration import sweep
-
     try:
         sweep.check_overrides(sys.argv[1:])
     except GuardianFlowError as err:
@@ -104,9 +102,6 @@ def run_multirun(main: Callable[[], Any]) -> None:
 def _run_job(work: Callable[[Config], T], cfg: DictConfig) -> float:
     """One job of a multirun. SIGTERM stops it (its run ends KILLED) from its first line to its last, also in
     a job process of its own, where a launcher may have set SIGTERM aside (submitit only logs it)."""
-    from gfcore.orchestration import sweep
-    from gfcore.tracking.run import started_runs
-
     before = len(started_runs())
     try:
         with interrupts.sigterm_raises():

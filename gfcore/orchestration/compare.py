@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gfcore import backends
 from gfcore.config.schema import CompareConfig, Config, ExpDesign
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
@@ -34,10 +35,14 @@ from gfcore.core.vocabulary import (
     STEP_PREFIX,
     RunKind,
 )
+from gfcore.data.dataset import resolve_dataset
+from gfcore.jobs.plots import metric_per_variant
 from gfcore.orchestration.pipeline import child_arguments
+from gfcore.orchestration.results import FIGURES, Report, log_accuracy_vs_latency, pick_best, variant_row
 from gfcore.orchestration.steps import UPSTREAM_PLACEHOLDER as PLACEHOLDER
 from gfcore.orchestration.steps import Step, compose_step, run_step
 from gfcore.tracking.run import OwnedRun, owned_run
+from gfcore.tracking.source import finished_run
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,6 @@ class Variant:
 
 def compare(cfg: Config) -> float:
     """Returns the best variant's compare.metric (NaN when none has it)."""
-    from gfcore.data.dataset import resolve_dataset
-
     design, values = chosen_design(cfg.compare)
     scenario, overrides = child_arguments()
     overrides = [*overrides, "exp.design=comparison"]
@@ -86,8 +89,6 @@ def chosen_design(c: CompareConfig) -> tuple[str, list[str]]:
 
 def _plan(design: str, values: list[str], c: CompareConfig, scenario: str, overrides: list[str]) -> list[Variant]:
     """Every variant's steps, with every config composed (and every backend checked) before anything starts."""
-    from gfcore import backends
-
     variants = []
     for value in values:
         if design == "architectures":
@@ -114,7 +115,6 @@ def _need_source(c: CompareConfig, design: str) -> str:
     if not c.source_run_id:
         raise ConfigError(f"{design} needs the model to start from: set compare.source_run_id=RUN_ID (a train run)"
                           + (" or compare.model_uri=models:/NAME@alias" if design == "compare.datasets" else "") + ".")
-    from gfcore.tracking.source import finished_run
 
     finished_run(c.source_run_id)
     return c.source_run_id
@@ -136,8 +136,6 @@ def _data_label(value: str) -> str:
 
 
 def _check_runs(run_ids: list[str]) -> None:
-    from gfcore.tracking.source import finished_run
-
     for run_id in run_ids:
         finished_run(run_id)
 
@@ -158,7 +156,6 @@ def _row(label: str, run_id: str) -> dict[str, Any]:
     """A variant's figures from its benchmark run (or, for run_ids, whatever run was named)."""
     import mlflow
 
-    from gfcore.orchestration.results import variant_row
 
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
@@ -183,8 +180,6 @@ def _run_or_none(client: Any, run_id: str) -> Any:
 def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: Path) -> float:
     import mlflow
 
-    from gfcore.jobs.plots import metric_per_variant
-    from gfcore.orchestration.results import FIGURES, Report, log_accuracy_vs_latency, pick_best
 
     client = mlflow.MlflowClient()
     metric = c.metric

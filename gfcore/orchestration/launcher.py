@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from gfcore.cluster.ray_jobs import absolute_uri
 from gfcore.core import interrupts
 from gfcore.core.codeversion import PROJECT
 from gfcore.core.errors import StepError
@@ -184,7 +185,6 @@ def _start_module(entry: str, argv: list[str], experiment_id: str, run_id: str) 
     MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID, and the tracking URI, made absolute for the other working folder)."""
     import mlflow
 
-    from gfcore.cluster.ray_jobs import absolute_uri
 
     env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_EXPERIMENT_ID": experiment_id,
            "MLFLOW_TRACKING_URI": absolute_uri(mlflow.get_tracking_uri())}

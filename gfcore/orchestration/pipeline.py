@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gfcore.config.schema import Config
+from gfcore import backends
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
@@ -24,8 +24,13 @@ from gfcore.core.vocabulary import (
     SYS_LATENCY_P50_MS,
     RunKind,
 )
+from gfcore.data.dataset import resolve_dataset
+from gfcore.orchestration.results import Report, log_accuracy_vs_latency, pick_best, value, variant_row
 from gfcore.orchestration.steps import UPSTREAM_PLACEHOLDER, Step, StepResult, compose_step, run_step
 from gfcore.tracking.run import OwnedRun, owned_run
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,6 @@ ORCHESTRATION = (*(f"{kind.config_section}." for kind in PARENT_KINDS), "hydra."
 
 def full_pipeline(cfg: Config) -> float:
     """Returns the trained model's det.mAP50_95 as measured by its infer step."""
-    from gfcore import backends
-    from gfcore.data.dataset import resolve_dataset
-
     scenario, overrides = child_arguments()
     if not cfg.pipeline.quant_backends:
         log.info("pipeline.quant_backends is empty: train and benchmark only")
@@ -100,7 +102,6 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
     """One row per variant (its infer run's figures, the registered model it is), published on the parent."""
     import mlflow
 
-    from gfcore.orchestration.results import Report, log_accuracy_vs_latency, pick_best, variant_row
 
     client = mlflow.MlflowClient()
     rows = []
@@ -119,8 +120,6 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
 
 def _sentence(rows: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
     """The most accurate variant, and the fastest one with what it costs in accuracy."""
-    from gfcore.orchestration.results import pick_best, value
-
     if best is None:
         return "No variant has detection figures."
     text = (f"Most accurate: **{best['variant']}** ({DET_MAP50_95} {best[DET_MAP50_95]:.3f}, {DET_MAP50} "

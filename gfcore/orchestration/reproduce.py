@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gfcore.config import compose, to_typed
 from gfcore.config.schema import SiteConfig
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError
@@ -69,8 +70,6 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
 
 def launch(entry: str, overrides: list[str], env_manager: str = "local") -> str:
     """`mlflow run` this project's entry point, filed under the scenario's site experiment; returns the run id."""
-    from gfcore.config import compose, to_typed
-
     if entry not in ENTRY_POINTS:
         raise ConfigError(f"unknown entry point {entry!r}: use one of {', '.join(ENTRY_POINTS)}.")
     scenario = next((o.split("=", 1)[1] for o in overrides if o.startswith("scenario=")), "demo")

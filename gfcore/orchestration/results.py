@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gfcore.core.naming import sanitize_metric_name
 from gfcore.core.vocabulary import (
     BEST,
     DET_MAP50,
@@ -29,6 +30,7 @@ from gfcore.core.vocabulary import (
     SYS_MODEL_SIZE_MB,
     SYS_THROUGHPUT_IPS,
 )
+from gfcore.jobs.plots import accuracy_vs_latency
 
 # A variant's figures, as every train, quant and infer run records them.
 FIGURES = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS, SYS_MODEL_SIZE_MB, SYS_THROUGHPUT_IPS,
@@ -109,7 +111,6 @@ class Report:
         import pandas as pd
         from mlflow.entities import Metric
 
-        from gfcore.core.naming import sanitize_metric_name
 
         client.set_tag(run_id, NOTE_TAG, self.markdown())
         for path in write_table(self.rows, work / self.artifact_dir / self.stem):
@@ -167,8 +168,6 @@ def write_table(rows: list[dict[str, Any]], stem: Path) -> tuple[Path, Path]:
 
 def log_accuracy_vs_latency(client: Any, run_id: str, rows: list[dict[str, Any]], out: Path) -> None:
     """The chart of the rows that have both a det.mAP50 and a batch-1 latency."""
-    from gfcore.jobs.plots import accuracy_vs_latency
-
     points = [(r["variant"], r[SYS_LATENCY_P50_MS], r[DET_MAP50]) for r in rows
               if value(r, SYS_LATENCY_P50_MS) is not None and value(r, DET_MAP50) is not None]
     if points:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gfcore.cluster import slurm
+from gfcore.config.schema import gpus_of_device
 from gfcore.core import interrupts
 from gfcore.core.errors import StepError
 from gfcore.core.vocabulary import ERROR_TAG, SLURM_JOB_ID
@@ -46,8 +48,6 @@ def run_in_job(start: Callable[..., object], entry: str, params: dict[str, str],
     import submitit
     from submitit.core.utils import FailedJobError
 
-    from gfcore.cluster import slurm
-    from gfcore.config.schema import gpus_of_device
 
     request = {**job.config.for_entry(entry), "gpus_per_node": gpus_of_device(job.device)}
     asked = slurm.describe(request)

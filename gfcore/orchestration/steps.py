@@ -14,18 +14,22 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gfcore.config import compose, to_typed
+from gfcore.config.compose import to_container
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError, StepError
 from gfcore.core.vocabulary import CACHE_KEY, ERROR_TAG, PARENT_KINDS
+from gfcore.data.dataset import resolve_dataset
 from gfcore.orchestration.launcher import LaunchFailed, launch
 from gfcore.orchestration.slurm_steps import SlurmJob
 
 if TYPE_CHECKING:
     from gfcore.config.cluster import SlurmStepsConfig
+    from gfcore.config.schema import Config
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class StepResult:
     wall_s: float
 
 
-def compose_step(step: Step) -> Any:
+def compose_step(step: Step) -> Config:
     """The typed config the step will run with; a bad option or value fails here, before anything starts."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -73,18 +77,12 @@ def compose_step(step: Step) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _composed(overrides: tuple[str, ...]) -> Any:
+def _composed(overrides: tuple[str, ...]) -> Config:
     """Composed once per process: the parent checks each step's config up front and keys it again later."""
-    from gfcore.config import compose, to_typed
-
     return to_typed(compose(list(overrides)))
 
 
 def step_key(step: Step) -> str:
-    from dataclasses import replace
-
-    from gfcore.config.compose import to_container
-
     # The upstream run id is a part of the key of its own, so the config is composed with the placeholder in its
     # place: the same composition as the up-front check, shared by every step of an entry point (the infer steps).
     cfg = compose_step(replace(step, source_run_id=UPSTREAM_PLACEHOLDER) if step.source_run_id else step)
@@ -97,9 +95,7 @@ def step_key(step: Step) -> str:
 _data_hashes: dict[str, str] = {}  # every step of one pipeline shares its dataset: hashed once per process
 
 
-def _data_hash(cfg: Any, resolved: dict[str, Any]) -> str:
-    from gfcore.data.dataset import resolve_dataset
-
+def _data_hash(cfg: Config, resolved: dict[str, Any]) -> str:
     key = json.dumps([resolved["data"], resolved["task"]["classes"]], sort_keys=True)
     if key not in _data_hashes:
         _data_hashes[key] = resolve_dataset(cfg.data, cfg.task).hash

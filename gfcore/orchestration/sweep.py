@@ -20,7 +20,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
-from gfcore.config.schema import ExpDesign
+from gfcore.config.compose import to_container, to_typed
+from gfcore.config.schema import Config, ExpDesign
+from gfcore.core.errors import ConfigError
+from gfcore.core.naming import experiment_name, run_name
 from gfcore.core.vocabulary import (
     BEST,
     BEST_PARAMS,
@@ -37,7 +40,11 @@ from gfcore.core.vocabulary import (
     SWEEP_SPEC,
     RunKind,
 )
-from gfcore.tracking.run import PARENT_ENV
+from gfcore.data.dataset import resolve_dataset
+from gfcore.jobs.plots import metric_per_variant
+from gfcore.orchestration.results import FIGURES, Report, variant_row
+from gfcore.tracking.params import config_params, run_tags
+from gfcore.tracking.run import PARENT_ENV, end_run, ensure_experiment
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +61,6 @@ class SweepAborted(BaseException):
 
 class SweepParent(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from gfcore.config.compose import to_typed
-
         _ended.pop("run_id", None)
         try:
             cfg = to_typed(_without_hydra(config))
@@ -67,8 +72,6 @@ class SweepParent(Callback):
         os.environ.pop("MLFLOW_RUN_ID", None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from gfcore.config.compose import to_typed
-
         run_id = os.environ.pop(PARENT_ENV, None)
         if run_id:
             try:
@@ -85,7 +88,6 @@ def check_overrides(args: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    from gfcore.core.errors import ConfigError
 
     parser = OverridesParser.create()
     for arg in args:
@@ -100,14 +102,10 @@ def check_overrides(args: list[str]) -> None:
                               "choice(...) / interval(a,b) with sweep=optuna.") from None
 
 
-def open_parent(cfg: Any, sweep_spec: str) -> str:
+def open_parent(cfg: Config, sweep_spec: str) -> str:
     """Create the sweep's parent run in the site experiment, or adopt the one `mlflow run` created."""
     import mlflow
 
-    from gfcore.config.compose import to_container
-    from gfcore.core.naming import experiment_name, run_name
-    from gfcore.tracking.params import config_params, run_tags
-    from gfcore.tracking.run import ensure_experiment
 
     client = mlflow.MlflowClient()
     tags = {**run_tags(cfg, RunKind.sweep, data_hash=_data_hash(cfg)), EXP_DESIGN: ExpDesign.sweep.value,
@@ -135,8 +133,6 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
     """Name the best finished child, log the results table and chart, and end the parent."""
     import mlflow
 
-    from gfcore.jobs.plots import metric_per_variant
-    from gfcore.orchestration.results import FIGURES, Report, variant_row
 
     client = mlflow.MlflowClient()
     parent_run = client.get_run(parent)
@@ -189,7 +185,6 @@ def end_open_parent(status: str, reason: str) -> None:
         return
     import mlflow
 
-    from gfcore.tracking.run import end_run
 
     while mlflow.active_run() is not None:  # a job of this process (basic launcher) interrupted mid-start
         end_run(status)
@@ -296,7 +291,5 @@ def _sweep_overrides(config: DictConfig) -> str:
     return " ".join(spec)
 
 
-def _data_hash(cfg: Any) -> str:
-    from gfcore.data.dataset import resolve_dataset
-
+def _data_hash(cfg: Config) -> str:
     return resolve_dataset(cfg.data, cfg.task).hash

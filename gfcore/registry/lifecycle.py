@@ -11,6 +11,7 @@ promotions at once cannot leave a lost rollback or an alias on the wrong version
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import os
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gfcore.core import paths
 from gfcore.core.errors import RegistryError
 from gfcore.core.vocabulary import (
     DET_MAP50,
@@ -243,11 +245,8 @@ def _verify(client: Any, name: str, expected: dict[str, str | None]) -> None:
 @contextmanager
 def _model_lock(name: str, timeout_s: float = 60.0) -> Iterator[None]:
     """An exclusive lock per (tracking store, model) on this machine."""
-    import fcntl
-
     import mlflow
 
-    from gfcore.core import paths
 
     key = hashlib.sha256(f"{mlflow.get_tracking_uri()}\0{name}".encode()).hexdigest()[:24]
     path = Path(os.environ.get("GF_LOCK_DIR") or paths.cache_dir() / "locks") / f"{key}.lock"

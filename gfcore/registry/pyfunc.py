@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 
+import gfcore
 from gfcore.core.errors import GuardianFlowError, RegistryError
 
 # MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
@@ -33,8 +36,6 @@ MODEL_NAME = "model"  # the logged model's name within its run: runs:/RUN_ID/mod
 class YoloDetector(mlflow.pyfunc.PythonModel):
     # No type hints on these two: MLflow would read them as a (list-typed) signature of its own.
     def load_context(self, context):
-        import os
-
         os.environ.setdefault("YOLO_OFFLINE", "1")
         os.environ.setdefault("YOLO_AUTOINSTALL", "false")
         from ultralytics import YOLO
@@ -149,8 +150,6 @@ def backend_of(weights: str | Path, error: type[GuardianFlowError] = RegistryErr
 def requirements(backend: str = "pytorch") -> list[str]:
     """What serving a `backend` model in its own environment needs, pinned at the versions installed here (the
     ones it was measured with): MLflow, Ultralytics, torch, the backend's runtime and OpenCV."""
-    from importlib.metadata import PackageNotFoundError, version
-
     if backend not in RUNTIMES:
         raise RegistryError(f"unknown backend {backend!r}: one of {', '.join(RUNTIMES)}.")
 
@@ -187,7 +186,6 @@ def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: 
     serves from an environment built from them alone (`mlflow models serve --env-manager virtualenv`)."""
     import pandas as pd
 
-    import gfcore
 
     pip_requirements = requirements(backend_of(weights))  # before anything is logged: a missing runtime stops here
     example = pd.DataFrame({"image": [encode_image(example_image)]}) if example_image else None

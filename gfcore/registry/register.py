@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gfcore.config.schema import Config
 from gfcore.core.errors import RegistryError
-from gfcore.core.naming import arch_name
+from gfcore.core.naming import arch_name, logged_model_name
 from gfcore.core.vocabulary import (
     DATA_HASH,
     DET_MAP50,
@@ -35,8 +34,10 @@ from gfcore.core.vocabulary import (
     VERSION_RUN_ID,
     VERSION_TASK,
 )
+from gfcore.tracking.lineage import eval_tags, split_dataset
 
 if TYPE_CHECKING:
+    from gfcore.config.schema import Config
     from gfcore.data.dataset import DatasetInfo
     from gfcore.tracking.run import OwnedRun
 
@@ -90,9 +91,7 @@ def log_and_register(weights: Path, imgsz: int, example_image: Path | None, devi
     alias `candidate`; the version carries the figures and the evaluation basis as tags."""
     import mlflow
 
-    from gfcore.core.naming import logged_model_name
     from gfcore.registry.pyfunc import log_detector
-    from gfcore.tracking.lineage import eval_tags, split_dataset
 
     split = cfg.registry.eval_split
     basis = eval_tags(dataset, split)

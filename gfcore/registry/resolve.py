@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gfcore.core.errors import ConfigError, ModelError
 from gfcore.core.vocabulary import BACKEND_PRECISION, EXP_TYPE, VERSION_PRECISION, RunKind, version_tag
+from gfcore.tracking.source import WEIGHTS, finished_run, has_weights
 
 MLMODEL = "MLmodel"
 
@@ -89,8 +90,6 @@ def _from_artifacts(uri: str, dst: Path) -> ResolvedModel:
 
 def _from_run(run_id: str, dst: Path) -> ResolvedModel:
     """A train run's weights/best.pt, or the logged (exported) model of a quant run."""
-    from gfcore.tracking.source import WEIGHTS, finished_run, has_weights
-
     run = finished_run(run_id)
     if has_weights(run_id):
         return _from_artifacts(f"runs:/{run_id}/{WEIGHTS}", dst)

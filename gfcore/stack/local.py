@@ -10,6 +10,8 @@ started; the data stays unless `--purge`.
 
 from __future__ import annotations
 
+import grp
+import importlib.util
 import json
 import os
 import secrets
@@ -106,8 +108,6 @@ def up(folder: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
 
 
 def _importable(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 
@@ -229,8 +229,6 @@ def _as_postgres_user(cmd: list[str], stack: Stack, **kwargs) -> subprocess.Comp
 
 def _check_reachable(folder: Path, pw) -> None:
     """As root, PostgreSQL runs as `postgres`, which must be able to walk down to its data folder."""
-    import grp
-
     groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if pw.pw_name in g.gr_mem}
     for parent in reversed(folder.parents):
         st = parent.stat()

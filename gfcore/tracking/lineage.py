@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.core.vocabulary import DATA_HASH, EVAL_DATASET, EVAL_DATASET_DIGEST, EVAL_SPLIT, INPUT_IMAGES
-from gfcore.data.dataset import DatasetInfo
+
+if TYPE_CHECKING:
+    from gfcore.data.dataset import DatasetInfo
 
 
 def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) -> Any:

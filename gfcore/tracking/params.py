@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.config.compose import to_container
-from gfcore.config.schema import Config
 from gfcore.core.codeversion import code_version
 from gfcore.core.naming import arch_name
 from gfcore.core.vocabulary import (
@@ -27,6 +26,9 @@ from gfcore.core.vocabulary import (
     TASK_TYPE,
     RunKind,
 )
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config
 
 # MLflow's limit on one param value; longer values are cut with a marker rather than failing the run.
 MAX_PARAM_VALUE = 6000

@@ -10,6 +10,7 @@ ended there the next time GuardianFlow reaches it (gfcore.tracking.server).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import traceback
@@ -24,6 +25,7 @@ from gfcore.config.schema import Config, ExpDesign
 from gfcore.core import gcpolicy, interrupts
 from gfcore.core.errors import TrackingError
 from gfcore.core.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.core.paths import hydra_output_dir
 from gfcore.core.vocabulary import (
     ERROR_TAG,
     EXP_DESIGN,
@@ -62,8 +64,6 @@ class OwnedRun:
                     dataset: Any = None) -> None:
         """All values in one batched call; names are sanitized, non-finite values dropped. With `model_id` (and
         the `dataset` they were measured on) they are also the logged model's figures (MLflow 3)."""
-        import math
-
         import mlflow
 
         clean = {sanitize_metric_name(k): float(v) for k, v in metrics.items()
@@ -259,7 +259,6 @@ def _warn_if_elsewhere(experiment_id: str, wanted: str) -> None:
 def _log_config_artifacts(cfg: Config) -> None:
     import mlflow
 
-    from gfcore.config.compose import hydra_output_dir
 
     mlflow.log_dict(to_container(cfg), "config/resolved.yaml")
     out = hydra_output_dir()

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from unittest import mock
 
 from gfcore.core.errors import TrackingError
 from gfcore.core.paths import cache_dir
@@ -190,8 +191,6 @@ def settle_pending(uri: str) -> list[str]:
 
 def no_retries(timeout_s: int = 5):
     """MLflow calls that fail at once: for a server already known to be gone (restored on exit)."""
-    from unittest import mock
-
     return mock.patch.dict(os.environ, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                                         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)})
 

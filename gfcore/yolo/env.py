@@ -7,7 +7,10 @@ because GuardianFlow owns the run and logs through its own callbacks.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,10 +31,6 @@ def configure() -> None:
 def stdout_to_stderr() -> Iterator[None]:
     """Everything Ultralytics (and anything else) prints goes to stderr, so a command's stdout holds only its
     result (`--json`). Ultralytics' logger keeps the stdout it found at import: its handler is pointed away too."""
-    import contextlib
-    import logging
-    import sys
-
     # Not imported for this: imported inside, its logger starts out on the redirected stdout, i.e. stderr.
     utils = sys.modules.get("ultralytics.utils")
     handlers = utils.LOGGER.handlers if utils is not None else []

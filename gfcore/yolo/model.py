@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gfcore.config.schema import ModelConfig
 from gfcore.core.errors import ModelError
 from gfcore.core.vocabulary import SYS_MODEL_GFLOPS, SYS_MODEL_PARAMS_M, SYS_MODEL_SIZE_MB
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import ModelConfig
 
 
 def resolve_weights_file(name: str) -> Path | None:

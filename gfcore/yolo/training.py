@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gfcore.config.schema import Config, TrainConfig
 from gfcore.core.errors import ConfigError, TrainingError
 from gfcore.yolo.callbacks import EpochLogger
 from gfcore.yolo.model import build_model
+
+if TYPE_CHECKING:
+    from gfcore.config.schema import Config, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +127,6 @@ def _per_class_ap(trainer: Any) -> dict[str, float]:
 
 
 def _free_accelerator_memory() -> None:
-    import gc
-
     import torch
 
     gc.collect()

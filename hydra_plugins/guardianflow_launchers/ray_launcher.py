@@ -7,6 +7,7 @@ cluster too. This module imports without Ray: Hydra loads every plugin module at
 # No `from __future__ import annotations`: Hydra loads plugin modules outside sys.modules, where a dataclass
 # with string annotations cannot resolve them.
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -15,6 +16,13 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gfcore.cluster import ray_jobs
+from gfcore.config.schema import gpus_of_device
+from gfcore.core import interrupts
+from gfcore.core.errors import ClusterError
+from gfcore.orchestration.sweep import SweepAborted, close_job
+from gfcore.tracking.run import PARENT_ENV
 
 
 @dataclass
@@ -49,12 +57,6 @@ class RayJobsLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """As Hydra's RayLauncher, with ray.init from gfcore.cluster.ray_jobs, an absolute sweep folder (a
         worker's working directory is not this one) and the jobs cancelled when the sweep is stopped."""
-        from gfcore.cluster import ray_jobs
-        from gfcore.config.schema import gpus_of_device
-        from gfcore.core import interrupts
-        from gfcore.core.errors import ClusterError
-        from gfcore.orchestration.sweep import SweepAborted
-
         try:
             import ray
             from hydra.core.singleton import Singleton
@@ -98,13 +100,9 @@ class RayJobsLauncher(Launcher):
     def _returned(self, ray: Any, ref: Any, num: int, overrides: List[str]) -> JobReturn:
         """The job's return; a task Ray lost (its worker died) ends its run FAILED and is NaN to the sweeper, as
         a job that failed in Python is."""
-        import os
-
         from hydra.core.utils import JobStatus
         from ray.exceptions import RayError
 
-        from gfcore.orchestration.sweep import close_job
-        from gfcore.tracking.run import PARENT_ENV
 
         try:
             return ray.get(ref)

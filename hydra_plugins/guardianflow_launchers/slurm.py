@@ -18,6 +18,12 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQue
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
+from gfcore.cluster import slurm
+from gfcore.cluster.slurm import KILLED_STATES
+from gfcore.core.vocabulary import SLURM_STATE
+from gfcore.orchestration.sweep import SweepAborted, close_job
+from gfcore.tracking.run import PARENT_ENV
+
 
 @dataclass
 class WatchedSlurmQueueConf(SlurmQueueConf):
@@ -42,8 +48,6 @@ class WatchedSlurmLauncher(SlurmLauncher):
         from hydra.core.singleton import Singleton
         from submitit.core.utils import FailedJobError
 
-        from gfcore.cluster import slurm
-        from gfcore.orchestration.sweep import SweepAborted
 
         assert self.config is not None
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
@@ -77,11 +81,6 @@ class WatchedSlurmLauncher(SlurmLauncher):
     def _lost(self, outcome: Any, num: int, overrides: list[str]) -> JobReturn:
         """A job SLURM ended before it returned: its run is closed with SLURM's state and the job's last error
         lines, and the sweeper gets NaN for it."""
-        from gfcore.cluster.slurm import KILLED_STATES
-        from gfcore.core.vocabulary import SLURM_STATE
-        from gfcore.orchestration.sweep import close_job
-        from gfcore.tracking.run import PARENT_ENV
-
         status = "KILLED" if outcome.state.split()[0] in KILLED_STATES else "FAILED"
         reason = f"SLURM job {outcome.job_id} ended {outcome.state} before its run did"
         if outcome.error:

@@ -120,8 +120,10 @@ def main() -> None:
         floors = {"floor: MLflow run": "none", "floor: + torch": "torch"}
         for r in range(args.rounds):
             for side, tree in sides.items():
+                # The entry points' package (before 387aa5c: entrypoints/) as the tree has it.
+                package = "guardianflow" if (tree / "guardianflow" / "train.py").exists() else "entrypoints"
                 for entry, overrides in entries.items():
-                    run([py, "-m", f"guardianflow.{entry}", *overrides, f"hydra.run.dir={tmp}/{side}{entry}{r}"], env,
+                    run([py, "-m", f"{package}.{entry}", *overrides, f"hydra.run.dir={tmp}/{side}{entry}{r}"], env,
                         tree)
                     times.setdefault((entry, side), []).append(newest_startup(entry))
                 for label, argv in commands.items():

@@ -134,7 +134,6 @@ def _previous_open(notified: bool) -> dict[str, dict[str, Any]]:
 def _record(result: Evaluation, days: int) -> None:
     import mlflow
 
-
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     client = mlflow.MlflowClient()
     run = client.create_run(exp_id, run_name=f"alerts-{len(result.open)}-open",

@@ -21,7 +21,6 @@ from typing import Any
 from gfcore.config import to_typed
 from gfcore.config.schema import ChallengeConfig, Config, ExpDesign
 from gfcore.core.errors import ConfigError, RegistryError
-from gfcore.core.naming import arch_name
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     CHALLENGE_CANDIDATE_VERSION,
@@ -55,6 +54,7 @@ from gfcore.registry import client as registry
 from gfcore.registry.register import CANDIDATE, CHAMPION
 from gfcore.registry.resolve import resolve_model
 from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
+from gfcore.tracking.naming import arch_name
 from gfcore.tracking.run import owned_run
 from gfcore.yolo import env as yolo_env
 
@@ -167,7 +167,6 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
     except (MlflowException, OSError):
@@ -183,7 +182,6 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
 
 
 def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: str) -> ChallengeResult:
-
 
     yolo_env.configure()
     dataset = resolve_dataset(cfg.data, cfg.task)
@@ -243,7 +241,6 @@ def _latency_back_to_back(models: dict[str, Any], sizes: dict[str, int], images:
     in five it moves nothing (bench/challenge_fidelity.py measures both)."""
     from tqdm import tqdm
 
-
     rounds, roles = cfg.challenge.rounds, list(models)
     per_round = max(1, (cfg.challenge.runs or cfg.latency.runs) // rounds)
     frames = measure.read_frames(images)
@@ -264,7 +261,6 @@ def _with_tracking(figures: dict[str, dict[str, float]], models: dict[str, Any],
                    sequences: list[Any], device: str, work: Path) -> dict[str, dict[str, float]]:
     import mlflow
 
-
     for role, model in models.items():
         tracks = work / "tracking" / role
         results = track_and_score(model, cfg, sequences, sizes[role], device, tracks, label=f" {role}")
@@ -276,7 +272,6 @@ def _with_tracking(figures: dict[str, dict[str, float]], models: dict[str, Any],
 def _report(result: ChallengeResult, cfg: Config, work: Path) -> None:
     """The table (description, MLflow table, CSV / JSON) and the chart."""
     import mlflow
-
 
     label = {role: f"{role} v{getattr(result, role)}" for role in ROLES if getattr(result, role)}
     rows = [{"variant": label[role], **{k: v for k, v in result.figures[role].items() if k in FIGURES},

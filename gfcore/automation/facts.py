@@ -20,10 +20,10 @@ from gfcore.automation.challenge import config_of
 from gfcore.config.compose import CONF_DIR
 from gfcore.config.schema import SiteConfig
 from gfcore.core.errors import GuardianFlowError
-from gfcore.core.naming import experiment_name
 from gfcore.core.vocabulary import DATA_HASH, MOT_HOTA
 from gfcore.data.dataset import resolve_dataset
 from gfcore.fleet.queries import run_counts, tracking_of
+from gfcore.tracking.naming import experiment_name
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ class Facts:
 def site_settings() -> dict[str, dict[str, Any]]:
     """Each site option of `conf/site/` on the schema, keyed by its experiment (`customer/region-plant/zone`)."""
     from omegaconf import OmegaConf
-
 
     out = {}
     for path in sorted((CONF_DIR / "site").glob("*.yaml")):

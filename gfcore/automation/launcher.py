@@ -62,7 +62,6 @@ def refused_recently(model: str, version: str | None, cooldown_hours: float) -> 
 def champion_run(model: str, version: str | None) -> str:
     import mlflow
 
-
     run_id = mlflow.MlflowClient().get_model_version(model, str(version)).run_id
     if not run_id:
         raise ConfigError(f"{model} v{version} names no run, so there is no scenario to start from.")
@@ -73,7 +72,6 @@ def scenario_overrides(run_id: str, drop: tuple[str, ...] = ()) -> tuple[str, li
     """(preset, overrides) that compose to the config `run_id` logged, less the keys starting with `drop`."""
     import mlflow
     import yaml
-
 
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
     logged = _leaves(yaml.safe_load(Path(path).read_text()))

@@ -288,7 +288,6 @@ _ACTIONS = {"low_accuracy": _sweep, "high_latency": _quant_infer, "low_gpu_utili
 def _start_record(cfg: AutomationConfig, launch: bool) -> str:
     import mlflow
 
-
     exp_id = ensure_experiment(EXPERIMENT, DESCRIPTION)
     run = mlflow.MlflowClient().create_run(exp_id, run_name=f"optimize-{'run' if launch else 'check'}",
                                            tags={EXP_TYPE: RunKind.optimize.value,

@@ -12,7 +12,7 @@ from gfcore.cli.common import typed
 
 def cmd_names(args: argparse.Namespace) -> None:
     """The MLflow names a scenario's runs and models get."""
-    from gfcore.core import naming
+    from gfcore.tracking import naming
 
     cfg = typed(args.overrides)
     base = naming.registered_model_name(cfg)

@@ -21,8 +21,8 @@ def cmd_scan(args: argparse.Namespace) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     """The registry's experiments."""
-    from gfcore.core.naming import experiment_name
     from gfcore.legacy.experiments_registry import ENTRY_TYPES, load_registry
+    from gfcore.tracking.naming import experiment_name
 
     rows = []
     for name, entry in load_registry(args.registry).items():

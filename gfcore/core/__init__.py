@@ -1,3 +1,2 @@
-"""The ground floor: errors, paths, names, the tag and metric vocabulary, interrupts and the code version.
-
-Imports nothing of gfcore but gfcore.config; every other package may import it."""
+"""The ground floor: errors, paths, the tag and metric vocabulary, interrupts, the code version and the garbage
+collector's policy at start-up. Imports nothing of gfcore; every other package may import it."""

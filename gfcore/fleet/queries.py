@@ -107,7 +107,6 @@ def _local_store() -> bool:
 def client() -> Any:
     import mlflow
 
-
     check_tracking_store()
     return mlflow.MlflowClient()
 

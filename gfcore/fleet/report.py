@@ -74,7 +74,6 @@ def write(out: Path, log: bool = False, **kwargs: Any) -> tuple[Path, str | None
 def _log(out: Path, rows: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
     import mlflow
 
-
     client = mlflow.MlflowClient()
     scope = " ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None and k in ("customer", "task"))
     run = client.create_run(ensure_experiment(EXPERIMENT, EXPERIMENT_DESCRIPTION),

@@ -148,7 +148,6 @@ def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: 
     """Batch 1 under the plain sys.latency_* names, other sizes as sys.bs{N}.*, the system snapshot, the chart."""
     from tqdm import tqdm
 
-
     sizes = sorted(set(cfg.infer.batch_sizes))
     frames = measure.read_frames(images)
     per_batch: dict[int, dict[str, float]] = {}
@@ -208,7 +207,6 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
     """Track each sequence, score with TrackEval, log mot.* (combined) and the per-sequence table."""
     import mlflow
 
-
     tracks = work / "tracking" / "tracks"
     results = track_and_score(model, cfg, sequences, imgsz, device, tracks)
     run.log_metrics({f"{MOT}{k}": v for k, v in results[COMBINED].items()})
@@ -230,7 +228,6 @@ def track_and_score(model: Any, cfg: Config, sequences: list[SeqInfo], imgsz: in
     """Track each sequence into `tracks` (MOTChallenge files) and score them with TrackEval: per sequence and
     COMBINED."""
     from tqdm import tqdm
-
 
     settings = cfg.infer.tracking
     with tqdm(total=sum(s.length for s in sequences), desc=f"tracking{label} ({settings.tracker.value})",

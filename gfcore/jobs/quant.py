@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from gfcore import backends
 from gfcore.core.errors import ConfigError
-from gfcore.core.naming import arch_name, registered_model_name, variant_model_name
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     BACKEND_NAME,
@@ -39,6 +38,7 @@ from gfcore.jobs import measure
 from gfcore.jobs.plots import source_vs_variant
 from gfcore.registry.register import log_and_register, model_path
 from gfcore.tracking.lineage import eval_tags
+from gfcore.tracking.naming import arch_name, registered_model_name, variant_model_name
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.tracking.server import check_tracking_store
 from gfcore.tracking.source import SourceRun, check_source_run, download_weights
@@ -122,7 +122,6 @@ def _check_same_classes(source: SourceRun, cfg: Config) -> None:
 def _log_chart(run: OwnedRun, original: dict[str, float], quantized: dict[str, float], label: str,
                work: Path) -> None:
     import mlflow
-
 
     chart = source_vs_variant(original, quantized, label, work / "plots" / "source_vs_quantized.png")
     mlflow.log_artifact(str(chart), "plots")

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gfcore.core.naming import registered_model_name
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     DET_MAP50,
@@ -21,6 +20,7 @@ from gfcore.data.dataset import DatasetInfo, resolve_dataset, split_images
 from gfcore.jobs import measure
 from gfcore.registry.register import log_and_register, train_version_tags
 from gfcore.tracking.lineage import eval_tags, log_dataset_inputs
+from gfcore.tracking.naming import registered_model_name
 from gfcore.tracking.run import OwnedRun, owned_run
 from gfcore.yolo import env as yolo_env
 from gfcore.yolo.model import check_model_source, model_stats

@@ -27,7 +27,6 @@ from typing import IO
 
 from gfcore.core import interrupts
 from gfcore.core.errors import ConfigError
-from gfcore.core.naming import experiment_name, registered_model_name, variant_model_name
 from gfcore.core.vocabulary import (
     ERROR_TAG,
     EXP_TYPE,
@@ -55,6 +54,7 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.legacy.experiments_registry import Entry
 from gfcore.registry.register import register_model
+from gfcore.tracking.naming import experiment_name, registered_model_name, variant_model_name
 from gfcore.tracking.run import ensure_experiment
 from gfcore.tracking.server import check_tracking_store
 
@@ -99,7 +99,6 @@ def build_args(template: str | None, params: dict[str, str]) -> list[str]:
 def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, str] | None = None,
          timeout: float | None = None, register: bool = True) -> WrapResult:
     import mlflow
-
 
     params = dict(params or {})
     path = entry.script(kind, script)

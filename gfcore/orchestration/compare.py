@@ -156,7 +156,6 @@ def _row(label: str, run_id: str) -> dict[str, Any]:
     """A variant's figures from its benchmark run (or, for run_ids, whatever run was named)."""
     import mlflow
 
-
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     source = run.data.tags.get(SOURCE_RUN_ID)
@@ -179,7 +178,6 @@ def _run_or_none(client: Any, run_id: str) -> Any:
 
 def _report(run: OwnedRun, rows: list[dict[str, Any]], c: CompareConfig, work: Path) -> float:
     import mlflow
-
 
     client = mlflow.MlflowClient()
     metric = c.metric

@@ -185,7 +185,6 @@ def _start_module(entry: str, argv: list[str], experiment_id: str, run_id: str) 
     MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID, and the tracking URI, made absolute for the other working folder)."""
     import mlflow
 
-
     env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_EXPERIMENT_ID": experiment_id,
            "MLFLOW_TRACKING_URI": absolute_uri(mlflow.get_tracking_uri())}
     return subprocess.Popen(module_command(entry, argv), cwd=PROJECT, env=env)

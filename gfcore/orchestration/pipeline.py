@@ -102,7 +102,6 @@ def _summary(run: OwnedRun, benchmarks: list[tuple[str, str, StepResult]], work:
     """One row per variant (its infer run's figures, the registered model it is), published on the parent."""
     import mlflow
 
-
     client = mlflow.MlflowClient()
     rows = []
     for variant, source_id, bench in benchmarks:

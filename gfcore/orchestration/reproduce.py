@@ -11,9 +11,9 @@ from gfcore.config import compose, to_typed
 from gfcore.config.schema import SiteConfig
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError
-from gfcore.core.naming import experiment_name
 from gfcore.core.vocabulary import BEST_RUN_ID, CODE_VERSION, EXP_TYPE, REPRODUCED_FROM, RunKind
 from gfcore.orchestration import launcher
+from gfcore.tracking.naming import experiment_name
 
 # exp.type -> entry point module; sweep parents are reproduced through their children (train runs).
 ENTRY_OF_TYPE = {RunKind.train: "train", RunKind.quant: "quant", RunKind.infer: "infer",

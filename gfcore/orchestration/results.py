@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gfcore.core.naming import sanitize_metric_name
 from gfcore.core.vocabulary import (
     BEST,
     DET_MAP50,
@@ -31,6 +30,7 @@ from gfcore.core.vocabulary import (
     SYS_THROUGHPUT_IPS,
 )
 from gfcore.jobs.plots import accuracy_vs_latency
+from gfcore.tracking.naming import sanitize_metric_name
 
 # A variant's figures, as every train, quant and infer run records them.
 FIGURES = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS, SYS_MODEL_SIZE_MB, SYS_THROUGHPUT_IPS,
@@ -110,7 +110,6 @@ class Report:
         """Description, MLflow table, CSV / JSON, `best.*` metrics; then print the table (unless `echo` is off)."""
         import pandas as pd
         from mlflow.entities import Metric
-
 
         client.set_tag(run_id, NOTE_TAG, self.markdown())
         for path in write_table(self.rows, work / self.artifact_dir / self.stem):

@@ -48,7 +48,6 @@ def run_in_job(start: Callable[..., object], entry: str, params: dict[str, str],
     import submitit
     from submitit.core.utils import FailedJobError
 
-
     request = {**job.config.for_entry(entry), "gpus_per_node": gpus_of_device(job.device)}
     asked = slurm.describe(request)
     executor = submitit.AutoExecutor(folder=str(job.folder / "%j"), cluster="slurm")

@@ -23,7 +23,6 @@ from omegaconf import DictConfig, open_dict
 from gfcore.config.compose import to_container, to_typed
 from gfcore.config.schema import Config, ExpDesign
 from gfcore.core.errors import ConfigError
-from gfcore.core.naming import experiment_name, run_name
 from gfcore.core.vocabulary import (
     BEST,
     BEST_PARAMS,
@@ -43,6 +42,7 @@ from gfcore.core.vocabulary import (
 from gfcore.data.dataset import resolve_dataset
 from gfcore.jobs.plots import metric_per_variant
 from gfcore.orchestration.results import FIGURES, Report, variant_row
+from gfcore.tracking.naming import experiment_name, run_name
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.run import PARENT_ENV, end_run, ensure_experiment
 
@@ -88,7 +88,6 @@ def check_overrides(args: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-
     parser = OverridesParser.create()
     for arg in args:
         if arg.startswith("-"):
@@ -105,7 +104,6 @@ def check_overrides(args: list[str]) -> None:
 def open_parent(cfg: Config, sweep_spec: str) -> str:
     """Create the sweep's parent run in the site experiment, or adopt the one `mlflow run` created."""
     import mlflow
-
 
     client = mlflow.MlflowClient()
     tags = {**run_tags(cfg, RunKind.sweep, data_hash=_data_hash(cfg)), EXP_DESIGN: ExpDesign.sweep.value,
@@ -132,7 +130,6 @@ def open_parent(cfg: Config, sweep_spec: str) -> str:
 def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys: set[str]) -> dict[str, Any]:
     """Name the best finished child, log the results table and chart, and end the parent."""
     import mlflow
-
 
     client = mlflow.MlflowClient()
     parent_run = client.get_run(parent)
@@ -184,7 +181,6 @@ def end_open_parent(status: str, reason: str) -> None:
     if not run_id:
         return
     import mlflow
-
 
     while mlflow.active_run() is not None:  # a job of this process (basic launcher) interrupted mid-start
         end_run(status)

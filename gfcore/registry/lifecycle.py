@@ -247,7 +247,6 @@ def _model_lock(name: str, timeout_s: float = 60.0) -> Iterator[None]:
     """An exclusive lock per (tracking store, model) on this machine."""
     import mlflow
 
-
     key = hashlib.sha256(f"{mlflow.get_tracking_uri()}\0{name}".encode()).hexdigest()[:24]
     path = Path(os.environ.get("GF_LOCK_DIR") or paths.cache_dir() / "locks") / f"{key}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)

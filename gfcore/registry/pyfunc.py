@@ -15,7 +15,7 @@ import base64
 import binascii
 import os
 import warnings
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -154,13 +154,13 @@ def requirements(backend: str = "pytorch") -> list[str]:
         raise RegistryError(f"unknown backend {backend!r}: one of {', '.join(RUNTIMES)}.")
 
     def pin(pkg: str) -> str:
-        return f"{pkg}=={version(pkg).split('+')[0]}"
+        return f"{pkg}=={metadata.version(pkg).split('+')[0]}"
 
     def first_installed(distributions: tuple[str, ...]) -> str | None:
         for dist in distributions:
             try:
                 return pin(dist)
-            except PackageNotFoundError:
+            except metadata.PackageNotFoundError:
                 continue
         return None
 
@@ -185,7 +185,6 @@ def log_detector(weights: Path, imgsz: int, example_image: Path | None, device: 
     Its requirements are those of the runtime the weights need (see `backend_of`), so the model also
     serves from an environment built from them alone (`mlflow models serve --env-manager virtualenv`)."""
     import pandas as pd
-
 
     pip_requirements = requirements(backend_of(weights))  # before anything is logged: a missing runtime stops here
     example = pd.DataFrame({"image": [encode_image(example_image)]}) if example_image else None

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gfcore.core.errors import RegistryError
-from gfcore.core.naming import arch_name, logged_model_name
 from gfcore.core.vocabulary import (
     DATA_HASH,
     DET_MAP50,
@@ -35,6 +34,7 @@ from gfcore.core.vocabulary import (
     VERSION_TASK,
 )
 from gfcore.tracking.lineage import eval_tags, split_dataset
+from gfcore.tracking.naming import arch_name, logged_model_name
 
 if TYPE_CHECKING:
     from gfcore.config.schema import Config

@@ -1,7 +1,7 @@
 """Experiments as a person meets them in the MLflow UI: created on first use, described, and marked as model
 development (the tag `mlflow.experimentKind`), so the UI opens on runs and models rather than on GenAI traces.
 
-Site experiments are `{customer}/{region}-{plant}/{zone}` (gfcore.core.naming); GuardianFlow's own are
+Site experiments are `{customer}/{region}-{plant}/{zone}` (gfcore.tracking.naming); GuardianFlow's own are
 `guardianflow/fleet`, `guardianflow/alerts` and `guardianflow/automation`.
 """
 

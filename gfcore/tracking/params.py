@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from gfcore.config.compose import to_container
 from gfcore.core.codeversion import code_version
-from gfcore.core.naming import arch_name
 from gfcore.core.vocabulary import (
     CODE_VERSION,
     DATA_HASH,
@@ -26,6 +25,7 @@ from gfcore.core.vocabulary import (
     TASK_TYPE,
     RunKind,
 )
+from gfcore.tracking.naming import arch_name
 
 if TYPE_CHECKING:
     from gfcore.config.schema import Config

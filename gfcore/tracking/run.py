@@ -24,7 +24,6 @@ from gfcore.config.compose import to_container
 from gfcore.config.schema import Config, ExpDesign
 from gfcore.core import gcpolicy, interrupts
 from gfcore.core.errors import TrackingError
-from gfcore.core.naming import experiment_name, run_name, sanitize_metric_name
 from gfcore.core.paths import hydra_output_dir
 from gfcore.core.vocabulary import (
     ERROR_TAG,
@@ -44,6 +43,7 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.tracking import server
 from gfcore.tracking.experiments import describe, ensure_experiment
+from gfcore.tracking.naming import experiment_name, run_name, sanitize_metric_name
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
 
@@ -258,7 +258,6 @@ def _warn_if_elsewhere(experiment_id: str, wanted: str) -> None:
 
 def _log_config_artifacts(cfg: Config) -> None:
     import mlflow
-
 
     mlflow.log_dict(to_container(cfg), "config/resolved.yaml")
     out = hydra_output_dir()

@@ -64,7 +64,6 @@ def model_stats(weights: Path, imgsz: int) -> dict[str, float]:
     from ultralytics.nn.tasks import load_checkpoint
     from ultralytics.utils.torch_utils import get_flops
 
-
     net, _ = load_checkpoint(str(weights))
     params = sum(p.numel() for p in net.parameters())
     return {

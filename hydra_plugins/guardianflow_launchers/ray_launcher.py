@@ -103,7 +103,6 @@ class RayJobsLauncher(Launcher):
         from hydra.core.utils import JobStatus
         from ray.exceptions import RayError
 
-
         try:
             return ray.get(ref)
         except RayError as exc:

@@ -48,7 +48,6 @@ class WatchedSlurmLauncher(SlurmLauncher):
         from hydra.core.singleton import Singleton
         from submitit.core.utils import FailedJobError
 
-
         assert self.config is not None
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
                                          **({"slurm_max_num_timeout": self.params["max_num_timeout"]}

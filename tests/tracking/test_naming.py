@@ -1,5 +1,5 @@
 from gfcore.config import compose, to_typed
-from gfcore.core import naming
+from gfcore.tracking import naming
 
 
 def test_names_follow_the_scheme():

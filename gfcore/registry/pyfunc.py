@@ -22,7 +22,8 @@ from typing import Any
 import mlflow.pyfunc
 
 import gfcore
-from gfcore.core.errors import GuardianFlowError, RegistryError
+from gfcore.core.errors import RegistryError
+from gfcore.registry.formats import backend_of
 
 # MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # text is colour-coded
@@ -129,22 +130,6 @@ RUNTIMES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                         "opencv-contrib-python-headless")
-
-
-def backend_of(weights: str | Path, error: type[GuardianFlowError] = RegistryError) -> str:
-    """The backend Ultralytics loads `weights` with: pytorch (.pt), onnx (.onnx), openvino (a folder with the
-    .xml and .bin) or tensorrt (.engine). Anything else raises `error`, the caller's kind (the registry's; infer's
-    ModelError). The one rule, here because a served model imports this module and nothing of gfcore above it."""
-    path = Path(weights)
-    suffix = path.suffix.lower()
-    if (path.is_dir() and any(path.glob("*.xml"))) or suffix == ".xml":
-        return "openvino"
-    kinds = {".pt": "pytorch", ".pth": "pytorch", ".onnx": "onnx", ".engine": "tensorrt"}
-    if suffix in kinds and not path.is_dir():
-        return kinds[suffix]
-    raise error(f"cannot tell which runtime serves {path}: it is not a model file infer can measure or the registry "
-                "can serve. Give a .pt, an .onnx, an OpenVINO folder (*_openvino_model, with its .xml and .bin) or a "
-                "TensorRT .engine.")
 
 
 def requirements(backend: str = "pytorch") -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gfcore.core.errors import ConfigError, ModelError
 from gfcore.core.vocabulary import BACKEND_PRECISION, EXP_TYPE, VERSION_PRECISION, RunKind, version_tag
+from gfcore.registry.formats import backend_of
 from gfcore.tracking.source import WEIGHTS, finished_run, has_weights
 
 MLMODEL = "MLmodel"
@@ -24,8 +25,6 @@ class ResolvedModel:
 
 
 def resolve_model(model_uri: str | None, source_run_id: str | None, dst: Path) -> ResolvedModel:
-    from gfcore.registry.pyfunc import backend_of
-
     if model_uri:
         if model_uri.startswith("models:/"):
             return _from_registry(model_uri, dst)
@@ -74,8 +73,6 @@ def _from_registry(uri: str, dst: Path) -> ResolvedModel:
 def _from_artifacts(uri: str, dst: Path) -> ResolvedModel:
     import mlflow
 
-    from gfcore.registry.pyfunc import backend_of
-
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except Exception as exc:  # MlflowException, OSError: either way the URI does not give a model
@@ -115,8 +112,6 @@ def _from_logged_model(uri: str, dst: Path, asked: str) -> ResolvedModel:
 def _read_pyfunc(folder: Path, asked: str) -> ResolvedModel:
     """A GuardianFlow pyfunc model folder: its weights artifact, input size and producing run."""
     import yaml
-
-    from gfcore.registry.pyfunc import backend_of
 
     meta = yaml.safe_load((folder / MLMODEL).read_text())
     pyfunc = meta.get("flavors", {}).get("python_function", {})

@@ -65,7 +65,6 @@ VERDICTS = ("better", "tie", "worse", "unopposed")
 # The figures whose differences (`delta.*`) a challenge records.
 COMPARED = (DET_MAP50, DET_MAP50_95, DET_PRECISION, DET_RECALL, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS,
             SYS_MODEL_SIZE_MB, MOT_HOTA, MOT_IDF1)
-TAG_VERDICT, TAG_RUN, TAG_CHAMPION = CHALLENGE_VERDICT, CHALLENGE_RUN_ID, CHALLENGE_CHAMPION_VERSION
 
 
 @dataclass
@@ -102,8 +101,8 @@ def challenge(name: str, candidate: str | None = None, variant: str | None = Non
     versions = {"candidate": version, **({"champion": champion} if champion else {})}
     cfg = config_of(mv.run_id, overrides)
     result = _measure(cfg, model, versions, mv.run_id)
-    for key, value in ((TAG_VERDICT, result.verdict), (TAG_RUN, result.run_id),
-                       (TAG_CHAMPION, champion or "none")):
+    for key, value in ((CHALLENGE_VERDICT, result.verdict), (CHALLENGE_RUN_ID, result.run_id),
+                       (CHALLENGE_CHAMPION_VERSION, champion or "none")):
         client.set_model_version_tag(model, version, key, value)
     return result
 
@@ -114,8 +113,8 @@ def latest(model: str, version: str, champion: str) -> dict[str, Any] | None:
 
     client = mlflow.MlflowClient()
     tags = client.get_model_version(model, version).tags or {}
-    run_id = tags.get(TAG_RUN)
-    if not run_id or tags.get(TAG_CHAMPION) != str(champion):
+    run_id = tags.get(CHALLENGE_RUN_ID)
+    if not run_id or tags.get(CHALLENGE_CHAMPION_VERSION) != str(champion):
         return None
     run = client.get_run(run_id)
     if run.info.status != "FINISHED":
@@ -125,7 +124,7 @@ def latest(model: str, version: str, champion: str) -> dict[str, Any] | None:
         role, _, metric = key.partition(".")
         if role in figures:
             figures[role][metric] = value
-    return {"run_id": run_id, "champion_version": str(champion), "verdict": run.data.tags.get(TAG_VERDICT),
+    return {"run_id": run_id, "champion_version": str(champion), "verdict": run.data.tags.get(CHALLENGE_VERDICT),
             **figures}
 
 
@@ -202,7 +201,7 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
         name = (f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-challenge-{measured.backend.variant}-"
                 f"v{versions['candidate']}-vs-{against}")
         tags = {CHALLENGE_MODEL: model, CHALLENGE_CANDIDATE_VERSION: versions["candidate"],
-                TAG_CHAMPION: versions.get("champion", "none"), MODEL_URI: refs["candidate"].uri,
+                CHALLENGE_CHAMPION_VERSION: versions.get("champion", "none"), MODEL_URI: refs["candidate"].uri,
                 **eval_tags(dataset, split),
                 LATENCY_PROTOCOL: f"batch 1: {cfg.latency.warmup} untimed warm-up, then "
                 f"{cfg.challenge.runs or cfg.latency.runs} timed predict() calls per model on the "
@@ -225,7 +224,7 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
             for role, values in figures.items():
                 run.log_metrics({f"{role}.{k}": v for k, v in values.items()})
             run.log_metrics({f"{DELTA}{k}": v for k, v in deltas.items()})
-            run.set_tags({TAG_VERDICT: verdict, CHALLENGE_REASONS: "; ".join(reasons)[:4000]})
+            run.set_tags({CHALLENGE_VERDICT: verdict, CHALLENGE_REASONS: "; ".join(reasons)[:4000]})
             result = ChallengeResult(model, versions["candidate"], versions.get("champion"), verdict, reasons,
                                      run.run_id, figures, deltas)
             _report(result, measured, work)

@@ -18,14 +18,11 @@ from gfcore.config.compose import CONF_DIR, to_container
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
     AUTOMATION_MODEL,
-    AUTOMATION_OPTIMIZE_RUN_ID,
     AUTOMATION_PROMOTE_REFUSED_AT,
     AUTOMATION_TRIGGER,
 )
 from gfcore.orchestration.launcher import launch
 
-TAG_TRIGGER, TAG_MODEL, TAG_BY = AUTOMATION_TRIGGER, AUTOMATION_MODEL, AUTOMATION_OPTIMIZE_RUN_ID
-TAG_REFUSED = AUTOMATION_PROMOTE_REFUSED_AT  # a version tag: when automation's promotion was refused (epoch s)
 HOUR_MS = 3_600_000
 _BARE = re.compile(r"^[A-Za-z_/][\w./\-@:]*$")
 
@@ -36,7 +33,7 @@ def blocked(trigger: str, model: str, cooldown_hours: float) -> str | None:
 
     client = mlflow.MlflowClient()
     experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, f"tags.`{TAG_TRIGGER}` = '{trigger}' and tags.`{TAG_MODEL}` = '{model}'",
+    runs = client.search_runs(experiments, f"tags.`{AUTOMATION_TRIGGER}` = '{trigger}' and tags.`{AUTOMATION_MODEL}` = '{model}'",
                               order_by=["attributes.start_time DESC"], max_results=50) if experiments else []
     running = [r for r in runs if r.info.status == "RUNNING"]
     if running:
@@ -53,7 +50,7 @@ def refused_recently(model: str, version: str | None, cooldown_hours: float) -> 
     """A promotion that automation tried and the gates refused is not tried again inside the cooldown."""
     import mlflow
 
-    stamp = (mlflow.MlflowClient().get_model_version(model, str(version)).tags or {}).get(TAG_REFUSED)
+    stamp = (mlflow.MlflowClient().get_model_version(model, str(version)).tags or {}).get(AUTOMATION_PROMOTE_REFUSED_AT)
     if stamp and (time.time() - float(stamp)) / 3600 < cooldown_hours:
         return f"cooldown: the gates refused v{version} {(time.time() - float(stamp)) / 3600:.1f} h ago"
     return None

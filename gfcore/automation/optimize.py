@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gfcore.automation import launcher
-from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
 from gfcore.automation.facts import Facts, site_settings
 from gfcore.automation.promotion import promote
 from gfcore.config.automation import AutomationConfig, TriggersConfig
@@ -35,6 +34,13 @@ from gfcore.core.vocabulary import (
     AUTOMATION,
     AUTOMATION_CONFIG,
     AUTOMATION_MODE,
+    AUTOMATION_MODEL,
+    AUTOMATION_OPTIMIZE_RUN_ID,
+    AUTOMATION_PROMOTE_REFUSED_AT,
+    AUTOMATION_TRIGGER,
+    CHALLENGE_CHAMPION_VERSION,
+    CHALLENGE_RUN_ID,
+    CHALLENGE_VERDICT,
     DATA_HASH,
     DET_MAP50,
     DET_MAP50_95,
@@ -166,15 +172,15 @@ def _candidate_triggers(model: str, triggers: set[str], facts: Any, add: Any, si
         return
     version, against = str(candidate.version), str(champion.version) if champion else "none"
     tags = facts.version_tags(model, version)
-    challenged = tags.get(TAG_CHAMPION) == against and tags.get(TAG_RUN)
+    challenged = tags.get(CHALLENGE_CHAMPION_VERSION) == against and tags.get(CHALLENGE_RUN_ID)
     if not challenged and "new_candidate" in triggers:
         add("new_candidate", model, version, f"candidate v{version} has no challenge against "
             + (f"champion v{against}" if champion else "an empty field (no champion)"),
             f"challenge v{version}" + (f" against v{against}" if champion else ""), champion=against)
-    elif challenged and tags.get(TAG_VERDICT) != "worse" and "challenger_passes" in triggers:
-        add("challenger_passes", model, version, f"candidate v{version}'s challenge (run {tags[TAG_RUN]}): "
-            f"{tags.get(TAG_VERDICT)}", f"promote v{version} behind the gates", challenge_run_id=tags[TAG_RUN],
-            verdict=tags.get(TAG_VERDICT), champion=against)
+    elif challenged and tags.get(CHALLENGE_VERDICT) != "worse" and "challenger_passes" in triggers:
+        add("challenger_passes", model, version, f"candidate v{version}'s challenge (run {tags[CHALLENGE_RUN_ID]}): "
+            f"{tags.get(CHALLENGE_VERDICT)}", f"promote v{version} behind the gates", challenge_run_id=tags[CHALLENGE_RUN_ID],
+            verdict=tags.get(CHALLENGE_VERDICT), champion=against)
 
 
 def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | None:
@@ -219,7 +225,7 @@ def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | N
     if not launch:
         d.status = "would run"
         return
-    tags = {launcher.TAG_TRIGGER: d.trigger, launcher.TAG_MODEL: d.model, launcher.TAG_BY: run_id or "none"}
+    tags = {AUTOMATION_TRIGGER: d.trigger, AUTOMATION_MODEL: d.model, AUTOMATION_OPTIMIZE_RUN_ID: run_id or "none"}
     try:
         _ACTIONS[d.trigger](d, cfg, tags)
     except GuardianFlowError as exc:
@@ -273,7 +279,7 @@ def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
     except GuardianFlowError:
         import mlflow
 
-        mlflow.MlflowClient().set_model_version_tag(d.model, d.version, launcher.TAG_REFUSED, str(time.time()))
+        mlflow.MlflowClient().set_model_version_tag(d.model, d.version, AUTOMATION_PROMOTE_REFUSED_AT, str(time.time()))
         raise
     d.status, d.detail = "promoted", "; ".join(result.get("gates") or []) or "no gate"
 

@@ -28,12 +28,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-from gfcore.automation.challenge import TAG_CHAMPION, TAG_RUN, TAG_VERDICT
 from gfcore.config.automation import RuleConfig, RuleSettings
 from gfcore.config.enums import RuleKind, Severity
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
+    CHALLENGE_CHAMPION_VERSION,
     CHALLENGE_REASONS,
+    CHALLENGE_RUN_ID,
+    CHALLENGE_VERDICT,
     DET_MAP50,
     DET_MAP50_95,
     MOT_HOTA,
@@ -176,11 +178,11 @@ def _candidate_worse(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Al
     if row.model is None or row.candidate is None or row.champion is None:
         return None
     tags = ctx.facts.version_tags(row.model, row.candidate)
-    if tags.get(TAG_VERDICT) != "worse" or tags.get(TAG_CHAMPION) != row.champion:
+    if tags.get(CHALLENGE_VERDICT) != "worse" or tags.get(CHALLENGE_CHAMPION_VERSION) != row.champion:
         return None  # no challenge, another verdict, or a challenge of an earlier champion
     return _new(name, rule, row, f"{row.model} candidate v{row.candidate} is worse than champion v{row.champion} "
-                f"(challenge run {tags.get(TAG_RUN)}: {tags.get(CHALLENGE_REASONS, 'see the run')})",
-                version=row.candidate, champion=row.champion, challenge_run_id=tags.get(TAG_RUN))
+                f"(challenge run {tags.get(CHALLENGE_RUN_ID)}: {tags.get(CHALLENGE_REASONS, 'see the run')})",
+                version=row.candidate, champion=row.champion, challenge_run_id=tags.get(CHALLENGE_RUN_ID))
 
 
 def _tracking_drop(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:

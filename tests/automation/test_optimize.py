@@ -16,6 +16,7 @@ import pytest
 
 from gfcore import cli
 from gfcore.automation import launcher, optimize
+from gfcore.core.vocabulary import AUTOMATION_MODEL, AUTOMATION_OPTIMIZE_RUN_ID, AUTOMATION_TRIGGER
 from tests.conftest import smoke_versions
 
 NAME = "demo.local-plant1.yard.ppe"
@@ -81,11 +82,11 @@ def test_check_run_and_cooldown(store, capsys):
         "the champion's scenario is carried over: what differs from its preset today"
     assert infer.data.tags["exp.type"] == "infer" and infer.data.tags["source.run_id"] == quant.info.run_id
     for r in (quant, infer):
-        assert r.info.status == "FINISHED" and r.data.tags[launcher.TAG_TRIGGER] == "high_latency"
-        assert r.data.tags[launcher.TAG_BY] == run_id and r.data.tags["mlflow.project.entryPoint"] in ("quant", "infer")
+        assert r.info.status == "FINISHED" and r.data.tags[AUTOMATION_TRIGGER] == "high_latency"
+        assert r.data.tags[AUTOMATION_OPTIMIZE_RUN_ID] == run_id and r.data.tags["mlflow.project.entryPoint"] in ("quant", "infer")
     [challenge] = (client.get_run(r) for r in new["runs"])
     assert challenge.data.tags["exp.type"] == "challenge"
-    assert challenge.data.tags[launcher.TAG_TRIGGER] == "new_candidate"
+    assert challenge.data.tags[AUTOMATION_TRIGGER] == "new_candidate"
     assert client.get_model_version(NAME, "2").tags["challenge.run_id"] == challenge.info.run_id
     assert client.get_model_version(NAME, "2").tags["challenge.verdict"] in ("better", "tie"), "wide tolerances"
     assert client.get_run(run_id).data.metrics["automation.launched"] == 3
@@ -159,14 +160,14 @@ def test_sigterm_stops_the_launched_run_and_ends_the_record_killed(store):
     while not launched and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
         launched = client.search_runs([mlflow.get_experiment_by_name(SITE).experiment_id],
-                                      f"tags.`{launcher.TAG_TRIGGER}` = 'low_gpu_utilization'")
+                                      f"tags.`{AUTOMATION_TRIGGER}` = 'low_gpu_utilization'")
     assert launched, f"nothing was launched: {proc.stderr.read() if proc.poll() is not None else 'still running'}"
     time.sleep(3)  # inside the launched infer
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130
     [run] = launched
     assert client.get_run(run.info.run_id).info.status in ("KILLED", "FAILED")
-    record = client.get_run(run.data.tags[launcher.TAG_BY])
+    record = client.get_run(run.data.tags[AUTOMATION_OPTIMIZE_RUN_ID])
     assert record.info.status == "KILLED" and record.data.tags["exp.type"] == "optimize"
 
 
@@ -175,7 +176,7 @@ def test_a_running_launch_blocks_the_next(store, capsys):
     past the cooldown."""
     client = mlflow.MlflowClient()
     exp = mlflow.get_experiment_by_name(SITE).experiment_id
-    running = client.create_run(exp, tags={launcher.TAG_TRIGGER: "data_changed", launcher.TAG_MODEL: NAME})
+    running = client.create_run(exp, tags={AUTOMATION_TRIGGER: "data_changed", AUTOMATION_MODEL: NAME})
     try:
         assert "still RUNNING" in launcher.blocked("data_changed", NAME, cooldown_hours=0)
         assert launcher.blocked("data_changed", "other.model", cooldown_hours=0) is None

@@ -10,7 +10,7 @@ from importlib import import_module
 from gfcore import __version__
 from gfcore.core.errors import GuardianFlowError
 
-GROUPS = ("run", "data", "registry", "challenge", "metrics", "alerts", "optimize", "eval_mot", "wrap", "stack")
+GROUPS = ("run", "sync", "data", "registry", "challenge", "metrics", "alerts", "optimize", "eval_mot", "wrap", "stack")
 
 
 def build_parser() -> argparse.ArgumentParser:

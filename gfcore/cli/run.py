@@ -1,5 +1,5 @@
-"""Commands that start or describe runs: `run` (an entry point as an MLflow Project run), `reproduce` and
-`names`."""
+"""Commands that start or describe runs: `run` (an entry point as an MLflow Project run), `reproduce`, `resume`
+and `names`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         sys.exit(code)
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue an unfinished train run from its last checkpoint, into the same run."""
+    from gfcore.config import split_overrides
+    from gfcore.orchestration.reproduce import resume
+
+    return resume(args.run_id, split_overrides(args.overrides))
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """An entry point as an MLflow Project run, in its site's experiment."""
     from gfcore.config import split_overrides
@@ -53,6 +61,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_id")
     p.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("resume", help="continue a crashed, stopped or failed train run from its last checkpoint",
+                       description="Continues the train run RUN_ID (FAILED, KILLED, or RUNNING with its process gone) "
+                                   "from its last checkpoint, in the same MLflow run, with the config it logged: the "
+                                   "local checkpoint in its work folder (tag gf.work_dir), else its uploaded artifact "
+                                   "checkpoints/last.pt. It ends FINISHED and registers its model (candidate).")
+    p.add_argument("run_id")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides; they must not change a param the run logged")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("run", help="launch an entry point as an MLflow Project run in its site's experiment",
                        description="e.g. guardianflow run train scenario=smoke train.epochs=5; "

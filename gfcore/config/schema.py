@@ -194,10 +194,19 @@ class TrainConfig:
     # from train.code_path (see gfcore/jobs/custom_trainer.py for the interface).
     trainer: Optional[str] = None
     code_path: Optional[str] = None
+    # Upload the checkpoint (last.pt, and best.pt when it changed) as the run's artifact `checkpoints/` every this
+    # many epochs, so the run can be resumed on another machine; 0: never (a resume then needs the local folder).
+    checkpoint_every: int = 1
+    # Continue this unfinished (FAILED, KILLED or crashed) train run from its last checkpoint, in the same run
+    # (`guardianflow resume RUN_ID`, or `-P resume_run_id=RUN_ID`); the config must be the run's own.
+    resume_run_id: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"train.epochs={self.epochs}: train for at least one epoch.")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"train.checkpoint_every={self.checkpoint_every}: upload the checkpoint every N >= 1 "
+                              "epochs, or 0 for never.")
         if self.batch < 1 and self.batch != -1:
             raise ConfigError(f"train.batch={self.batch}: use a positive batch size, or -1 for Ultralytics' "
                               "automatic batch size.")
@@ -218,6 +227,12 @@ class TrackingConfig:
     system_metrics: bool = True  # MLflow's system/* metrics while the run is active
     system_metrics_interval_s: float = 10.0
     log_plots: bool = True
+    # Records of a run on a tracking server go through a local journal (gfcore.tracking.journal): an outage
+    # costs no work; at the end the process waits up to drain_timeout_s for the journal to reach the server.
+    journal: bool = True
+    drain_timeout_s: float = 120.0
+    # Record into a local store instead of the server (also GF_OFFLINE=1); `guardianflow sync` publishes later.
+    offline: bool = False
 
 
 @dataclass

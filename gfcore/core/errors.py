@@ -27,6 +27,11 @@ class TrainingError(GuardianFlowError):
     """Training failed in a way GuardianFlow recognises (for example out of memory at the smallest batch)."""
 
 
+class ResumeError(GuardianFlowError):
+    """A run that cannot be resumed: finished, not a train run, still running, its checkpoint gone, or asked to
+    continue with a config that differs from the one it logged. Nothing about the run was changed."""
+
+
 class RegistryError(GuardianFlowError):
     """A registry request that cannot be done: unknown model or version, no candidate, a failing gate ..."""
 

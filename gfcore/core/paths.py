@@ -32,3 +32,15 @@ def work_dir(prefix: str) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         yield Path(tmp)
+
+
+def run_work_dir(kind: str, run_id: str) -> tuple[Path, bool]:
+    """Where a run keeps what must outlive a crash of its process (a train run's checkpoints, for a resume): the
+    Hydra run folder, or $GF_CACHE_DIR/<kind>/<run_id> outside Hydra. The flag is True for the latter, a folder
+    that is the run's alone (its owner removes it once the run finished)."""
+    out = hydra_output_dir()
+    if out is not None:
+        return out.resolve(), False
+    folder = cache_dir().resolve() / kind / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, True

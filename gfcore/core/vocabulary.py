@@ -67,6 +67,9 @@ INPUT_IMAGES = "images"  # a dataset input's tag (with DATA_HASH): how many imag
 
 # --- tags of some runs
 ERROR_TAG = "gf.error"  # why a run ended FAILED or KILLED
+OFFLINE_TAG = "gf.offline"  # a run recorded offline: what happens at `guardianflow sync`, then where it went
+OFFLINE_RUN_ID = "gf.offline.run_id"  # on the server: the id the run had in the offline store
+PUBLISHED_AS = "gf.offline.published_as"  # in the offline store: the run's id on the server
 REPRODUCED_FROM = "gf.reproduced_from"  # `guardianflow reproduce`: the run repeated
 BACKEND_NAME, BACKEND_PRECISION = "backend.name", "backend.precision"  # quant, infer and challenge runs; versions
 MODEL_URI = "model.uri"  # the model an infer or challenge run measured
@@ -80,6 +83,11 @@ REGISTERED_MODEL, REGISTERED_VERSION = "gf.registered_model", "gf.registered_ver
 TRAINER = "gf.trainer"  # a custom Ultralytics trainer class
 TRAIN_BATCH_USED = "gf.train.batch_used"
 OOM_RETRY_PREFIX = "gf.oom_retry."  # + attempt: a batch halved after running out of memory
+# resuming a train run after a crash or preemption (gfcore.jobs.resume)
+RESUME_PREFIX = "gf.resume."  # + N (1, 2, ...): the N-th resume; its value says from which epoch and checkpoint
+WORK_DIR = "gf.work_dir"  # a train run's local work folder, where Ultralytics keeps its checkpoints (last.pt)
+PROCESS = "gf.process"  # the host, pid and start time of the process that owns a train run: is it still alive?
+RESUMED_INTO = "gf.resumed_into"  # on the run `mlflow run -P resume_run_id=ID` filed (ended, empty): ID
 # orchestration: cached steps, parents, sweep jobs
 CACHE_KEY = "gf.cache_key"  # a pipeline step's inputs (gfcore.orchestration.steps)
 STEP_PREFIX = "gf.step."  # + step slug, on a parent: the step's run id

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gfcore.core.errors import ConfigError, TrainingError
 from gfcore.yolo.callbacks import epoch_metrics
-from gfcore.yolo.training import TrainResult
+from gfcore.yolo.training import GF_TRAIN_KEYS, TrainResult
 
 if TYPE_CHECKING:
     from gfcore.config.schema import Config
@@ -83,7 +83,7 @@ def train_with_folder_code(cfg: Config, data_yaml: Path, out_dir: Path, names: l
         epochs_seen.append(int(epoch))
         log_metrics(epoch_metrics({k: float(v) for k, v in metrics.items() if v is not None}), int(epoch))
 
-    params = {k: v for k, v in asdict(cfg.train).items() if k not in ("extra", "trainer", "code_path", "min_batch")}
+    params = {k: v for k, v in asdict(cfg.train).items() if k != "extra" and k not in GF_TRAIN_KEYS}
     ctx = TrainContext(data_yaml=data_yaml, classes=names, imgsz=cfg.model.imgsz, device=cfg.backend.device,
                        epochs=cfg.train.epochs, batch=cfg.train.batch, seed=cfg.train.seed, out_dir=out_dir,
                        params={**params, **cfg.train.extra}, on_epoch=on_epoch)

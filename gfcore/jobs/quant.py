@@ -139,4 +139,5 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
     device = "cpu" if not backends.is_cuda_device(cfg.backend.device) else cfg.backend.device
     reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run, tags,
                            figures=figures, dataset=dataset, path=f"{model_path(cfg)}/{backend}_{precision}")
-    log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
+    if reg is not None:
+        log.info("registered %s version %s (alias candidate)", reg.name, reg.version)

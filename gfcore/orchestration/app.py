@@ -16,6 +16,7 @@ from gfcore.core import gcpolicy, interrupts
 from gfcore.core.errors import GuardianFlowError, StepError
 from gfcore.core.vocabulary import ERROR_TAG
 from gfcore.orchestration import sweep
+from gfcore.tracking.offline import store as offline_store
 from gfcore.tracking.run import fail_env_run, started_runs
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ def run_app(work: Callable[[Config], T], cfg: DictConfig) -> T | float:
     its run logged, or NaN when it failed (its run is then FAILED), so the sweeper goes on."""
     gcpolicy.starting()  # until the run is owned (gfcore.tracking.run)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if offline_store.wanted(bool(cfg.tracking.offline)) and not offline_store.is_active():
+        log.warning("recording offline into %s: `guardianflow sync` publishes the runs once the server answers",
+                    offline_store.activate())
     if _in_multirun():
         return _run_job(work, cfg)
     try:

@@ -1,5 +1,6 @@
-"""Rerunning a past run with the config it logged (`guardianflow reproduce RUN_ID`), and launching an entry
-point as an MLflow Project run filed under its site's experiment (`guardianflow run ENTRY ...`)."""
+"""Rerunning a past run with the config it logged (`guardianflow reproduce RUN_ID`), resuming an unfinished train
+run from its checkpoint into the same run (`guardianflow resume RUN_ID`), and launching an entry point as an
+MLflow Project run filed under its site's experiment (`guardianflow run ENTRY ...`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 from gfcore.config import compose, to_typed
 from gfcore.config.schema import SiteConfig
 from gfcore.core.codeversion import code_version
-from gfcore.core.errors import ConfigError
+from gfcore.core.errors import ConfigError, ResumeError
 from gfcore.core.vocabulary import BEST_RUN_ID, CODE_VERSION, EXP_TYPE, REPRODUCED_FROM, RunKind
+from gfcore.jobs import resume as resuming
 from gfcore.orchestration import launcher
 from gfcore.tracking.naming import experiment_name
 
@@ -51,10 +53,7 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
         print(f"guardianflow: note: run {run_id} ran with code version {then or 'unknown'}, this checkout is {now}: "
               "the code differs, so results may too.", file=sys.stderr)
     entry = ENTRY_OF_TYPE[exp_type]
-    folder = Path(tempfile.mkdtemp(prefix="gf-reproduce-"))
-    # The logged config as the primary config, on the same schema: it is validated like any other.
-    (folder / "reproduce.yaml").write_text(yaml.safe_dump({"defaults": ["gf_schema", "_self_"], **logged,
-                                                           "hydra": {"job": {"chdir": False}}}, sort_keys=False))
+    folder = _config_folder(logged, "reproduce")
     argv = ["--config-dir", str(folder), "--config-name", "reproduce", f"hydra.run.dir={folder / 'outputs'}"]
     print(f"reproducing run {run_id} ({exp_type}): {' '.join(launcher.module_command(entry, argv))}", file=sys.stderr)
     if dry_run:
@@ -63,6 +62,48 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     site = SiteConfig(**{k: logged["site"][k] for k in ("customer", "region", "plant", "zone")})
     try:
         launcher.launch(entry, argv=argv, experiment_name=experiment_name(site), tags={REPRODUCED_FROM: run_id})
+    except launcher.LaunchFailed as exc:
+        return exc.exit_code if exc.exit_code is not None else 1
+    return 0
+
+
+def _config_folder(logged: dict, name: str) -> Path:
+    """A folder with the logged config as the primary config `name`, on the same schema: it is validated like any
+    other."""
+    import yaml
+
+    folder = Path(tempfile.mkdtemp(prefix=f"gf-{name}-"))
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump({"defaults": ["gf_schema", "_self_"], **logged,
+                                                         "hydra": {"job": {"chdir": False}}}, sort_keys=False))
+    return folder
+
+
+def resume(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> int:
+    """Continue the unfinished train run `run_id` from its last checkpoint, into the same run, with the config it
+    logged (`overrides` may only repeat it): the train entry point in a process of its own, through the launcher
+    (which ends the run KILLED if this is stopped). Everything is checked here first (gfcore.jobs.resume), so a
+    run that cannot resume is refused before anything starts. Returns the entry point's exit code."""
+    import mlflow
+    import yaml
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    run = resuming.check_run(run_id)
+    if "config/resolved.yaml" not in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "config")}:
+        raise ResumeError(f"run {run_id} has no logged config (config/resolved.yaml) to resume it with: run the "
+                          f"train entry point with train.resume_run_id={run_id} and the run's scenario and overrides.")
+    logged = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="config/resolved.yaml")).read_text())
+    folder = _config_folder(logged, "resume")
+    args = [f"train.resume_run_id={run_id}", *overrides]
+    with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+        cfg = to_typed(hydra_compose(config_name="resume", overrides=args))
+    resuming.check_config(run, cfg)
+    resuming.find_checkpoint(run)
+    argv = ["--config-dir", str(folder), "--config-name", "resume", *args, f"hydra.run.dir={folder / 'outputs'}"]
+    print(f"resuming run {run_id}: {' '.join(launcher.module_command('train', argv))}", file=sys.stderr)
+    try:
+        launcher.launch("train", argv=argv, experiment_id=run.info.experiment_id, run_id=run_id)
     except launcher.LaunchFailed as exc:
         return exc.exit_code if exc.exit_code is not None else 1
     return 0

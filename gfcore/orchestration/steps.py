@@ -3,7 +3,9 @@
 A step is an entry point with its scenario, overrides and the run it builds on. Before it is launched,
 its key is computed from what decides its result: the entry point, the resolved config (without the
 orchestration sections), the upstream run id (a part of the key of its own), the dataset's content hash and
-the code version. A finished run in the experiment with the same key is reused instead of launched again.
+the code version. A finished run in the experiment with the same key is reused instead of launched again; a train step's run with
+the same key that did not finish (FAILED, KILLED, or RUNNING with its process gone) is resumed from its last
+checkpoint, into that run (gfcore.jobs.resume), instead of trained again from the start.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from gfcore.config import compose, to_typed
 from gfcore.config.compose import to_container
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError, StepError
-from gfcore.core.vocabulary import CACHE_KEY, ERROR_TAG, PARENT_KINDS
+from gfcore.core.vocabulary import CACHE_KEY, ERROR_TAG, PARENT_KINDS, PARENT_TAG
 from gfcore.data.dataset import resolve_dataset
+from gfcore.jobs import resume as resuming
 from gfcore.orchestration.launcher import LaunchFailed, launch
 from gfcore.orchestration.slurm_steps import SlurmJob
 
@@ -111,6 +114,23 @@ def find_cached(experiment_id: str, key: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
+def find_resumable(experiment_id: str, key: str, step: Step) -> str | None:
+    """The latest unfinished run of train step `step` (its key) that can resume from its checkpoint, or None."""
+    import mlflow
+
+    found = mlflow.MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`{CACHE_KEY}` = '{key}' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        return None
+    run_id = found[0].info.run_id
+    why = resuming.resumable(run_id, compose_step(step))
+    if why:
+        log.info("step %s: its unfinished run %s is not resumed, the step runs anew: %s", step.name, run_id, why)
+        return None
+    return run_id
+
+
 def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, out_dir: Path,
              slurm: SlurmStepsConfig | None = None) -> StepResult:
     """Reuse a finished run with the step's key, or launch the step as a child `mlflow run` and wait
@@ -127,14 +147,21 @@ def run_step(step: Step, experiment_id: str, env_manager: str, use_cache: bool, 
               "overrides": " ".join([*step.overrides, f"hydra.run.dir={out_dir / step.slug}"])}
     if step.entry in ("quant", "infer"):
         params["source_run_id"] = step.source_run_id or ""
+    tags = {CACHE_KEY: key}  # from the start: a rerun finds the run of a step that did not finish
+    resumed = find_resumable(experiment_id, key, step) if use_cache and step.entry == "train" else None
+    if resumed:
+        params["resume_run_id"] = resumed
+        if (parent := mlflow.active_run()) is not None:  # the run moves under the pipeline that finishes it
+            tags[PARENT_TAG] = parent.info.run_id
+        log.info("step %s: resuming its unfinished run %s from its last checkpoint", step.name, resumed)
     log.info("step %s: mlflow run -e %s %s", step.name, step.entry, params)
     job = None if slurm is None else SlurmJob(slurm, out_dir / "slurm" / step.slug, f"gf-{step.slug}",
                                               f"step {step.name}", step.device)
     try:
-        run_id = launch(step.entry, params, experiment_id=experiment_id, env_manager=env_manager, slurm=job).run_id
+        run_id = launch(step.entry, params, experiment_id=experiment_id, env_manager=env_manager, slurm=job,
+                        tags=tags, run_id=resumed).run_id
     except LaunchFailed as exc:
         raise StepError(_failure_message(step, exc.run_id)) from None
-    mlflow.MlflowClient().set_tag(run_id, CACHE_KEY, key)
     return StepResult(step, run_id, False, time.perf_counter() - start)
 
 

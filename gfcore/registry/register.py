@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from gfcore.config.schema import Config
     from gfcore.data.dataset import DatasetInfo
     from gfcore.tracking.run import OwnedRun
+
+log = logging.getLogger(__name__)
 
 CANDIDATE, CHAMPION, ROLLBACK = "candidate", "champion", "rollback"
 
@@ -85,13 +88,26 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
 
 def log_and_register(weights: Path, imgsz: int, example_image: Path | None, device: str, name: str, cfg: Config,
                      run: OwnedRun, version_tags: dict[str, Any], *, figures: dict[str, float], dataset: DatasetInfo,
-                     path: str | None = None) -> Registration:
+                     path: str | None = None) -> Registration | None:
     """Log `weights` as the run's pyfunc model (named after what it is), record its headline `figures` on the
     run and on the logged model (with the split they were measured on), and register it under `name` with
-    alias `candidate`; the version carries the figures and the evaluation basis as tags."""
+    alias `candidate`; the version carries the figures and the evaluation basis as tags.
+
+    A journaled run (gfcore.tracking.journal) does it in the journal's order, once the server has the run's
+    records (at once while it answers; after an outage, or at `guardianflow sync`): None is returned then."""
     import mlflow
 
+    from gfcore.config.compose import to_container
     from gfcore.registry.pyfunc import log_detector
+    from gfcore.tracking import journal
+
+    kwargs = {"imgsz": imgsz, "device": device, "name": name, "cfg": to_container(cfg),
+              "version_tags": {k: str(v) for k, v in version_tags.items()}, "figures": figures,
+              "dataset": dataset_record(dataset), "path": path}
+    files = {"weights": weights, **({"example_image": example_image} if example_image else {})}
+    if journal.call(run.run_id, "gfcore.registry.register:replay_log_and_register", kwargs, files):
+        log.info("%s: the model's logging and registration wait in the run's journal (sent in order)", name)
+        return None
 
     split = cfg.registry.eval_split
     basis = eval_tags(dataset, split)
@@ -102,6 +118,40 @@ def log_and_register(weights: Path, imgsz: int, example_image: Path | None, devi
     source = f"{cfg.backend.variant} model of run {run.run_id}"
     return register_model(info.model_uri, name, cfg, run.run_id, {**version_tags, **basis, **headline_tags(figures)},
                            path=path, description=version_description(figures, basis, source))
+
+
+def dataset_record(dataset: DatasetInfo) -> dict[str, Any]:
+    return {"name": dataset.name, "data_yaml": str(dataset.data_yaml), "root": str(dataset.root),
+            "names": list(dataset.names), "hash": dataset.hash, "counts": dict(dataset.counts), "source": dataset.source,
+            "splits": {k: [str(p) for p in v] for k, v in dataset.splits.items()}}
+
+
+def replay_log_and_register(run_id: str, weights: str, imgsz: int, device: str, name: str, cfg: dict[str, Any],
+                            version_tags: dict[str, str], figures: dict[str, float], dataset: dict[str, Any],
+                            path: str | None = None, example_image: str | None = None) -> Registration | None:
+    """A journaled `log_and_register`, sent: done once (a version of `name` made by this run means it was)."""
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from gfcore.config.compose import to_typed
+    from gfcore.config.schema import Config
+    from gfcore.data.dataset import DatasetInfo
+    from gfcore.tracking.run import OwnedRun
+
+    client = mlflow.MlflowClient()
+    done = [v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id]
+    if done:
+        log.info("%s version %s of run %s was registered before; not again", name, done[0].version, run_id)
+        return None
+    typed = to_typed(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    info = DatasetInfo(**{**dataset, "data_yaml": Path(dataset["data_yaml"]), "root": Path(dataset["root"]),
+                          "splits": {k: [Path(p) for p in v] for k, v in dataset["splits"].items()}})
+    run = OwnedRun(run_id=run_id, experiment_id=client.get_run(run_id).info.experiment_id)
+    reg = log_and_register(Path(weights), imgsz, Path(example_image) if example_image else None, device, name, typed,
+                           run, version_tags, figures=figures, dataset=info, path=path)
+    if reg is not None:
+        log.info("registered %s version %s (alias candidate) from run %s's journal", reg.name, reg.version, run_id)
+    return reg
 
 
 def model_description(name: str, cfg: Config) -> str:

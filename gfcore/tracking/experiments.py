@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gfcore.core.errors import TrackingError
 from gfcore.core.vocabulary import EXPERIMENT_KIND_TAG, NOTE_TAG
+from gfcore.tracking.offline import store as offline_store
 
 KIND = "custom_model_development"
 
@@ -42,7 +43,8 @@ def ensure_experiment(name: str, description: str | None = None) -> str:
         describe(found.experiment_id, name, found.tags, description)
         return found.experiment_id
     try:
-        return mlflow.create_experiment(name, tags=_tags(name, description))
+        return mlflow.create_experiment(name, artifact_location=offline_store.artifact_location(name),
+                                        tags=_tags(name, description))
     except mlflow.exceptions.MlflowException:
         # Another job of a parallel sweep created it first.
         found = mlflow.get_experiment_by_name(name)

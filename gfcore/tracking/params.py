@@ -61,13 +61,17 @@ SECTIONS = {
 }
 
 
+# Keys that say what to do with a run rather than what it is: never params (a resumed run names itself).
+NOT_PARAMS = ("train.resume_run_id",)
+
+
 def config_params(cfg: Config, exp_type: str | None = None) -> dict[str, str]:
     """The resolved config as dotted params, limited to the sections `exp_type` uses (all when unknown)."""
     tree = to_container(cfg)
     keep = SECTIONS.get(exp_type or "")
     if keep:
         tree = {k: v for k, v in tree.items() if k in keep}
-    return flatten(tree)
+    return {k: v for k, v in flatten(tree).items() if k not in NOT_PARAMS}
 
 
 def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None) -> dict[str, str]:

@@ -29,8 +29,12 @@ from gfcore.core.vocabulary import (
     ERROR_TAG,
     EXP_DESIGN,
     MAX_TAG_VALUE,
+    NOTE_TAG,
+    OFFLINE_TAG,
     PARENT_KINDS,
     PARENT_TAG,
+    RESUME_PREFIX,
+    RESUMED_INTO,
     SLURM_ARRAY_JOB_ID,
     SLURM_ARRAY_TASK_ID,
     SLURM_JOB_ID,
@@ -41,9 +45,10 @@ from gfcore.core.vocabulary import (
     SWEEP_PID,
     SYS_STARTUP_S,
 )
-from gfcore.tracking import server
+from gfcore.tracking import journal, server, sysmetrics
 from gfcore.tracking.experiments import describe, ensure_experiment
 from gfcore.tracking.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.tracking.offline import store as offline_store
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
 
@@ -79,13 +84,19 @@ class OwnedRun:
 
 @contextmanager
 def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str | None = None,
-              extra_tags: dict[str, str] | None = None, name: str | None = None) -> Iterator[OwnedRun]:
+              extra_tags: dict[str, str] | None = None, name: str | None = None,
+              resume_run_id: str | None = None, resumed_from: str = "") -> Iterator[OwnedRun]:
     """Start (or resume under `mlflow run`) the run of one entry point, and always end it; `name` replaces the
-    run name of the naming scheme where it cannot say what the run is (a challenge names both versions)."""
+    run name of the naming scheme where it cannot say what the run is (a challenge names both versions).
+
+    `resume_run_id`: continue that ended (or crashed) run instead, back to RUNNING: its tags and params stay as
+    they are (only params it lacks are logged), the resume is its tag `gf.resume.N` = `resumed_from`."""
     import mlflow
 
     check_tracking_store()
     tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **scheduler_tags(), **(extra_tags or {})}
+    if offline_store.is_active():
+        tags[OFFLINE_TAG] = "recorded offline: registration and aliases happen on the server at `guardianflow sync`"
     if os.environ.get(PARENT_ENV):
         tags[EXP_DESIGN] = ExpDesign.sweep.value
     name = name or run_name(cfg, exp_type)
@@ -96,35 +107,50 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
         mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
         mlflow.set_system_metrics_samples_before_logging(1)
 
+    # A server's run goes through a journal (gfcore.tracking.journal): an outage costs no work and no record.
+    journaled = cfg.tracking.journal and server.is_server(mlflow.get_tracking_uri())
     try:
         parent = os.environ.get(PARENT_ENV)
         env_run_id = os.environ.get("MLFLOW_RUN_ID")
-        if parent:
+        if resume_run_id:
+            active = _restart(resume_run_id, env_run_id, system_metrics and not journaled)
+        elif parent:
             exp_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
-            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics,
+            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics and not journaled,
                                       tags={PARENT_TAG: parent, **_job_tags()})
         elif env_run_id:
-            active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics)
+            active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics and not journaled)
             mlflow.MlflowClient().update_run(env_run_id, name=name)
             _warn_if_elsewhere(active.info.experiment_id, experiment)
             describe(active.info.experiment_id)
         else:
             exp_id = ensure_experiment(experiment)
-            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics)
+            active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics and not journaled)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"MLflow refused to start the run: {short(exc)}") from exc
 
     run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
     _started.append(run.run_id)
-    with interrupts.sigterm_raises():
+    monitor = None
+    if journaled:
+        journal.begin(run.run_id, mlflow.get_tracking_uri(), run.experiment_id)
+        if system_metrics:
+            monitor = sysmetrics.start(run.run_id, cfg.tracking.system_metrics_interval_s)
+    with interrupts.sigterm_raises(), _journal_drained(run.run_id, cfg.tracking.drain_timeout_s, monitor):
         try:
-            mlflow.set_tags(tags)
-            mlflow.log_params(config_params(cfg, exp_type))
-            _log_config_artifacts(cfg)
+            resumes = 0
+            if resume_run_id:  # the run's own records stay; the resume says what it continues from
+                resumes = _record_resume(run.run_id, {**scheduler_tags(), **(extra_tags or {})},
+                                         config_params(cfg, exp_type), resumed_from)
+            else:
+                mlflow.set_tags(tags)
+                mlflow.log_params(config_params(cfg, exp_type))
+                _log_config_artifacts(cfg)
             # From process start to here: imports, config, checks (what orchestration costs per step); only
-            # for the process's first run, later ones (a sweep's jobs in one process) did not start it.
+            # for the process's first run, later ones (a sweep's jobs in one process) did not start it. A
+            # resume's at step N (gf.resume.N): what each restart cost.
             if len(_started) == 1:
-                run.log_metrics({SYS_STARTUP_S: round(_process_age_s(), 3)})
+                run.log_metrics({SYS_STARTUP_S: round(_process_age_s(), 3)}, step=resumes)
             gcpolicy.started()
             yield run
         except KeyboardInterrupt as exc:
@@ -136,9 +162,63 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
                 raise TrackingError(lost) from exc
             raise
         else:
-            if system_metrics:
+            if monitor is not None:
+                sysmetrics.stop(monitor)
+            elif system_metrics:
                 _last_system_sample(run.run_id)
             end_run("FINISHED")
+
+
+@contextmanager
+def _journal_drained(run_id: str, timeout_s: float, monitor: Any) -> Iterator[None]:
+    """After the run has ended (into its journal): wait a bounded time for the journal to reach the server."""
+    try:
+        yield
+    finally:
+        if journal.active(run_id):
+            if monitor is not None:
+                monitor._shutdown_event.set()
+            journal.finish(run_id, timeout_s)
+
+
+def _restart(run_id: str, env_run_id: str | None, log_system_metrics: bool) -> Any:
+    """Run `run_id` back to RUNNING (MLflow restarts an ended run; system metrics go on from its last step).
+    Under `mlflow run -P resume_run_id=ID` without `--run-id ID`, MLflow filed a run of its own for the command:
+    it is ended at once, tagged and described with the run it resumed, where everything is logged. (It cannot be
+    deleted: `mlflow run` marks it terminated when the command ends, which MLflow refuses for a deleted run.)"""
+    import mlflow
+    from mlflow.entities import RunTag
+
+    if env_run_id and env_run_id != run_id:
+        client = mlflow.MlflowClient()
+        client.log_batch(env_run_id, tags=[
+            RunTag(RESUMED_INTO, run_id),
+            RunTag(NOTE_TAG, f"This command resumed run {run_id}: everything it did is logged there. "
+                             f"(`mlflow run --run-id {run_id} -P resume_run_id={run_id}` files no second run.)")])
+        client.set_terminated(env_run_id, "FINISHED")
+        os.environ.pop("MLFLOW_RUN_ID", None)
+        log.info("this command resumes run %s; run %s, which `mlflow run` filed for it, only points there",
+                 run_id, env_run_id)
+    return mlflow.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
+
+
+def _record_resume(run_id: str, tags: dict[str, str], params: dict[str, str], resumed_from: str) -> int:
+    """Tag a resumed run `gf.resume.N` (N = 1, 2, ...), with the error it had stopped on (its `gf.error` goes: the
+    run is no longer failed); log only the params it lacks (a key newer than the run); returns N."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    data = client.get_run(run_id).data
+    number = 1 + sum(1 for key in data.tags if key.startswith(RESUME_PREFIX))
+    note = resumed_from or "resumed"
+    if data.tags.get(ERROR_TAG):
+        note += f"; it had stopped on: {data.tags[ERROR_TAG]}"
+        client.delete_tag(run_id, ERROR_TAG)
+    mlflow.set_tags({**tags, f"{RESUME_PREFIX}{number}": note[:MAX_TAG_VALUE]})
+    missing = {k: v for k, v in params.items() if k not in data.params}
+    if missing:
+        mlflow.log_params(missing)
+    return number
 
 
 def _close_failed(run: OwnedRun, status: str, reason: str, exc: BaseException) -> str | None:
@@ -147,7 +227,7 @@ def _close_failed(run: OwnedRun, status: str, reason: str, exc: BaseException) -
     import mlflow
 
     uri = mlflow.get_tracking_uri()
-    if not server.is_server(uri) or server.answers(uri):
+    if journal.active(run.run_id) or not server.is_server(uri) or server.answers(uri):
         record_failure(reason, exc)
         end_run(status)
         return None

@@ -17,6 +17,7 @@ from unittest import mock
 from gfcore.core.errors import TrackingError
 from gfcore.core.paths import cache_dir
 from gfcore.core.vocabulary import ERROR_TAG, MAX_TAG_VALUE
+from gfcore.tracking.health import answers  # noqa: F401  (the probe, for callers of this module)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def check_tracking_store(retries: int = 3, timeout_s: float = 3.0) -> str:
         _wait_for_health(uri, retries, timeout_s)
         _check_server_access(uri, timeout_s)
         settle_pending(uri)
+        from gfcore.tracking.journal.sync import sync_quietly
+
+        sync_quietly(uri)  # what runs left in their journals while this server was away
         return uri
     if uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///"):])
@@ -54,16 +58,6 @@ def check_tracking_store(retries: int = 3, timeout_s: float = 3.0) -> str:
             raise TrackingError(f"the tracking store {uri} is in a folder that does not exist ({db.parent}): "
                                 "create it or point MLFLOW_TRACKING_URI elsewhere.")
     return uri
-
-
-def answers(uri: str, timeout_s: float = 2.0) -> bool:
-    """One quick /health probe (no retries): is the server there right now?"""
-    import requests
-
-    try:
-        return requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).status_code < 500
-    except requests.RequestException:
-        return False
 
 
 def _wait_for_health(uri: str, retries: int, timeout_s: float) -> None:

@@ -6,6 +6,7 @@ They know nothing of MLflow: they call `log(metrics, step)`, which the caller po
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gfcore.core.vocabulary import DET, DET_F1, DET_MAP50, DET_MAP50_95, DET_PRECISION, DET_RECALL, VAL
@@ -49,11 +50,14 @@ class EpochLogger:
     kept in `final`.
     """
 
-    def __init__(self, log: Callable[[dict[str, float], int], None]):
+    def __init__(self, log: Callable[[dict[str, float], int], None], logged_through: int = 0):
         self.log = log
         self.final: dict[str, float] = {}
         self.epochs_logged = 0
         self._trained_epoch = False
+        # A resumed run: epochs 1..logged_through are in its history already (from before the crash), so a
+        # checkpoint older than the history re-trains them without logging any step twice.
+        self.logged_through = logged_through
 
     def attach(self, model: Any) -> None:
         model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
@@ -69,6 +73,43 @@ class EpochLogger:
         if not self._trained_epoch:  # Ultralytics' final validation of best.pt
             return
         self._trained_epoch = False
-        self.log({**epoch_metrics(det), **loss_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")),
-                  **loss_metrics(trainer.metrics), **loss_metrics(trainer.lr)}, step)
+        if step > self.logged_through:
+            self.log({**epoch_metrics(det), **loss_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")),
+                      **loss_metrics(trainer.metrics), **loss_metrics(trainer.lr)}, step)
         self.epochs_logged = step
+
+
+def results_rows(table: dict[str, list[Any]]) -> dict[int, dict[str, float]]:
+    """Ultralytics' results table (results.csv as a checkpoint's `train_results`: column -> values) as
+    {epoch: the figures EpochLogger logs for it}; the same names, so an epoch a crash kept out of the run's
+    history (checkpoint saved, metrics not yet logged) can be logged from its checkpoint."""
+    epochs = table.get("epoch") or []
+    rows: dict[int, dict[str, float]] = {}
+    for i, epoch in enumerate(epochs):
+        raw = {key.strip(): values[i] for key, values in table.items() if i < len(values) and values[i] is not None}
+        rows[int(epoch)] = {**epoch_metrics(detection_metrics(raw)), **loss_metrics(raw)}
+    return rows
+
+
+class CheckpointKeeper:
+    """Hands Ultralytics' checkpoints to `keep(path)` every `every` epochs, right after it saved them: best.pt when
+    it changed since last handed over, then last.pt (the resume point). `every=0`: never."""
+
+    def __init__(self, keep: Callable[[Path], None], every: int):
+        self.keep = keep
+        self.every = every
+        self._best_mtime: float | None = None
+
+    def attach(self, model: Any) -> None:
+        if self.every > 0:
+            model.add_callback("on_model_save", self.on_model_save)
+
+    def on_model_save(self, trainer: Any) -> None:
+        if (trainer.epoch + 1) % self.every:
+            return
+        best, last = Path(trainer.best), Path(trainer.last)
+        if best.is_file() and best.stat().st_mtime != self._best_mtime:
+            self._best_mtime = best.stat().st_mtime
+            self.keep(best)
+        if last.is_file():
+            self.keep(last)

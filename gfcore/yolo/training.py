@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gfcore.core.errors import ConfigError, TrainingError
-from gfcore.yolo.callbacks import EpochLogger
+from gfcore.yolo.callbacks import CheckpointKeeper, EpochLogger
 from gfcore.yolo.model import build_model
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ _OWNED_ELSEWHERE = {"model": "model.architecture", "data": "data.path", "imgsz":
                     "device": "backend.device", "project": "(set by GuardianFlow)", "name": "(set by GuardianFlow)",
                     "exist_ok": "(set by GuardianFlow)", "mode": "(set by GuardianFlow)",
                     "task": "task.type", "half": "backend.precision", "int8": "backend.precision"}
+# TrainConfig's keys that are GuardianFlow's own, not Ultralytics' train arguments.
+GF_TRAIN_KEYS = ("min_batch", "trainer", "code_path", "checkpoint_every", "resume_run_id")
 
 
 @dataclass
@@ -42,7 +44,7 @@ def check_train_args(train: TrainConfig) -> None:
     """Every `train.extra` key must be an Ultralytics train argument that GuardianFlow does not set itself."""
     from ultralytics.utils import DEFAULT_CFG_KEYS
 
-    own = set(asdict(train)) - {"extra", "min_batch", "trainer", "code_path"}
+    own = set(asdict(train)) - {"extra", *GF_TRAIN_KEYS}
     for key in train.extra:
         if key in own:
             raise ConfigError(f"train.extra.{key} duplicates train.{key}: set train.{key}={train.extra[key]} instead.")
@@ -60,7 +62,7 @@ def ultralytics_args(cfg: Config, data_yaml: Path, project: Path, batch: int) ->
     """The keyword arguments of `YOLO.train` for this scenario."""
     train = asdict(cfg.train)
     extra = train.pop("extra")
-    for own in ("min_batch", "trainer", "code_path"):  # GuardianFlow's, not Ultralytics'
+    for own in GF_TRAIN_KEYS:  # GuardianFlow's, not Ultralytics'
         train.pop(own)
     return {**train, **extra, "batch": batch, "data": str(data_yaml), "imgsz": cfg.model.imgsz,
             "device": cfg.backend.device, "project": str(project), "name": "train", "exist_ok": True}
@@ -74,13 +76,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def train_yolo(cfg: Config, data_yaml: Path, project: Path, log_metrics: Callable[[dict[str, float], int], None],
-               on_retry: Callable[[int, int, int, BaseException], None] | None = None) -> TrainResult:
-    """Train a fresh model; on out-of-memory retry with half the batch, down to `train.min_batch`."""
+               on_retry: Callable[[int, int, int, BaseException], None] | None = None,
+               keep_checkpoint: Callable[[Path], None] | None = None) -> TrainResult:
+    """Train a fresh model; on out-of-memory retry with half the batch, down to `train.min_batch`. Every
+    `train.checkpoint_every` epochs the checkpoints just saved go to `keep_checkpoint` (an upload)."""
     batch, retries = cfg.train.batch, []
     while True:
         model = build_model(cfg.model)
         epoch_logger = EpochLogger(log_metrics)
         epoch_logger.attach(model)
+        if keep_checkpoint is not None:
+            CheckpointKeeper(keep_checkpoint, cfg.train.checkpoint_every).attach(model)
         try:
             _fit(model, ultralytics_args(cfg, data_yaml, project, batch))
             break
@@ -100,17 +106,53 @@ def train_yolo(cfg: Config, data_yaml: Path, project: Path, log_metrics: Callabl
             batch = smaller
             _free_accelerator_memory()
 
-    trainer = model.trainer
+    return _result(model.trainer, epoch_logger, batch, retries)
+
+
+def resume_yolo(cfg: Config, data_yaml: Path, checkpoint: Path, save_dir: Path,
+                log_metrics: Callable[[dict[str, float], int], None], logged_through: int,
+                keep_checkpoint: Callable[[Path], None] | None = None) -> TrainResult:
+    """Continue an interrupted training from its checkpoint (Ultralytics' resume: the model, optimizer, EMA and
+    epoch of last.pt, with the arguments it was started with), writing into `save_dir`. Epochs up to
+    `logged_through` are in the run's history already and are not logged again."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(checkpoint))
+    epoch_logger = EpochLogger(log_metrics, logged_through)
+    epoch_logger.attach(model)
+    if keep_checkpoint is not None:
+        CheckpointKeeper(keep_checkpoint, cfg.train.checkpoint_every).attach(model)
+    # `data` and `save_dir` as they are on this machine (the checkpoint's own may be another machine's paths).
+    _fit(model, {"resume": True, "data": str(data_yaml), "save_dir": str(save_dir), "device": cfg.backend.device})
+    return _result(model.trainer, epoch_logger, int(model.trainer.args.batch), [])
+
+
+def _result(trainer: Any, epoch_logger: EpochLogger, batch: int, retries: list[str]) -> TrainResult:
+    best, last = Path(trainer.best), Path(trainer.last)
     return TrainResult(
         save_dir=Path(trainer.save_dir),
-        best=Path(trainer.best),
-        last=Path(trainer.last),
+        best=best if best.is_file() else last,  # a resume elsewhere whose epochs never beat the checkpoint's best
+        last=last,
         final=epoch_logger.final,
         per_class=_per_class_ap(trainer),
         epochs=epoch_logger.epochs_logged,
         batch=batch,
         oom_retries=retries,
     )
+
+
+def write_results_csv(path: Path, table: dict[str, list[Any]]) -> None:
+    """Ultralytics' results.csv from a checkpoint's `train_results`, so that a resumed training appends to the
+    rows of exactly the epochs its checkpoint holds (no row of an epoch the crash cut short)."""
+    if not table.get("epoch"):
+        return
+    cols = list(table)
+    lines = [",".join(cols)]
+    for i in range(len(table["epoch"])):
+        lines.append(",".join(f"{table[c][i]:.6g}" if isinstance(table[c][i], (int, float)) else str(table[c][i])
+                              for c in cols))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _fit(model: Any, args: dict[str, Any]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.config import compose
 from gfcore.config.compose import CONF_DIR, to_container
@@ -22,6 +23,9 @@ from gfcore.core.vocabulary import (
     AUTOMATION_TRIGGER,
 )
 from gfcore.orchestration.launcher import launch
+
+if TYPE_CHECKING:
+    from gfcore.orchestration.launcher import Launched
 
 HOUR_MS = 3_600_000
 _BARE = re.compile(r"^[A-Za-z_/][\w./\-@:]*$")
@@ -82,8 +86,11 @@ def scenario_overrides(run_id: str, drop: tuple[str, ...] = ()) -> tuple[str, li
     return preset, changed
 
 
+Filed = Callable[["Launched"], None]  # told of each launch once its run is filed, before it starts
+
+
 def run_entry(entry: str, source_run_id: str, overrides: list[str], tags: dict[str, str], env_manager: str,
-              drop: tuple[str, ...] = ()) -> str:
+              drop: tuple[str, ...] = (), on_filed: Filed | None = None) -> str:
     """`mlflow run -e ENTRY` with the scenario of `source_run_id` and `overrides`, in its experiment; returns the
     run id once it finished."""
     import mlflow
@@ -91,23 +98,25 @@ def run_entry(entry: str, source_run_id: str, overrides: list[str], tags: dict[s
     preset, carried = scenario_overrides(source_run_id, drop)
     experiment = mlflow.MlflowClient().get_run(source_run_id).info.experiment_id
     return _run(entry, {"scenario": preset, "overrides": " ".join([*carried, *overrides])}, experiment, tags,
-                env_manager)
+                env_manager, on_filed)
 
 
-def run_challenge(model: str, version: str | None, tags: dict[str, str], env_manager: str) -> str:
+def run_challenge(model: str, version: str | None, tags: dict[str, str], env_manager: str,
+                  on_filed: Filed | None = None) -> str:
     import mlflow
 
     base, _, variant = model.partition("__")
     experiment = mlflow.MlflowClient().get_run(champion_run(model, version)).info.experiment_id
     return _run("challenge", {"name": base, "candidate": str(version), "variant": variant}, experiment, tags,
-                env_manager)
+                env_manager, on_filed)
 
 
-def _run(entry: str, params: dict[str, str], experiment_id: str, tags: dict[str, str], env_manager: str) -> str:
+def _run(entry: str, params: dict[str, str], experiment_id: str, tags: dict[str, str], env_manager: str,
+         on_filed: Filed | None) -> str:
     """The launch itself (gfcore.orchestration.launcher): tagged at once, so a second `optimize run` sees it RUNNING
     from its first second; Ctrl-C, or SIGTERM to `optimize run`, stops it (its run ends KILLED), never orphans it."""
     return launch(entry, params, experiment_id=experiment_id, env_manager=env_manager, tags=tags,
-                  synchronous=False).wait().run_id
+                  synchronous=False, on_filed=on_filed).wait().run_id
 
 
 def hydra_value(value: Any) -> str:

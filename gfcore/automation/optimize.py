@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.automation import launcher
 from gfcore.automation.facts import Facts, site_settings
@@ -33,6 +33,7 @@ from gfcore.core.errors import GuardianFlowError
 from gfcore.core.vocabulary import (
     AUTOMATION,
     AUTOMATION_CONFIG,
+    AUTOMATION_LAUNCHED,
     AUTOMATION_MODE,
     AUTOMATION_MODEL,
     AUTOMATION_OPTIMIZE_RUN_ID,
@@ -53,6 +54,10 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.fleet import queries
 from gfcore.tracking.experiments import ensure_experiment
+from gfcore.tracking.run import end_if_running
+
+if TYPE_CHECKING:
+    from gfcore.orchestration.launcher import Launched
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +77,8 @@ class Decision:
     reason: str  # why it fired, in words
     action: str  # what it runs, in words
     evidence: dict[str, Any] = field(default_factory=dict)
-    status: str = "planned"  # would run | launched | promoted | refused | failed | skipped: ...
-    runs: list[str] = field(default_factory=list)
+    status: str = "planned"  # would run | launched | promoted | refused | failed | stopped: ... | skipped: ...
+    runs: list[str] = field(default_factory=list)  # from the moment each is filed
     detail: str = ""
 
 
@@ -102,14 +107,32 @@ def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, reco
     outcome = Outcome(decisions)
     run_id = _start_record(cfg, launch) if record else None
     outcome.run_id = run_id
+    launched: list[str] = []  # "entry:run_id" of every run launched, in order
+
+    def filed(d: Decision, run: Launched) -> None:
+        """The record names each launched run while it runs, not only once it ended."""
+        d.runs.append(run.run_id)
+        launched.append(f"{run.entry}:{run.run_id}")
+        if run_id:
+            _name_launched(run_id, launched)
 
     try:
-        with interrupts.sigterm_raises():  # SIGTERM unwinds like Ctrl-C: launched runs stopped, this record KILLED
+        # SIGTERM unwinds like Ctrl-C; whatever this started (each launch's `mlflow run` and what it started) is
+        # stopped, also what a launch did not yet wait on; the launched runs and this record end KILLED.
+        with interrupts.children_stopped_when_interrupted():
             for d in decisions:
-                _carry_out(d, cfg, launch, run_id)
+                _carry_out(d, cfg, launch, run_id, lambda run, d=d: filed(d, run))
     except BaseException as exc:
-        if run_id:
-            _end_record(outcome, cfg, launch, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        with interrupts.signals_held():
+            stopped = isinstance(exc, KeyboardInterrupt)
+            for d in decisions:
+                if d.runs and d.status == "planned":
+                    d.status = f"stopped: {interrupts.stop_reason(exc)}" if stopped else "failed"
+                for rid in d.runs:
+                    end_if_running(rid, "KILLED" if stopped else "FAILED", f"optimize run {run_id} was "
+                                   + (interrupts.stop_reason(exc) if stopped else f"stopped: {type(exc).__name__}"))
+            if run_id:
+                _end_record(outcome, cfg, launch, "KILLED" if stopped else "FAILED")
         raise
     if run_id:
         _end_record(outcome, cfg, launch, "FAILED" if any(d.status == "failed" for d in decisions) else "FINISHED")
@@ -212,7 +235,8 @@ def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
 # -- carrying it out --------------------------------------------------------------------------------------------
 
 
-def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | None) -> None:
+def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | None,
+               on_filed: launcher.Filed) -> None:
     hours = float(cfg.cooldown_hours)
     blocked = launcher.blocked(d.trigger, d.model, hours) or (
         launcher.refused_recently(d.model, d.version, hours) if d.trigger == "challenger_passes" else None)
@@ -227,51 +251,53 @@ def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | N
         return
     tags = {AUTOMATION_TRIGGER: d.trigger, AUTOMATION_MODEL: d.model, AUTOMATION_OPTIMIZE_RUN_ID: run_id or "none"}
     try:
-        _ACTIONS[d.trigger](d, cfg, tags)
+        _ACTIONS[d.trigger](d, cfg, tags, on_filed)
     except GuardianFlowError as exc:
         d.status, d.detail = ("refused" if d.trigger == "challenger_passes" else "failed"), str(exc)
         log.warning("optimize: %s for %s %s: %s", d.trigger, d.model, d.status, exc)
 
 
-def _sweep(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+# Each action launches through `on_filed`, which adds every launched run to d.runs the moment it is filed.
+
+
+def _sweep(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
     trials = cfg.triggers.low_accuracy.trials
     run_id = launcher.champion_run(d.model, d.version)
-    d.runs.append(launcher.run_entry("sweep", run_id, ["sweep=optuna", f"hydra.sweeper.n_trials={trials}"], tags,
-                                     cfg.env_manager.value))
+    launcher.run_entry("sweep", run_id, ["sweep=optuna", f"hydra.sweeper.n_trials={trials}"], tags,
+                       cfg.env_manager.value, on_filed=on_filed)
     d.status = "launched"
 
 
-def _quant_infer(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+def _quant_infer(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
     run_id = launcher.champion_run(d.model, d.version)
     target = d.evidence["target_backend"]
     quant = launcher.run_entry("quant", run_id, [f"backend={target}", f"quant.source_run_id={run_id}"], tags,
-                               cfg.env_manager.value, drop=("backend.", "quant."))
-    d.runs.append(quant)
-    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg.env_manager.value,
-                                     drop=("backend.", "infer.model_uri", "infer.source_run_id")))
+                               cfg.env_manager.value, drop=("backend.", "quant."), on_filed=on_filed)
+    launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg.env_manager.value,
+                       drop=("backend.", "infer.model_uri", "infer.source_run_id"), on_filed=on_filed)
     d.status = "launched"
 
 
-def _bigger_batch(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+def _bigger_batch(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
     run_id = launcher.champion_run(d.model, d.version)
     sizes = ",".join(str(b) for b in d.evidence["batch_sizes"])
-    d.runs.append(launcher.run_entry("infer", run_id, [f"infer.source_run_id={run_id}", f"infer.batch_sizes=[{sizes}]"],
-                                     tags, cfg.env_manager.value, drop=("infer.",)))
+    launcher.run_entry("infer", run_id, [f"infer.source_run_id={run_id}", f"infer.batch_sizes=[{sizes}]"], tags,
+                       cfg.env_manager.value, drop=("infer.",), on_filed=on_filed)
     d.status = "launched"
 
 
-def _retrain(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
-    d.runs.append(launcher.run_entry("train", launcher.champion_run(d.model, d.version), [], tags,
-                                     cfg.env_manager.value))
+def _retrain(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
+    launcher.run_entry("train", launcher.champion_run(d.model, d.version), [], tags, cfg.env_manager.value,
+                       on_filed=on_filed)
     d.status = "launched"
 
 
-def _challenge(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
-    d.runs.append(launcher.run_challenge(d.model, d.version, tags, cfg.env_manager.value))
+def _challenge(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
+    launcher.run_challenge(d.model, d.version, tags, cfg.env_manager.value, on_filed=on_filed)
     d.status = "launched"
 
 
-def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str]) -> None:
+def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
     gates = site_settings().get(d.site, {}).get("gates") or list(cfg.gates)
     d.evidence["gates"] = gates
     try:
@@ -300,6 +326,16 @@ def _start_record(cfg: AutomationConfig, launch: bool) -> str:
                                                  AUTOMATION_MODE: "run" if launch else "check",
                                                  AUTOMATION_CONFIG: json.dumps(to_container(cfg))[:MAX_TAG_VALUE]})
     return run.info.run_id
+
+
+def _name_launched(rid: str, launched: list[str]) -> None:
+    """While it runs, the record's name and tag say what it launched: optimize-run-launched-sweep-1f1ec1b8."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.set_tag(rid, AUTOMATION_LAUNCHED, ", ".join(launched)[:MAX_TAG_VALUE])
+    names = "-".join(f"{entry}-{run[:8]}" for entry, _, run in (x.partition(":") for x in launched))
+    client.update_run(rid, name=f"optimize-run-launched-{names}"[:250])
 
 
 def _end_record(outcome: Outcome, cfg: AutomationConfig, launch: bool, status: str) -> None:

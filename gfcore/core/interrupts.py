@@ -6,6 +6,11 @@ their own runs, then SIGKILL), jobs a block submitted are cancelled, and the pro
 (Ctrl-C). A bounded clean-up holds further signals until it is done. Signals live in the main thread: elsewhere
 these blocks run as they are.
 
+A stop sticks: a library may swallow the exception a signal raised (Ultralytics' TryExcept, around its plots,
+swallows every exception), so the stop is remembered until it has left GuardianFlow's blocks, raised again on
+entering or leaving one and wherever work would go on (`raise_if_stopped`: each training batch, before a model is
+registered, before a run ends FINISHED).
+
 Standard library only (psutil inside the functions that look at processes): every layer may use it.
 """
 
@@ -49,6 +54,44 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_stop: list[int] = []  # the signal that stopped this process, until its exception has left GuardianFlow's blocks
+_depth = 0  # raising blocks open in the main thread
+
+
+def _stopping(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise(signum: int, frame: Any) -> None:
+    """The handler of a raising block: the stop is remembered, then raised."""
+    if not _stop:
+        _stop.append(signum)
+    raise _stopping(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise the stop again (Terminated or KeyboardInterrupt) if a signal stopped this process and something
+    swallowed its exception: called where work would otherwise go on (in the main thread, where signals land)."""
+    if _stop and _main_thread():
+        raise _stopping(_stop[0])
+
+
+@contextmanager
+def _stop_sticks() -> Iterator[None]:
+    """A raising block: a stop pending is raised on entering and on leaving it normally; it is forgotten once its
+    exception has left the outermost block (whoever catches it there handles it)."""
+    global _depth
+    _depth += 1
+    try:
+        raise_if_stopped()
+        yield
+        raise_if_stopped()
+    finally:
+        _depth -= 1
+        if not _depth:
+            _stop.clear()
+
+
 def _restore(previous: dict[int, Any]) -> None:
     for sig, prev in previous.items():
         signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
@@ -56,19 +99,19 @@ def _restore(previous: dict[int, Any]) -> None:
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` within the block."""
+    """Turn SIGTERM into `Terminated` within the block (Ctrl-C stays KeyboardInterrupt); both stick (see the
+    module)."""
     if not _main_thread():
         yield
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored Ctrl-C stays ignored
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise)
     try:
-        yield
+        with _stop_sticks():
+            yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _restore(previous)
 
 
 @contextmanager
@@ -163,16 +206,17 @@ def children_stopped_when_interrupted(grace_s: float = STOP_GRACE_S, also: Seque
 
     def chained(signum: int, frame: Any, previous: Any) -> None:
         remember()
-        if callable(previous):
+        if previous is signal.default_int_handler or (not callable(previous) and previous != signal.SIG_IGN):
+            _raise(signum, frame)
+        elif callable(previous):
             previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     for sig, prev in previous.items():
         signal.signal(sig, lambda signum, frame, prev=prev: chained(signum, frame, prev))
     try:
-        yield
+        with _stop_sticks():
+            yield
     except BaseException:
         with signals_held():
             remember()

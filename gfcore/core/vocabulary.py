@@ -113,6 +113,7 @@ AUTOMATION_TRIGGER, AUTOMATION_MODEL = "automation.trigger", "automation.model" 
 AUTOMATION_OPTIMIZE_RUN_ID = "automation.optimize_run_id"  # on launched runs: the optimize run that launched them
 AUTOMATION_PROMOTE_REFUSED_AT = "automation.promote_refused_at"  # a version tag (epoch s)
 AUTOMATION_MODE, AUTOMATION_CONFIG = "automation.mode", "automation.config"  # on an optimize run
+AUTOMATION_LAUNCHED = "automation.launched"  # on an optimize run, from the moment each is filed: "entry:run_id, ..."
 ALERTS_DAYS, ALERTS_NOTIFICATION = "alerts.days", "alerts.notification"  # on an alerts run
 ALERTS_NOTIFIED = "alerts.notified"  # "true" on an alerts run whose changes reached the webhook
 FLEET_SCOPE = "fleet.scope"  # on a fleet report run

@@ -89,6 +89,9 @@ def check_run(run_id: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from gfcore.tracking.server import check_tracking_store
+
+    check_tracking_store()  # also sends what the crashed process left in its journal: the history is whole
     try:
         run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
@@ -190,12 +193,11 @@ def find_checkpoint(run: Any) -> Found:
     return found
 
 
-def resumable(run_id: str, cfg: Config) -> str | None:
-    """Why run `run_id` cannot be resumed with `cfg`, or None when it can (its checkpoint is found, not loaded)."""
+def resumable(run_id: str, cfg: Config, data_hash: str) -> str | None:
+    """Why run `run_id` cannot be resumed with `cfg`, or None when it can (`prepare` without fetching an uploaded
+    checkpoint)."""
     try:
-        run = check_run(run_id)
-        check_config(run, cfg)
-        find_checkpoint(run)
+        prepare(cfg, data_hash, download=False, run_id=run_id)
     except ResumeError as err:
         return str(err)
     return None
@@ -229,10 +231,11 @@ class ResumePoint:
         return text
 
 
-def prepare(cfg: Config, data_hash: str) -> ResumePoint:
-    """Every check of a resume of `cfg.train.resume_run_id` with `cfg`, and its checkpoint on this machine; the
-    run itself is not changed."""
-    run_id = cfg.train.resume_run_id or ""
+def prepare(cfg: Config, data_hash: str, download: bool = True, run_id: str | None = None) -> ResumePoint | None:
+    """Every check of a resume of run `run_id` (default `cfg.train.resume_run_id`) with `cfg`, and its checkpoint on
+    this machine; the run itself is not changed. Without `download`, a checkpoint that only the artifact store has
+    is found, not fetched, and None returned (a check before launching the process that will fetch it)."""
+    run_id = run_id or cfg.train.resume_run_id or ""
     run = check_run(run_id)
     check_config(run, cfg)
     check_data(run, data_hash)
@@ -244,6 +247,8 @@ def prepare(cfg: Config, data_hash: str) -> ResumePoint:
             work = Path(run.data.tags[WORK_DIR])
             own = work == cache_dir().resolve() / "train" / run_id
             return _point(run, cfg, ckpt, found.local, f"the run's work folder ({found.local})", work, own)
+    if found.artifact and not download:
+        return None
     if found.artifact:
         work, own = run_work_dir("train", run_id)
         weights = save_dir_of(work) / "weights"

@@ -56,7 +56,7 @@ def train(cfg: Config) -> float:
         check_model_source(cfg.model)
     dataset = resolve_dataset(cfg.data, cfg.task)
     # A resume (train.resume_run_id) is checked through, its checkpoint found, before its run is touched.
-    point = resume.prepare(cfg, dataset.hash) if cfg.train.resume_run_id else None
+    point = resume.prepare(cfg, dataset.hash, download=True) if cfg.train.resume_run_id else None
 
     with owned_run(cfg, RunKind.train, data_hash=dataset.hash, resume_run_id=point.run_id if point else None,
                    resumed_from=point.note if point else "") as run:

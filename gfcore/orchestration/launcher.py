@@ -21,7 +21,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +90,7 @@ class Launched:
 def launch(entry: str, parameters: dict[str, str] | None = None, *, argv: list[str] | None = None,
            experiment_id: str | None = None, experiment_name: str | None = None, env_manager: str = "local",
            tags: dict[str, str] | None = None, synchronous: bool = True, slurm: SlurmJob | None = None,
-           run_id: str | None = None) -> Launched:
+           run_id: str | None = None, on_filed: Callable[[Launched], None] | None = None) -> Launched:
     """Start this project's entry point `entry`; with `synchronous`, wait until it ended (LaunchFailed when it did
     not finish), else return the handle at once (`.wait()` later).
 
@@ -98,7 +98,9 @@ def launch(entry: str, parameters: dict[str, str] | None = None, *, argv: list[s
     own command-line arguments (`python -m guardianflow.ENTRY ARGV`, e.g. `--config-dir`). The run is filed in
     `experiment_id`, or in `experiment_name` (created and described when new), and gets `tags` before it starts.
     `slurm`: run it in a SLURM job (MLproject parameters, synchronous). `run_id`: start into that existing run
-    instead of filing one (what a SLURM job does with the run its launcher filed)."""
+    instead of filing one (what a SLURM job does with the run its launcher filed). `on_filed`: called with the
+    launch once its run is filed and tagged, before the entry point starts, under the stop policy (a caller's
+    record names the run while it runs)."""
     from mlflow.exceptions import MlflowException
 
     if (parameters is None) == (argv is None):
@@ -117,6 +119,8 @@ def launch(entry: str, parameters: dict[str, str] | None = None, *, argv: list[s
                     launched.run_id = _file_run(entry, parameters, experiment_id)
             if tags:
                 _tag(launched.run_id, tags)
+            if on_filed is not None:
+                on_filed(launched)
             if slurm is not None:
                 run_in_job(launch, entry, parameters or {}, experiment_id, env_manager, launched.run_id, slurm)
             elif argv is not None:

@@ -13,6 +13,7 @@ from gfcore.config.schema import SiteConfig
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError, ResumeError
 from gfcore.core.vocabulary import BEST_RUN_ID, CODE_VERSION, EXP_TYPE, REPRODUCED_FROM, RunKind
+from gfcore.data.dataset import resolve_dataset
 from gfcore.jobs import resume as resuming
 from gfcore.orchestration import launcher
 from gfcore.tracking.naming import experiment_name
@@ -98,8 +99,9 @@ def resume(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> int:
     args = [f"train.resume_run_id={run_id}", *overrides]
     with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
         cfg = to_typed(hydra_compose(config_name="resume", overrides=args))
-    resuming.check_config(run, cfg)
-    resuming.find_checkpoint(run)
+    # The checks the train entry point makes before it touches the run, here before anything starts: a resume
+    # refused later would leave a crashed (RUNNING) run FAILED. Only an uploaded checkpoint is not fetched here.
+    resuming.prepare(cfg, resolve_dataset(cfg.data, cfg.task).hash, download=False)
     argv = ["--config-dir", str(folder), "--config-name", "resume", *args, f"hydra.run.dir={folder / 'outputs'}"]
     print(f"resuming run {run_id}: {' '.join(launcher.module_command('train', argv))}", file=sys.stderr)
     try:

@@ -124,7 +124,8 @@ def find_resumable(experiment_id: str, key: str, step: Step) -> str | None:
     if not found:
         return None
     run_id = found[0].info.run_id
-    why = resuming.resumable(run_id, compose_step(step))
+    cfg = compose_step(step)
+    why = resuming.resumable(run_id, cfg, _data_hash(cfg, to_container(cfg)))
     if why:
         log.info("step %s: its unfinished run %s is not resumed, the step runs anew: %s", step.name, run_id, why)
         return None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gfcore.core import interrupts
 from gfcore.core.errors import RegistryError
 from gfcore.core.vocabulary import (
     DATA_HASH,
@@ -70,6 +71,7 @@ def register_model(model_uri: str, name: str, cfg: Config, run_id: str, version_
     model_tags = {MODEL_PATH: path or model_path(cfg), SITE_CUSTOMER: cfg.site.customer,
                   SITE_REGION: cfg.site.region, SITE_PLANT: cfg.site.plant, SITE_ZONE: cfg.site.zone,
                   TASK_TYPE: cfg.task.type.value, TASK_CLASSES: ",".join(cfg.task.classes)}
+    interrupts.raise_if_stopped()  # a process told to stop registers nothing, even if a library swallowed it
     try:
         mv = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in version_tags.items()})
         for key, value in model_tags.items():

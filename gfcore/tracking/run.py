@@ -135,7 +135,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
     if journaled:
         journal.begin(run.run_id, mlflow.get_tracking_uri(), run.experiment_id)
         if system_metrics:
-            monitor = sysmetrics.start(run.run_id, cfg.tracking.system_metrics_interval_s)
+            monitor = sysmetrics.start(run.run_id, cfg.tracking.system_metrics_interval_s, resume=bool(resume_run_id))
     with interrupts.sigterm_raises(), _journal_drained(run.run_id, cfg.tracking.drain_timeout_s, monitor):
         try:
             resumes = 0
@@ -153,6 +153,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
                 run.log_metrics({SYS_STARTUP_S: round(_process_age_s(), 3)}, step=resumes)
             gcpolicy.started()
             yield run
+            interrupts.raise_if_stopped()  # a stop that a library swallowed ends the run KILLED, never FINISHED
         except KeyboardInterrupt as exc:
             _close_failed(run, "KILLED", interrupts.stop_reason(exc), exc)
             raise

@@ -13,7 +13,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def start(run_id: str, interval_s: float) -> Any:
+def start(run_id: str, interval_s: float, resume: bool = False) -> Any:
+    """Sample every `interval_s`; a resumed run's steps continue after its last sample."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
     class JournaledMonitor(SystemMetricsMonitor):
@@ -24,7 +25,7 @@ def start(run_id: str, interval_s: float) -> Any:
                     return
                 self.publish_metrics(self.aggregate_metrics())
 
-    monitor = JournaledMonitor(run_id, sampling_interval=interval_s, samples_before_logging=1, resume_logging=False)
+    monitor = JournaledMonitor(run_id, sampling_interval=interval_s, samples_before_logging=1, resume_logging=resume)
     monitor.start()
     return monitor
 

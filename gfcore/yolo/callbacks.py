@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gfcore.core import interrupts
 from gfcore.core.vocabulary import DET, DET_F1, DET_MAP50, DET_MAP50_95, DET_PRECISION, DET_RECALL, VAL
 
 # Ultralytics' detection metric keys -> DESIGN.md section 3 names.
@@ -41,6 +42,12 @@ def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:
             if key.startswith(("train/", "val/", "lr/"))}
 
 
+def stop_if_signalled(trainer: Any) -> None:
+    """A stop (SIGTERM, Ctrl-C) whose exception Ultralytics swallowed (its TryExcept around plots swallows every
+    exception) ends the training at the next batch."""
+    interrupts.raise_if_stopped()
+
+
 class EpochLogger:
     """Logs every epoch at `step=epoch` (1-based, as in results.csv) in one call: `val.*` figures, losses, lrs.
 
@@ -62,6 +69,7 @@ class EpochLogger:
     def attach(self, model: Any) -> None:
         model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
         model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+        model.add_callback("on_train_batch_end", stop_if_signalled)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         self._trained_epoch = True

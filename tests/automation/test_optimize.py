@@ -16,7 +16,13 @@ import pytest
 
 from gfcore import cli
 from gfcore.automation import launcher, optimize
-from gfcore.core.vocabulary import AUTOMATION_MODEL, AUTOMATION_OPTIMIZE_RUN_ID, AUTOMATION_TRIGGER
+from gfcore.core.vocabulary import (
+    AUTOMATION_LAUNCHED,
+    AUTOMATION_MODEL,
+    AUTOMATION_OPTIMIZE_RUN_ID,
+    AUTOMATION_TRIGGER,
+    SWEEP_PID,
+)
 from tests.conftest import smoke_versions
 
 NAME = "demo.local-plant1.yard.ppe"
@@ -208,16 +214,18 @@ def test_unknown_trigger_refused():
 def test_sigterm_stops_the_whole_sweep_it_launched(store):
     """SIGTERM to `guardianflow optimize run` while the Optuna sweep it launched trains: within 15 s no process of
     the sweep is left (the tree seen before the signal, and the pids its jobs' runs name), nothing registers a model
-    version after the signal, no run stays RUNNING, and the KILLED record names the sweep it launched."""
+    version after the signal, no run stays RUNNING, and the record named the sweep while it ran and still does.
+    (A stop that Ultralytics swallows, in its TryExcept around plots, must stick: the sweep ignored it before.)"""
     import psutil
 
     client = mlflow.MlflowClient()
     only = [f"+triggers.{t}.enabled=false" for t in ("high_latency", "low_gpu_utilization", "data_changed",
                                                       "new_candidate", "challenger_passes")]
     start_ms = int(time.time() * 1000)
-    proc = subprocess.Popen([sys.executable, "-m", "guardianflow", "optimize", "run", *FIRE[2:], *only,
-                             "triggers.low_accuracy.trials=3", "cooldown_hours=0"], env={**os.environ},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "guardianflow", "optimize", "run", *only,
+                             "triggers.low_accuracy.threshold=1.01", "triggers.low_accuracy.trials=3",
+                             "cooldown_hours=0"], env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     site = mlflow.get_experiment_by_name(SITE).experiment_id
     deadline, jobs = time.monotonic() + 240, []
     while not jobs and time.monotonic() < deadline and proc.poll() is None:
@@ -226,44 +234,34 @@ def test_sigterm_stops_the_whole_sweep_it_launched(store):
                                           "and tags.`gf.sweep.pid` != ''")
     assert jobs, f"no sweep job started: {proc.stderr.read() if proc.poll() is not None else 'still running'}"
     time.sleep(3)  # inside its training
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    print("DEBUG tree", [(p.pid, p.ppid(), " ".join(p.cmdline())[:150]) for p in tree])
     [sweep] = client.search_runs([site], f"attributes.start_time > {start_ms} and tags.`exp.type` = 'sweep'")
     [record] = client.search_runs([mlflow.get_experiment_by_name(optimize.EXPERIMENT).experiment_id],
                                   "attributes.status = 'RUNNING'")
-    named_while_running = (sweep.info.run_id in record.data.tags.get("automation.launched", "")
-                           and "sweep" in record.info.run_name)
+    assert record.data.tags[AUTOMATION_LAUNCHED] == f"sweep:{sweep.info.run_id}", "named while it runs"
+    assert record.info.run_name == f"optimize-run-launched-sweep-{sweep.info.run_id[:8]}"
+    tree = psutil.Process(proc.pid).children(recursive=True)
     signalled_ms = int(time.time() * 1000)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) in (130, 143), proc.stderr.read()
-    print("DEBUG exit after", time.time() * 1000 - signalled_ms, )
-    print("DEBUG stderr", proc.stderr.read()[-6000:])
-    for v in client.search_model_versions():
-        print("DEBUG version", v.version, v.creation_timestamp - signalled_ms, v.run_id)
-    for r in client.search_runs([site], f"attributes.start_time > {start_ms}"):
-        print("DEBUG run", r.info.run_id, r.info.run_name, r.info.status, r.info.start_time - signalled_ms,
-              (r.info.end_time or 0) - signalled_ms, r.data.tags.get("gf.sweep.pid"), r.data.tags.get("gf.error"))
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()
 
-    new_runs = client.search_runs([site], f"attributes.start_time > {start_ms}")
-    pids = {int(r.data.tags["gf.sweep.pid"]) for r in new_runs if "gf.sweep.pid" in r.data.tags}
+    pids = {int(r.data.tags[SWEEP_PID]) for r in client.search_runs([site], f"attributes.start_time > {start_ms}")
+            if SWEEP_PID in r.data.tags}
     tree += [p for p in (_process(pid) for pid in pids) if p is not None]
-    assert tree, "the sweep's processes were seen"
     deadline = time.monotonic() + 15
     while (left := [p for p in tree if _alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not left, f"processes of the sweep left behind: {[(p.pid, p.cmdline()) for p in left]}"
+    assert not left, f"processes of the sweep left behind: {left}"
 
-    late = [(v.name, v.version) for v in client.search_model_versions()
-            if v.creation_timestamp >= signalled_ms]
-    assert not late, f"versions registered after the signal: {late}"
+    late = [(v.name, v.version) for v in client.search_model_versions() if v.creation_timestamp >= signalled_ms]
+    assert not late, f"model versions registered after the signal: {late}"
     running = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                  "attributes.status = 'RUNNING'")
-    assert not running, [(r.info.run_id, r.info.run_name) for r in running]
+    assert not running, f"runs left RUNNING: {[(r.info.run_name, r.info.run_id) for r in running]}"
     assert client.get_run(sweep.info.run_id).info.status == "KILLED"
     assert {client.get_run(j.info.run_id).info.status for j in jobs} == {"KILLED"}
     record = client.get_run(record.info.run_id)
-    assert named_while_running, "while it runs, the record names what it launched"
-    assert record.info.status == "KILLED" and sweep.info.run_id in record.data.tags["automation.launched"]
+    assert record.info.status == "KILLED" and record.data.tags[AUTOMATION_LAUNCHED] == f"sweep:{sweep.info.run_id}"
+    assert record.info.run_name == "optimize-run-1-fired-1-launched"
 
 
 def _process(pid):

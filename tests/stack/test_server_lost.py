@@ -1,4 +1,6 @@
-"""A real MLflow server (sqlite behind it) that goes away in the middle of a training run, and comes back."""
+"""A real MLflow server (sqlite behind it) that goes away in the middle of a training run recorded without a journal
+(`tracking.journal=false`), and comes back: one clear error, the run ended on the next contact.
+With the journal (the default) an outage costs nothing: tests/tracking/test_journal.py, tests/stack/test_outage.py."""
 
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ def test_server_lost_mid_run(server, monkeypatch):
             killed.update(run_id=self.run_id, at=time.monotonic())
 
     monkeypatch.setattr(OwnedRun, "log_metrics", log_then_lose_server)
-    cfg = to_typed(compose(["scenario=smoke", "train.epochs=3", "tracking.system_metrics=false"]))
+    cfg = to_typed(compose(["scenario=smoke", "train.epochs=3", "tracking.system_metrics=false",
+                             "tracking.journal=false"]))
     with pytest.raises(TrackingError, match="stopped answering during run") as err:
         train(cfg)
     assert time.monotonic() - killed["at"] < 90, "bounded retries, then one error"

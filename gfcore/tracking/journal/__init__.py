@@ -33,7 +33,7 @@ def begin(run_id: str, tracking_uri: str, experiment_id: str) -> Journal:
     journal = Journal.create(run_id, tracking_uri, experiment_id)
     journal.lock()
     sender = Sender(journal, run_id)
-    intercept.attach(run_id, journal, sender.wake)
+    intercept.attach(run_id, journal, sender.wake, sender.wait_sent)
     _senders[run_id] = sender.start()
     return journal
 

@@ -21,6 +21,11 @@ _journals: dict[str, Journal] = {}  # run id -> its journal, for the runs this p
 _local = threading.local()
 _installed = False
 _wake: list[Any] = []  # callables told of each new entry (the senders)
+_flush: dict[str, Any] = {}  # run id -> wait until what was written for it has been sent
+
+
+def _nothing() -> None:
+    return None
 
 
 def journal_of(run_id: str | None) -> Journal | None:
@@ -41,14 +46,16 @@ def sending() -> Iterator[None]:
         _local.sending = before
 
 
-def attach(run_id: str, journal: Journal, wake: Any) -> None:
+def attach(run_id: str, journal: Journal, wake: Any, flush: Any) -> None:
     install()
     _journals[run_id] = journal
     _wake.append(wake)
+    _flush[run_id] = flush
 
 
 def detach(run_id: str, wake: Any = None) -> None:
     _journals.pop(run_id, None)
+    _flush.pop(run_id, None)
     if wake in _wake:
         _wake.remove(wake)
 
@@ -75,6 +82,16 @@ def _journaling_class(store_cls: type) -> type:
     """A subclass of the real store whose run writes go to the run's journal when it has one."""
 
     class JournalingStore(store_cls):  # type: ignore[misc, valid-type]
+        def get_run(self, run_id):
+            if journal_of(run_id) is not None:
+                _flush.get(run_id, _nothing)()
+            return super().get_run(run_id)
+
+        def get_metric_history(self, run_id, metric_key, *args, **kwargs):
+            if journal_of(run_id) is not None:
+                _flush.get(run_id, _nothing)()
+            return super().get_metric_history(run_id, metric_key, *args, **kwargs)
+
         def log_batch(self, run_id, metrics, params, tags):
             if journal_of(run_id) is None:
                 return super().log_batch(run_id, metrics, params, tags)

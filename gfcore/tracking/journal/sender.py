@@ -95,6 +95,14 @@ class Sender:
     def pending(self) -> int:
         return self.journal.pending_count()
 
+    def wait_sent(self, timeout_s: float = 10.0) -> None:
+        """Read-your-writes: before the work reads its own run back, let what it wrote reach the server (not
+        while the server is away: the read will say so itself)."""
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        while self.away_since is None and self._thread.is_alive() and self.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def _loop(self) -> None:
         from gfcore.tracking.health import answers
 

@@ -6,6 +6,7 @@ start (PENDING for a reason no waiting clears: a request beyond what the partiti
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -54,10 +55,12 @@ class Outcome:
 
 def watch(jobs: list[Any], request: str, impossible_after_s: float, poll_s: float = 2.0) -> list[Outcome]:
     """Wait for every submitit job; raise ClusterError (after cancelling them all) when one stays PENDING for an
-    IMPOSSIBLE reason for `impossible_after_s`. `request` says what the jobs asked for, for that message."""
+    IMPOSSIBLE reason for `impossible_after_s`. `request` says what the jobs asked for, for that message. A job
+    SLURM requeues (it stays in the queue, PENDING again, with the same id) is waited for until it ends for good."""
     outcomes: dict[str, Outcome] = {}
     pending_since: dict[str, float] = {}
     gone_since: dict[str, float] = {}
+    started: set[str] = set()  # a started job PENDING again was requeued: it is waited for, as it runs again
     while len(outcomes) < len(jobs):
         queue = _queue()
         now = time.monotonic()
@@ -74,6 +77,9 @@ def watch(jobs: list[Any], request: str, impossible_after_s: float, poll_s: floa
                 if now - gone_since.setdefault(job.job_id, now) >= 2 * poll_s:
                     outcomes[job.job_id] = Outcome(job.job_id, state=final_state(job.job_id),
                                                    error=job_output(job.paths.stderr))
+            elif state == "PENDING" and job.job_id in started:
+                started.discard(job.job_id)
+                log.info("SLURM job %s was requeued (%s): waiting for it to run again", job.job_id, reason)
             elif state == "PENDING" and reason in IMPOSSIBLE:
                 if now - pending_since.setdefault(job.job_id, now) >= impossible_after_s:
                     cancel([j.job_id for j in jobs])
@@ -85,6 +91,8 @@ def watch(jobs: list[Any], request: str, impossible_after_s: float, poll_s: floa
                         "hydra.launcher.mem_gb=N hydra.launcher.partition=NAME.")
             else:
                 pending_since.pop(job.job_id, None)
+                if state != "PENDING":
+                    started.add(job.job_id)
         if len(outcomes) < len(jobs):
             time.sleep(poll_s)
     return [outcomes[j.job_id] for j in jobs]
@@ -129,11 +137,50 @@ def cancel(job_ids: list[str], wait_s: float = 0.0) -> None:
 
 def final_state(job_id: str) -> str:
     """How a job that left the queue ended (scontrol keeps it for MinJobAge, 300 s by default)."""
+    return _job_fields(job_id).get("JobState", "UNKNOWN")
+
+
+def _job_fields(job_id: str) -> dict[str, str]:
+    """`scontrol show job`'s fields of one job (empty when slurmctld does not know it or does not answer)."""
     out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
-    for field in out.split():
-        if field.startswith("JobState="):
-            return field.split("=", 1)[1]
-    return "UNKNOWN"
+    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+
+
+# --- inside a job: requeue (the time-limit warning, a preemption, `scontrol requeue`)
+
+
+def restart_count() -> int:
+    """How many times the job this process runs in was requeued before this start of it (SLURM_RESTART_COUNT; 0
+    on its first start and outside SLURM)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    except ValueError:
+        return 0
+
+
+def requeued_since_start() -> bool:
+    """Whether the job this process runs in has been requeued since it started (`scontrol requeue`, a preemption,
+    or `requeue()`): SLURM counts the restart at once, then sends every process of the job SIGTERM, and starts the
+    job again later with the same id."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return False
+    try:
+        return int(_job_fields(job_id).get("Restarts", 0)) > restart_count()
+    except ValueError:
+        return False
+
+
+def requeue() -> bool:
+    """Requeue the job this process runs in (`scontrol requeue $SLURM_JOB_ID`); False, logged, when SLURM refuses
+    (a job submitted with --no-requeue, or a slurmctld that does not answer)."""
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    proc = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.error("could not requeue SLURM job %s: %s", job_id or "(none)", proc.stderr.strip()[:300])
+        return False
+    log.info("requeued SLURM job %s", job_id)
+    return True
 
 
 def _queue() -> dict[str, tuple[str, str]] | None:

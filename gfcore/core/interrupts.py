@@ -160,6 +160,38 @@ def sigterm_noted() -> Iterator[list[int]]:
 
 
 @contextmanager
+def taken_by_thread(sig: int, on_signal: Callable[[], None]) -> Iterator[None]:
+    """`sig` (SLURM's warning before a time limit, which it sends to every process of the job step) is taken by a
+    thread of this process, which calls `on_signal`, and never reaches the processes started inside the block: the
+    signal is blocked here first and they inherit it blocked (a blocked signal stays blocked across fork and exec,
+    through a shell too), so its default action, ending the process, never ends them."""
+    if not _main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+    done = threading.Event()
+
+    def take() -> None:  # a thread started here inherits the block, which sigtimedwait needs
+        while not done.is_set():
+            if signal.sigtimedwait({sig}, 0.5) is not None:
+                try:
+                    on_signal()
+                except Exception:
+                    log.exception("handling %s failed", signal.Signals(sig).name)
+
+    taker = threading.Thread(target=take, name=f"gf-{signal.Signals(sig).name}", daemon=True)
+    taker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        taker.join()
+        while signal.sigtimedwait({sig}, 0) is not None:  # one arriving now must not end this process
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@contextmanager
 def on_stop(cleanup: Callable[[], None], unless: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Whatever ends the block early (SIGTERM, Ctrl-C, an error; not the `unless` errors, which are handled
     already), `cleanup` runs (cancelling jobs the block submitted) before the exception goes on."""

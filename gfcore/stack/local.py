@@ -302,7 +302,10 @@ def _start_seaweedfs(stack: Stack, weed: str, secret: dict[str, str]) -> None:
     p = stack.ports
     cmd = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={p['master']}",
            f"-volume.port={p['volume']}", "-filer", f"-filer.port={p['filer']}", "-s3", f"-s3.port={p['s3']}",
-           f"-s3.config={config}"]
+           f"-s3.config={config}",
+           # Iceberg and Lance catalogs are not used, and would take fixed ports (8181, 9101): a second stack on
+           # the box, or anything else listening there, would stop the S3 gateway from starting.
+           "-s3.port.iceberg=0", "-s3.port.lance=0"]
     spawn(cmd, os.environ.copy(), stack.log("seaweedfs"), stack.pidfile("seaweedfs"), stack.dir)
     wait_port(p["s3"], "SeaweedFS's S3 gateway", stack.log("seaweedfs"))
 

@@ -44,7 +44,7 @@ def loss_metrics(raw: dict[str, Any]) -> dict[str, float]:
 
 def stop_if_signalled(trainer: Any) -> None:
     """A stop (SIGTERM, Ctrl-C) whose exception Ultralytics swallowed (its TryExcept around plots swallows every
-    exception) ends the training at the next batch."""
+    exception) ends the training at the next batch, epoch end or its end, before the work after it."""
     interrupts.raise_if_stopped()
 
 
@@ -69,7 +69,8 @@ class EpochLogger:
     def attach(self, model: Any) -> None:
         model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
         model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
-        model.add_callback("on_train_batch_end", stop_if_signalled)
+        for event in ("on_train_batch_end", "on_fit_epoch_end", "on_train_end"):
+            model.add_callback(event, stop_if_signalled)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         self._trained_epoch = True

@@ -55,6 +55,8 @@ def _config(folder: Path) -> str:
         f"SlurmctldPidFile={folder}/slurmctld.pid", f"SlurmdPidFile={folder}/slurmd.pid",
         f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd.log",
         "SchedulerParameters=defer", "MessageTimeout=20",
+        # A requeued job may start again cred_expire s after its last start ended (120 by default): 30 here.
+        "AuthInfo=cred_expire=30",
         f"{node} State=UNKNOWN",
         f"PartitionName=debug Nodes={name} Default=YES MaxTime=INFINITE State=UP", ""])
 

@@ -197,7 +197,7 @@ def test_offline_run_is_published_by_sync(stack, tmp_path):
     assert offline_run.info.status == "FINISHED" and "gf.offline" in offline_run.data.tags
 
     synced = _cli(["-m", "guardianflow", "sync"], {k: v for k, v in env.items() if k != "GF_OFFLINE"})
-    assert synced.returncode == 0, synced.stderr[-3000:]
+    assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
     client = mlflow.MlflowClient()
     published = client.search_runs([client.get_experiment_by_name("demo/local-plant1/yard").experiment_id],
                                    f"tags.`gf.offline.run_id` = '{offline_run.info.run_id}'")

@@ -74,6 +74,7 @@ def publish_pending(run_id: str | None = None, dry_run: bool = False) -> list[Pu
 
     from gfcore.tracking.server import check_tracking_store
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per run says enough
     mapping: dict[str, str] = {}
     local, remote = MlflowClient(store.uri()), MlflowClient(target)
     results = []
@@ -179,7 +180,10 @@ def _register_versions(old: str, new: str, models: dict[str, str], local: Any, r
     from gfcore.registry.register import CANDIDATE
 
     for version in local.search_model_versions(f"run_id = '{old}'"):
-        model_id = models.get(getattr(version, "model_id", None) or "")
+        # The offline registry may not say the version's model id; its source (models:/m-...) does.
+        offline_model = getattr(version, "model_id", None) or (
+            version.source[len("models:/"):].split("/")[0] if version.source.startswith("models:/") else "")
+        model_id = models.get(offline_model)
         source = f"models:/{model_id}" if model_id else version.source
         registered = local.get_registered_model(version.name)
         try:

@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import mlflow
@@ -215,7 +216,9 @@ def test_sigterm_stops_the_whole_sweep_it_launched(store):
     """SIGTERM to `guardianflow optimize run` while the Optuna sweep it launched trains: within 15 s no process of
     the sweep is left (the tree seen before the signal, and the pids its jobs' runs name), nothing registers a model
     version after the signal, no run stays RUNNING, and the record named the sweep while it ran and still does.
-    (A stop that Ultralytics swallows, in its TryExcept around plots, must stick: the sweep ignored it before.)"""
+
+    The signal is sent as a job starts plotting its labels: Ultralytics' TryExcept around its plots swallows every
+    exception, so the stop must stick (before, the job trained on, registered, and was killed 10 s later)."""
     import psutil
 
     client = mlflow.MlflowClient()
@@ -224,25 +227,37 @@ def test_sigterm_stops_the_whole_sweep_it_launched(store):
     start_ms = int(time.time() * 1000)
     proc = subprocess.Popen([sys.executable, "-m", "guardianflow", "optimize", "run", *only,
                              "triggers.low_accuracy.threshold=1.01", "triggers.low_accuracy.trials=3",
-                             "cooldown_hours=0"], env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                             "cooldown_hours=0"], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    plotting: list[float] = []  # when a sweep job started plotting its labels (Ultralytics, on stdout)
+    output: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            output.append(line)
+            if "Plotting labels to" in line:
+                plotting.append(time.monotonic())
+
+    threading.Thread(target=read, daemon=True).start()
     site = mlflow.get_experiment_by_name(SITE).experiment_id
     deadline, jobs = time.monotonic() + 240, []
     while not jobs and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)  # a sweep job's run, RUNNING: the sweep trains
         jobs = client.search_runs([site], f"attributes.start_time > {start_ms} and attributes.status = 'RUNNING' "
                                           "and tags.`gf.sweep.pid` != ''")
-    assert jobs, f"no sweep job started: {proc.stderr.read() if proc.poll() is not None else 'still running'}"
-    time.sleep(3)  # inside its training
+    assert jobs, "no sweep job started: " + "".join(output[-50:])
     [sweep] = client.search_runs([site], f"attributes.start_time > {start_ms} and tags.`exp.type` = 'sweep'")
     [record] = client.search_runs([mlflow.get_experiment_by_name(optimize.EXPERIMENT).experiment_id],
                                   "attributes.status = 'RUNNING'")
     assert record.data.tags[AUTOMATION_LAUNCHED] == f"sweep:{sweep.info.run_id}", "named while it runs"
     assert record.info.run_name == f"optimize-run-launched-sweep-{sweep.info.run_id[:8]}"
+    ready = time.monotonic()
+    while not [t for t in plotting if t > ready] and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
     tree = psutil.Process(proc.pid).children(recursive=True)
     signalled_ms = int(time.time() * 1000)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 130, proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, "".join(output[-50:])
 
     pids = {int(r.data.tags[SWEEP_PID]) for r in client.search_runs([site], f"attributes.start_time > {start_ms}")
             if SWEEP_PID in r.data.tags}

@@ -47,8 +47,10 @@ def _start(stack) -> None:
     local.up(stack["dir"], stack["ports"])  # starts what is not running, nothing else
 
 
-def _train_in_process(overrides: list[str], at_epoch: int, fault) -> str:
-    """Train here; `fault(run_id)` runs (in a thread) once epoch `at_epoch` has been logged. The run id."""
+def _train_in_process(overrides: list[str], at_epoch: int, fault, epoch_s: float = 0.0) -> str:
+    """Train here; `fault(run_id)` runs (in a thread) once epoch `at_epoch` has been logged; each epoch takes at
+    least `epoch_s` more (the smoke model trains an epoch in a fraction of a second: a real one takes minutes).
+    The run id."""
     from gfcore.config import compose, to_typed
     from gfcore.jobs.train import train
     from gfcore.tracking.run import OwnedRun, started_runs
@@ -57,6 +59,8 @@ def _train_in_process(overrides: list[str], at_epoch: int, fault) -> str:
 
     def hooked(self, metrics, step=None, **kwargs):
         log_metrics(self, metrics, step, **kwargs)
+        if epoch_s and step and any(k.startswith("val.") for k in metrics):
+            time.sleep(epoch_s)
         if step == at_epoch and not fired:
             fired.append(threading.Thread(target=fault, args=(self.run_id,), daemon=True))
             fired[0].start()
@@ -96,8 +100,8 @@ def test_a_minute_without_the_server_costs_no_epoch(stack, journal_dir):
         _start(stack)
         outage["end"] = time.time()
 
-    epochs = 30
-    run_id = _train_in_process([f"train.epochs={epochs}"], 2, stop_for_a_minute)
+    epochs = 30  # about 100 s: the minute without the server falls in the middle
+    run_id = _train_in_process([f"train.epochs={epochs}"], 2, stop_for_a_minute, epoch_s=3)
     client = mlflow.MlflowClient()
     _assert_complete(client, run_id, epochs)
     assert outage["end"] < client.get_run(run_id).info.end_time / 1000, "the outage was in the middle"

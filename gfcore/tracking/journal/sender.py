@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from gfcore.tracking.journal.replay import RunGone, apply
+from gfcore.tracking.journal.store import Line
 
 if TYPE_CHECKING:
     from gfcore.tracking.journal.store import Journal
@@ -18,8 +20,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("gfcore.tracking.journal")
 
 
+# What MLflow's server says (as HTTP 400, from SQLAlchemy) when its database is away or its connection pool is
+# exhausted under load: the entry was fine, the server was not.
+_DATABASE_AWAY = ("QueuePool limit", "OperationalError", "TimeoutError", "timed out", "could not connect",
+                  "connection", "the database system is", "terminating connection", "server closed")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """The server did not answer, or answered 5xx / 429 (anywhere in the chain): try again later."""
+    """The server did not answer, answered 5xx / 429, or said its database was away (anywhere in the chain):
+    try again later. Anything else it refused will be refused again."""
     import requests
     from mlflow.exceptions import MlflowException
 
@@ -29,7 +38,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(seen, MlflowException):
             status = seen.get_http_status_code()
-            if status >= 500 or status == 429:
+            if status >= 500 or status == 429 or any(s in str(seen.message) for s in _DATABASE_AWAY):
                 return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -50,7 +59,7 @@ def send_pending(journal: Journal, run_id: str, writer_gone: bool = False, stop:
     refuses for good is kept aside (rejected.jsonl, named in the log) and the rest goes on; a server that does
     not answer raises (the position is kept); a run deleted on the server raises RunGone."""
     sent = 0
-    for line in journal.pending(partial_is_damage=writer_gone):
+    for line in _coalesced(journal.pending(partial_is_damage=writer_gone)):
         if stop is not None and stop.is_set():
             break
         if line.entry is None:
@@ -72,6 +81,43 @@ def send_pending(journal: Journal, run_id: str, writer_gone: bool = False, stop:
         journal.mark_sent(line)
         sent += 1
     return sent
+
+
+# MLflow's limits for one log_batch request.
+_MAX_METRICS, _MAX_PARAMS_TAGS = 1000, 100
+
+
+def _coalesced(lines: Iterator[Line]) -> Iterator[Line]:
+    """Consecutive metric/param/tag entries as one request (order kept, within MLflow's limits): a journal that
+    fell behind drains in a few round trips, not one per epoch. A merged line ends where its last entry does."""
+    merged: Line | None = None
+    for line in lines:
+        entry = line.entry
+        if entry is not None and entry.get("op") == "batch":
+            if merged is not None and _fits(merged.entry, entry):
+                merged = Line(line.number, line.end, {
+                    "op": "batch", "metrics": merged.entry["metrics"] + entry["metrics"],
+                    "params": merged.entry["params"] + entry["params"], "tags": merged.entry["tags"] + entry["tags"]})
+                continue
+            if merged is not None:
+                yield merged
+            merged = line
+            continue
+        if merged is not None:
+            yield merged
+            merged = None
+        yield line
+    if merged is not None:
+        yield merged
+
+
+def _fits(a: dict, b: dict) -> bool:
+    # A key twice in one request is refused by some stores: params and tags are merged only when new.
+    if {p[0] for p in a["params"]} & {p[0] for p in b["params"]} or {t[0] for t in a["tags"]} & {t[0] for t in b["tags"]}:
+        return False
+    return (len(a["metrics"]) + len(b["metrics"]) <= _MAX_METRICS
+            and len(a["params"]) + len(b["params"]) <= _MAX_PARAMS_TAGS
+            and len(a["tags"]) + len(b["tags"]) <= _MAX_PARAMS_TAGS)
 
 
 class Sender:
@@ -148,8 +194,9 @@ class Sender:
             left = self.pending()
             if self._thread.is_alive() and left and time.monotonic() - said >= 10:
                 said = time.monotonic()
-                log.warning("waiting for the tracking server: %d records of run %s pending (%.0f s left)", left,
-                            self.run_id, max(0.0, deadline - time.monotonic()))
+                what = "waiting for the tracking server" if self.away_since else "sending the journal"
+                log.warning("%s: %d records of run %s pending (%.0f s left)", what, left, self.run_id,
+                            max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():  # out of time: stop sending, so `guardianflow sync` alone owns what is left
             self._abandon.set()
             self._wake.set()

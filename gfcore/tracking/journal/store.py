@@ -176,7 +176,8 @@ class Journal:
                 yield decode(number, offset, raw)
 
     def pending_count(self) -> int:
-        return _count_lines(self.dir / "entries.jsonl") - self.sent()[1]
+        written = self._lines if self._lines is not None else _count_lines(self.dir / "entries.jsonl")
+        return written - self.sent()[1]
 
     def file(self, relative: str) -> Path:
         return self.dir / relative

@@ -17,6 +17,8 @@ Standard library only (psutil inside the functions that look at processes): ever
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
 import threading
 import time
@@ -163,17 +165,25 @@ def sigterm_noted() -> Iterator[list[int]]:
 def taken_by_thread(sig: int, on_signal: Callable[[], None]) -> Iterator[None]:
     """`sig` (SLURM's warning before a time limit, which it sends to every process of the job step) is taken by a
     thread of this process, which calls `on_signal`, and never reaches the processes started inside the block: the
-    signal is blocked here first and they inherit it blocked (a blocked signal stays blocked across fork and exec,
-    through a shell too), so its default action, ending the process, never ends them."""
+    signal is blocked in this thread first and they inherit it blocked (a blocked signal stays blocked across fork
+    and exec, through a shell too), so its default action, ending the process, never ends them. Here it may land
+    in any other thread (a library's own, which blocks nothing): a handler that does nothing replaces that default
+    action, and Python's wakeup fd, which the handler's C half writes to in whatever thread, tells the taking
+    thread."""
     if not _main_thread():
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = signal.signal(sig, lambda signum, frame: None)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
     done = threading.Event()
 
-    def take() -> None:  # a thread started here inherits the block, which sigtimedwait needs
+    def take() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})  # one thread at least can receive it
         while not done.is_set():
-            if signal.sigtimedwait({sig}, 0.5) is not None:
+            if select.select([read_fd], [], [], 0.5)[0] and sig in os.read(read_fd, 512):
                 try:
                     on_signal()
                 except Exception:
@@ -186,9 +196,11 @@ def taken_by_thread(sig: int, on_signal: Callable[[], None]) -> Iterator[None]:
     finally:
         done.set()
         taker.join()
-        while signal.sigtimedwait({sig}, 0) is not None:  # one arriving now must not end this process
-            pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # one pending meets the handler that does nothing
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        os.close(read_fd)
+        os.close(write_fd)
 
 
 @contextmanager

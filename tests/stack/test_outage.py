@@ -110,6 +110,8 @@ def test_a_minute_without_the_server_costs_no_epoch(stack, journal_dir):
     gaps = [(b - a, b) for a, b in zip(ends, ends[1:])]
     before = [g for g, t in gaps if t < outage["start"]]
     during = [g for g, t in gaps if outage["start"] + 5 < t < outage["end"]]
+    print(f"\nepochs {epochs}, outage {outage['end'] - outage['start']:.0f} s: median epoch {statistics.median(before):.2f} s "
+          f"before it, {statistics.median(during):.2f} s during it ({len(during)} epochs)")
     assert len(during) >= 3, "epochs went on during the outage"
     assert statistics.median(during) <= 2 * statistics.median(before), (before, during)
     assert not list(journal_dir.glob("*/entries.jsonl")), "everything was sent: no journal left"

@@ -43,9 +43,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="send what runs left in their local journals (after a server outage) and "
                                     "publish offline runs",
-                       description="Every GuardianFlow command that reaches a server sends its pending journals "
-                                   "first; this does it on demand.")
+                       description="Sends what runs left in their local journals ($GF_JOURNAL_DIR) while their "
+                                   "server did not answer, then publishes ended offline runs ($GF_OFFLINE_DIR) on "
+                                   "MLFLOW_TRACKING_URI. Every GuardianFlow command that reaches a server sends its "
+                                   "pending journals first; this does it on demand. Exit 1 when something could not "
+                                   "be sent.")
     p.add_argument("--run", metavar="RUN_ID", help="only this run")
     p.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the outcome per run as JSON")
     p.set_defaults(func=cmd_sync)

@@ -75,3 +75,79 @@ def test_infer_tracks_people_across_the_demo_sequences(demo_run, tracker, min_ho
           f"IDF1 {m['mot.idf1']:.3f}, IDSW {m['mot.id_switches']:.0f}")
     assert m["det.mAP50"] >= 0.5 and m["mot.gt_tracks"] == 15
     assert m["mot.hota"] >= min_hota and m["mot.mota"] >= 0.5 and m["mot.idf1"] >= min_hota
+    # At the site's operating confidence, and false alarms as a site feels them (120 frames in the sequences).
+    assert 0.5 <= m["det.op.recall.helmet"] <= 1 and m["det.op.missed"] >= 0
+    assert m["mot.false_alarms_per_1k_frames"] == pytest.approx(1000 * m["mot.fp"] / 120)
+
+
+def test_verdicts_on_real_models(demo_run, tmp_path, capsys):
+    """Twins (the demo model registered twice) tie; a 2-epoch model challenged against the demo model is `worse`,
+    the reason naming det.mAP50 and its interval; gates on a safety class's recall at the operating point read as
+    written; the MLflow UI shows the challenge's interval column."""
+    from gfcore import cli
+    from gfcore.automation.challenge import challenge
+    from gfcore.jobs.train import train
+
+    run, _ = demo_run
+    client, name = mlflow.MlflowClient(), "demo.local-plant1.yard.ppe"
+    recall = run.data.metrics["det.op.recall.helmet"]
+    assert cli.main(["promote", name, "--version", "1", "--require", f"det.op.recall.helmet>={recall + 0.001}"]) == 2
+    assert f"det.op.recall.helmet is {recall:.4f}, needs >= {recall + 0.001:.4f}" in capsys.readouterr().err
+    assert cli.main(["promote", name, "--version", "1", "--require", f"det.op.recall.helmet>={recall - 0.05}"]) == 0
+    quick = ["challenge.runs=100", "infer.tracking.enabled=false"]
+
+    v1 = client.get_model_version(name, "1")
+    twin = client.create_model_version(name, v1.source, run_id=v1.run_id, tags=v1.tags)
+    tie = challenge(name, candidate=twin.version, overrides=quick)
+    assert tie.verdict == "tie", tie.reasons
+    assert tie.intervals["det.mAP50"].low == tie.intervals["det.mAP50"].high == 0.0
+    assert {r.figure for r in tie.readings} == {"det.mAP50", "det.op.recall.helmet", "det.op.recall.vest",
+                                                 "sys.latency_p95_ms"}, "the safety classes are read"
+
+    train(to_typed(compose(["train.epochs=2", "infer.tracking.enabled=false", "tracking.system_metrics=false"])))
+    weak = challenge(name, overrides=quick)
+    assert weak.candidate == "3" and weak.verdict == "worse", weak.reasons
+    assert weak.reasons[0].startswith("det.mAP50 -") and "[-" in weak.reasons[0], weak.reasons
+    assert client.get_model_version(name, "3").tags["challenge.verdict"] == "worse"
+    _interval_column_in_the_ui(weak.run_id, tmp_path)
+
+
+def _interval_column_in_the_ui(run_id: str, tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.stack.servers import free_port, stop
+    from tests.tools.chromium import Browser
+
+    if not shutil.which("chromium"):
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                               mlflow.get_tracking_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    browser = None
+    try:
+        for _ in range(180):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+        browser = Browser()
+        browser.open(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs/{run_id}", 1600, 1200)
+        browser.wait_for("document.body.innerText.includes('difference [95 % CI]')", 90, "the challenge table")
+        browser.eval("[...document.querySelectorAll('button, a, span')].find(e => e.innerText.trim() === "
+                     "'Show more')?.click()")  # the description opens folded
+        headers = browser.eval("[...document.querySelectorAll('th')].map(t => t.innerText.trim())")
+        cells = browser.eval("[...document.querySelectorAll('td')].map(t => t.innerText.trim())")
+        browser.screenshot(tmp_path / "challenge.png")
+    finally:
+        if browser is not None:
+            browser.close()
+        stop(server)
+    assert "difference [95 % CI]" in headers and "smallest detectable" in headers, headers
+    assert any(c.startswith("-") and "[" in c for c in cells), "a difference with its interval is shown"

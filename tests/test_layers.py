@@ -15,7 +15,7 @@ SOURCES = ("gfcore", "guardianflow", "hydra_plugins")
 
 # Lowest first; a package not named here belongs to no layer, and the test says so.
 LAYERS = {
-    "core": ("gfcore", "gfcore.core", "gfcore.config"),
+    "core": ("gfcore", "gfcore.core", "gfcore.config", "gfcore.verdicts"),
     "integrations": ("gfcore.tracking", "gfcore.data", "gfcore.yolo", "gfcore.backends", "gfcore.mot",
                      "gfcore.registry", "gfcore.stack", "gfcore.cluster"),
     "jobs": ("gfcore.jobs",),

@@ -87,6 +87,48 @@ def test_optuna_sweep_under_mlflow_run(mlflow_store, tmp_path):
     assert parent.data.tags["best.run_id"] in {c.info.run_id for c in children}
 
 
+def test_only_the_best_trial_becomes_candidate(mlflow_store, tmp_path):
+    """Sweep jobs register without an alias (tagged gf.sweep.trial_of); when the sweep ends, the best job's version
+    (by sweep.metric) becomes `candidate`, tagged gf.sweep.best_of, and the previous candidate keeps its version.
+    A sweep in which no job finished moves nothing. (Runs and versions made directly: no training.)"""
+    from gfcore.config import compose, to_typed
+    from gfcore.core.vocabulary import PARENT_TAG, SWEEP_BEST_OF, SWEEP_TRIAL_OF
+    from gfcore.orchestration import sweep
+    from gfcore.registry.register import register_model
+
+    cfg = to_typed(compose(["scenario=smoke"]))
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("demo/local-plant1/yard")
+    name = "demo.local-plant1.yard.ppe"
+    model = tmp_path / "model"
+    model.mkdir()
+    before = client.create_run(exp).info.run_id
+    register_model(model.as_uri(), name, cfg, before, {})  # v1, the candidate before the sweep
+
+    def swept(values, status="FINISHED"):
+        parent = client.create_run(exp, tags={"exp.type": "sweep"}).info.run_id
+        for n, value in enumerate(values):
+            run = client.create_run(exp, tags={PARENT_TAG: parent, "gf.sweep.job": str(n)}).info.run_id
+            client.log_metric(run, "det.mAP50_95", value)
+            client.set_terminated(run, status)
+            reg = register_model(model.as_uri(), name, cfg, run, {SWEEP_TRIAL_OF: parent}, alias=None)
+            assert reg.alias is None
+        return parent, sweep.summarise(parent, "det.mAP50_95", "maximize", tmp_path / parent, set())
+
+    failed, result = swept([0.4, 0.9], status="FAILED")
+    assert result["best"] is None and client.get_run(failed).info.status == "FAILED"
+    assert {k: str(v) for k, v in client.get_registered_model(name).aliases.items()} == {"candidate": "1"}
+
+    parent, result = swept([0.2, 0.5, 0.3])  # versions 4, 5, 6
+    best = client.get_run(result["best"]["run_id"])
+    assert best.data.metrics["det.mAP50_95"] == 0.5 and best.data.tags[SWEEP_BEST_OF] == parent
+    assert {k: str(v) for k, v in client.get_registered_model(name).aliases.items()} == {"candidate": "5"}
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+    assert versions["5"].tags[SWEEP_BEST_OF] == parent and best.data.tags["gf.registered_version"] == "5"
+    assert all(SWEEP_BEST_OF not in versions[v].tags for v in ("1", "4", "6"))
+    assert f"{name} version 5 is now `candidate`." in client.get_run(parent).data.tags["mlflow.note.content"]
+
+
 def test_an_invalid_sweep_starts_nothing(mlflow_store, tmp_path):
     proc = run_entrypoint(["guardianflow.sweep", *FAST, "train.lr0=range("], mlflow_store, tmp_path, timeout=120)
     assert proc.returncode == 2 and "the override 'train.lr0=range(' is not a valid Hydra override" in proc.stderr

@@ -17,6 +17,7 @@ themselves, so two machines running `optimize run` from cron agree. Each check o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -77,6 +78,7 @@ class Decision:
     reason: str  # why it fired, in words
     action: str  # what it runs, in words
     evidence: dict[str, Any] = field(default_factory=dict)
+    launches: str = ""  # the entry points it launches (`mlflow run -e ...`), or what it does instead
     status: str = "planned"  # would run | launched | promoted | refused | failed | stopped: ... | skipped: ...
     runs: list[str] = field(default_factory=list)  # from the moment each is filed
     detail: str = ""
@@ -97,13 +99,21 @@ def load_config(overrides: list[str] | None = None) -> AutomationConfig:
     return compose_root("automation", AutomationConfig, overrides or [])
 
 
-def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, record: bool = True) -> Outcome:
-    """What fires now and, with `launch`, run it; `model` limits it to one registered model (and its variants)."""
-    facts, sites = Facts(), site_settings()
-    rows = [r for r in queries.summary() if r.model and (model is None or r.model == model.split("__")[0])]
-    decisions = []
-    for row in rows:
-        decisions += _fired(row, cfg, facts, sites.get(row.site, {}), model)
+# What each trigger's action launches, for the plan a person confirms before `optimize run` acts.
+LAUNCHES = {"low_accuracy": "mlflow run -e sweep", "high_latency": "mlflow run -e quant, then -e infer",
+            "low_gpu_utilization": "mlflow run -e infer", "data_changed": "mlflow run -e train",
+            "new_candidate": "mlflow run -e challenge", "challenger_passes": "none (promote in the registry)"}
+
+
+def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, record: bool = True,
+             planned: list[Decision] | None = None) -> Outcome:
+    """What fires now and, with `launch`, run it; `model` limits it to one registered model (and its variants), an
+    unknown one is refused. `planned`: act on these decisions (a plan a person confirmed) instead of looking again;
+    cooldowns and running launches are still checked as each one starts."""
+    if planned is not None:
+        decisions = [dataclasses.replace(d, status="planned", runs=[], detail="") for d in planned]
+    else:
+        decisions = fired(cfg, model)
     outcome = Outcome(decisions)
     run_id = _start_record(cfg, launch) if record else None
     outcome.run_id = run_id
@@ -142,13 +152,32 @@ def optimize(cfg: AutomationConfig, launch: bool, model: str | None = None, reco
 # -- what fires ----------------------------------------------------------------------------------------------
 
 
+def fired(cfg: AutomationConfig, model: str | None = None) -> list[Decision]:
+    """The triggers that fire now, over every registered model or only `model` (and its variants)."""
+    if model is not None:
+        check_model(model)
+    facts, sites = Facts(), site_settings()
+    rows = [r for r in queries.summary() if r.model and (model is None or r.model == model.split("__")[0])]
+    decisions = []
+    for row in rows:
+        decisions += _fired(row, cfg, facts, sites.get(row.site, {}), model)
+    return decisions
+
+
+def check_model(name: str) -> None:
+    """A `--model` that names no registered model is a mistake, not "nothing fired" (exit 2, with a did-you-mean)."""
+    from gfcore.registry import client as registry
+
+    registry.require_model(registry.mlflow_client(), name)
+
+
 def _fired(row: Any, cfg: AutomationConfig, facts: Any, site: dict[str, Any], only: str | None) -> list[Decision]:
     triggers = {name for name in TRIGGERS if getattr(cfg.triggers, name).enabled is not False}
     out: list[Decision] = []
 
     def add(trigger: str, model: str, version: str | None, reason: str, action: str, **evidence: Any) -> None:
         if only is None or model == only or model.startswith(f"{only}__"):  # a model and its variants
-            out.append(Decision(trigger, row.site, model, version, reason, action, evidence))
+            out.append(Decision(trigger, row.site, model, version, reason, action, evidence, LAUNCHES[trigger]))
 
     champion = row.champion
     if champion and "low_accuracy" in triggers:

@@ -5,7 +5,11 @@ An alert is identified by (rule, model, version): the same condition on the same
 one evaluation to the next, which is what lets `--notify` send only what is new or resolved.
 
 Kinds (settings in brackets):
-- champion_below [metric, threshold]: the champion's figure on its evaluation split is below the threshold;
+- champion_below [metric, threshold]: the champion's figure on its evaluation split is below the threshold: a
+  summary figure (det.mAP50, ...), or one of its run at the site's operating confidence or per class
+  (`det.op.recall.helmet`, `det.op.f1`, `det.ap50_95.vest`: gfcore.fleet.figures). A per-class rule judges the
+  champions whose task has that class; one that names a class no champion's task has is refused with the close
+  names. A champion without the figure recorded gets an alert that says so, since the rule cannot judge it;
 - latency_over_budget [metric, budget_ms]: the served variant's latency is above the site's budget
   (`site.latency_budget_ms` of the site's config, else `budget_ms` of the rule);
 - candidate_worse: the candidate's challenge against the current champion has the verdict `worse`;
@@ -38,11 +42,13 @@ from gfcore.core.vocabulary import (
     CHALLENGE_VERDICT,
     DET_MAP50,
     DET_MAP50_95,
+    DET_OP,
     MOT_HOTA,
     MOT_IDF1,
     SYS_LATENCY_P50_MS,
     SYS_LATENCY_P95_MS,
 )
+from gfcore.fleet import figures
 
 SEVERITIES = tuple(s.value for s in Severity)  # mildest first
 KINDS = tuple(k.value for k in RuleKind)
@@ -91,7 +97,9 @@ def _checked(name: str, rule: RuleConfig | Mapping[str, Any]) -> RuleConfig:
     if severity not in SEVERITIES:
         raise ConfigError(f"alerts.rules.{name}: severity {severity!r} is not one of {', '.join(SEVERITIES)}.")
     metric = rule.metric
-    if kind in ("champion_below", "latency_over_budget") and metric not in _ROW_FIGURES:
+    if kind == "champion_below" and metric not in _ROW_FIGURES:
+        _check_figure(name, metric)
+    if kind == "latency_over_budget" and metric not in _ROW_FIGURES:
         raise ConfigError(f"alerts.rules.{name}: metric {metric!r} is not a champion figure the fleet summary "
                           f"has; use one of {', '.join(_ROW_FIGURES)}.")
     if kind == "tracking_drop" and metric not in (MOT_HOTA, MOT_IDF1):
@@ -99,6 +107,35 @@ def _checked(name: str, rule: RuleConfig | Mapping[str, Any]) -> RuleConfig:
     if kind in _NEEDS and getattr(rule, _NEEDS[kind]) is None:
         raise ConfigError(f"alerts.rules.{name}: a {kind} rule needs {_NEEDS[kind]}.")
     return replace(rule, kind=RuleKind(kind), severity=Severity(severity))
+
+
+def _check_figure(name: str, metric: Any) -> None:
+    """Refuse a champion_below metric that is neither a summary figure nor of the operating-point / per-class forms
+    (with the close names), and the miss counts, of which fewer is better."""
+    parts = figures.split(metric)
+    if parts is None:
+        close = [*_ROW_FIGURES, *(f"{DET_OP}{s}" for s in figures.OP_STATS)]
+        if str(metric).count(".") >= 2:  # the last part may be a class: `det.op.recal.helmet`
+            tail = str(metric).rsplit(".", 1)[-1]
+            close += [*(f"{DET_OP}{s}.{tail}" for s in figures.OP_STATS), f"{figures.DET_AP_CLASS}{tail}"]
+        raise ConfigError(f"alerts.rules.{name}: metric {metric!r} is not a champion figure the fleet summary has"
+                          f"{figures.did_you_mean(str(metric), close)}; use one of {', '.join(_ROW_FIGURES)}, or "
+                          f"{figures.FORMS} (e.g. {DET_OP}recall.helmet).")
+    if parts[0] == f"{DET_OP}missed":
+        recall = f"{DET_OP}recall" + (f".{parts[1]}" if parts[1] else "")
+        raise ConfigError(f"alerts.rules.{name}: metric {metric!r} counts missed objects (fewer is better), so "
+                          f"champion_below would fire when few are missed; judge {recall} instead.")
+
+
+def _check_class(name: str, metric: str, known: set[str]) -> None:
+    """Refuse a per-class figure whose class no champion's task has (`task.classes` of their runs), where those are
+    known, naming the close ones."""
+    parts = figures.split(metric)
+    if parts is None or parts[1] is None or not known or parts[1] in known:
+        return
+    hint = figures.did_you_mean(parts[1], sorted(known), spelled=f"{parts[0]}.{{}}")
+    raise ConfigError(f"alerts.rules.{name}: metric {metric!r} names the class {parts[1]!r}, which no champion's task "
+                      f"has{hint}; their classes are {', '.join(sorted(known))}.")
 
 
 def _plain(value: Any) -> Any:
@@ -123,6 +160,7 @@ def evaluate(rows: list[Any], rules: Mapping[str, RuleConfig | Mapping[str, Any]
     (gfcore.automation.facts.site_settings); `facts` the MLflow lookups of the kinds that need them (without it,
     those kinds are not evaluated)."""
     sites = sites or {}
+    known = {c for row in rows for c in (getattr(row, "classes", None) or ())}  # the champions' tasks' classes
     alerts: list[Alert] = []
     for name, base in check_rules(rules).items():
         if base.kind.value in _NEEDS_FACTS and facts is None:
@@ -132,6 +170,8 @@ def evaluate(rows: list[Any], rules: Mapping[str, RuleConfig | Mapping[str, Any]
             rule = _for_site(name, base, (site.get("alerts") or {}).get(name))
             if rule.enabled is False:
                 continue
+            if rule.kind is RuleKind.champion_below:
+                _check_class(name, rule.metric, known)
             budget = (budgets or {}).get(row.site, site.get("latency_budget_ms"))
             alert = _KIND[rule.kind.value](name, rule, row, _Context(budget, facts))
             if alert is not None:
@@ -155,8 +195,23 @@ def _new(name: str, rule: RuleConfig, row: Any, message: str, version: str | Non
 
 def _champion_below(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:
     metric, threshold = rule.metric, float(rule.threshold)
-    value = getattr(row, _ROW_FIGURES[metric])
-    if row.champion is None or value is None or value >= threshold:
+    if row.champion is None:
+        return None
+    if metric in _ROW_FIGURES:
+        value = getattr(row, _ROW_FIGURES[metric])
+    else:
+        cls, recorded = figures.split(metric)[1], getattr(row, "figures", None) or {}
+        classes = getattr(row, "classes", None)
+        if cls is not None and classes and cls not in classes:
+            return None  # a champion of another task (a fire detector has no helmet)
+        value = recorded.get(metric)
+        if value is None:
+            why = f", or its evaluation split has no {cls}" if cls else ""
+            return _new(name, rule, row, f"{row.model} v{row.champion}: the champion's run has no {metric} recorded"
+                        f"{figures.did_you_mean(metric, recorded)}, so {name} cannot judge it (it was measured "
+                        f"before operating-point figures were recorded{why})", version=row.champion, metric=metric,
+                        value=None, threshold=threshold, missing=True)
+    if value is None or value >= threshold:
         return None
     return _new(name, rule, row, f"{row.model} v{row.champion}: champion {metric} {value:.3f} < {threshold:g}"
                 f"{f' (on {row.eval_split})' if row.eval_split else ''}", version=row.champion, metric=metric,

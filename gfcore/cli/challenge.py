@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 
@@ -19,7 +20,9 @@ def cmd_challenge(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": result.model, "candidate": result.candidate, "champion": result.champion,
                           "verdict": result.verdict, "reasons": result.reasons, "run_id": result.run_id,
-                          "figures": result.figures, "deltas": result.deltas}, indent=2))
+                          "figures": result.figures, "deltas": result.deltas,
+                          "intervals": {k: dataclasses.asdict(v) for k, v in result.intervals.items()},
+                          "read": {r.figure: r.status() for r in result.readings}}, indent=2))
     else:
         against = f"champion v{result.champion}" if result.champion else "no champion"
         print(result.table + "\n")
@@ -30,7 +33,8 @@ def cmd_challenge(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("challenge", help="measure the candidate against the champion on the same data, back to "
-                                         "back, in one run; the verdict is tagged on the candidate version")
+                                         "back, in one run; the verdict (better / worse only when the 95 %% "
+                                         "intervals clear the tolerances) is tagged on the candidate version")
     p.add_argument("name", help="the registered model (the base name, e.g. acme.north-plant1.gate.ppe)")
     p.add_argument("overrides", nargs="*", help="key=value changes to the candidate's logged scenario, e.g. "
                                                 "data.path=/data/site/new.yaml or latency.runs=200")

@@ -33,7 +33,9 @@ class RuleSettings:
     """The settings of an alert rule, each unset (None) until given; which ones a kind reads: enums.RuleKind. A site's
     `alerts: {RULE: {KEY: VALUE}}` sets these over the rule's own."""
 
-    metric: Optional[str] = None  # champion_below, latency_over_budget (a summary figure), tracking_drop (mot.*)
+    # champion_below (a summary figure, det.op.*[.CLASS], det.ap50_95.CLASS), latency_over_budget (a summary
+    # figure), tracking_drop (mot.*)
+    metric: Optional[str] = None
     threshold: Optional[float] = None  # champion_below: the champion's figure below this
     budget_ms: Optional[float] = None  # latency_over_budget, where neither budgets_ms nor the site sets a budget
     max_drop: Optional[float] = None  # tracking_drop: below the previous champion's by more than this

@@ -56,10 +56,16 @@ class SiteConfig:
     latency_budget_ms: Optional[float] = None  # the served champion's batch-1 sys.latency_p95_ms at most this
     target_backend: str = "openvino_int8"  # the backend option a too slow champion is quantized to
     gates: List[str] = field(default_factory=list)  # promotion gates, e.g. 'det.mAP50>=champion-0.005'
+    # The confidence the site's deployment runs at: every det.* evaluation also counts det.op.* (precision,
+    # recall, F1, missed labels, per class) among the boxes at or above it.
+    conf_threshold: float = 0.25
     # This site's settings of alert rules, {rule: {key: value}}: gfcore.config.automation.RuleSettings' keys.
     alerts: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0 < self.conf_threshold < 1:
+            raise ConfigError(f"site.conf_threshold={self.conf_threshold}: the operating confidence must lie "
+                              "strictly between 0 and 1 (e.g. 0.25).")
         if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
             raise ConfigError(f"site.latency_budget_ms={self.latency_budget_ms}: give a budget in ms above 0, or "
                               "null for none.")
@@ -73,6 +79,9 @@ class SiteConfig:
 class TaskConfig:
     type: TaskType = MISSING
     classes: List[str] = MISSING
+    # The classes whose miss is a violation (a missed helmet): a challenge whose candidate loses recall on one at
+    # the operating confidence is `worse`, whatever its mAP.
+    safety_classes: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -81,6 +90,10 @@ class TaskConfig:
             check_name_part("a name in task.classes", name)
         if len(set(self.classes)) != len(self.classes):
             raise ConfigError(f"task.classes={list(self.classes)} repeats a name: class names must be unique.")
+        unknown = [c for c in self.safety_classes if c not in self.classes]
+        if unknown:
+            raise ConfigError(f"task.safety_classes names {unknown}, which task.classes does not have: choose "
+                              f"among {list(self.classes)}.")
 
 
 @dataclass
@@ -304,21 +317,28 @@ class RegistryConfig:
 
 @dataclass
 class ChallengeConfig:
-    """How `guardianflow challenge` measures a candidate against the champion and decides: `worse` when any
-    figure is worse than the champion's by more than its tolerance, `better` when none is and one is better by
-    more than it, else `tie`."""
+    """How `guardianflow challenge` measures a candidate against the champion and decides (gfcore.verdicts):
+    `worse` when a figure's 95 % interval lies wholly worse than the champion's by more than its tolerance,
+    `better` when one lies wholly better by more than it and no other reaches past its tolerance, else `tie`."""
 
     map_tolerance: float = 0.005  # det.mAP50, absolute
     latency_tolerance: float = 0.10  # batch-1 sys.latency_p95_ms, relative to the champion's
     hota_tolerance: float = 0.01  # mot.hota, absolute (where the data has sequences)
+    safety_recall_tolerance: float = 0.0  # det.op.recall.{safety class}, absolute
+    resamples: int = 1000  # paired bootstrap resamples of the evaluation images (and of the timed calls)
+    seed: int = 0  # of the bootstrap: the same seed, the same intervals
     rounds: int = 5  # the latency calls alternate between the two models in this many rounds
     # Timed calls per model (after latency.warmup): a decision is worth more calls than one model's record;
     # null: latency.runs. bench/challenge_fidelity.py: 300 halves the worst p95 error of 100 on a shared machine.
     runs: Optional[int] = 300
 
     def __post_init__(self) -> None:
-        if min(self.map_tolerance, self.latency_tolerance, self.hota_tolerance) < 0 or self.rounds < 1:
+        if min(self.map_tolerance, self.latency_tolerance, self.hota_tolerance,
+               self.safety_recall_tolerance) < 0 or self.rounds < 1:
             raise ConfigError("challenge tolerances must be >= 0 and challenge.rounds >= 1.")
+        if self.resamples < 100:
+            raise ConfigError(f"challenge.resamples={self.resamples}: a 95 % interval needs at least 100 bootstrap "
+                              "resamples (default 1000).")
         if self.runs is not None and self.runs < self.rounds:
             raise ConfigError(f"challenge.runs={self.runs}: at least one timed call per round "
                               f"(challenge.rounds={self.rounds}), or null for latency.runs.")
@@ -342,6 +362,23 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     challenge: ChallengeConfig = field(default_factory=ChallengeConfig)
+
+    def __post_init__(self) -> None:
+        for gate in self.site.gates:
+            check_class_figure(f"site.gates entry {gate!r}", re.split(r"\s*(?:[<>=!]=|[<>])", gate)[0].strip(),
+                               list(self.task.classes))
+
+
+def check_class_figure(where: str, metric: str, classes: list[str]) -> None:
+    """A per-class figure (det.ap50_95.CLASS, det.op.recall.CLASS, ...) must name one of the task's classes."""
+    import difflib
+
+    m = re.match(r"^det\.(?:ap50_95|op\.(?:precision|recall|f1|missed))\.(.+)$", metric)
+    if m and m.group(1) not in classes:
+        close = difflib.get_close_matches(m.group(1), classes, n=1)
+        hint = f" Did you mean {metric[:m.start(1)] + close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: {metric!r} is a figure of class {m.group(1)!r}, which task.classes "
+                          f"{classes} does not have.{hint}")
 
 
 def gpus_of_device(device: str) -> int:

@@ -95,6 +95,9 @@ PIPELINE_REUSED = "gf.pipeline.reused"
 BEST_RUN_ID, BEST_VARIANT, BEST_PARAMS = "best.run_id", "best.variant", "best.params"  # on parents
 SWEEP_JOB, SWEEP_OVERRIDES, SWEEP_PID = "gf.sweep.job", "gf.sweep.overrides", "gf.sweep.pid"  # on sweep jobs
 SWEEP_SPEC, SWEEP_METRIC = "gf.sweep.spec", "gf.sweep.metric"  # on a sweep parent
+# A sweep job registers its version without an alias, tagged SWEEP_TRIAL_OF = the parent run id; when the sweep
+# ends its best job's version becomes `candidate`, tagged SWEEP_BEST_OF (also a tag of that job's run).
+SWEEP_TRIAL_OF, SWEEP_BEST_OF = "gf.sweep.trial_of", "gf.sweep.best_of"
 COMPARE_DESIGN, COMPARE_VARIANTS = "gf.compare.design", "gf.compare.variants"  # on a compare parent
 # the scheduler a run executes in
 SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID = "slurm.job_id", "slurm.array_job_id", "slurm.array_task_id"
@@ -108,6 +111,7 @@ SCRIPT_OUTPUT = "gf.script_output"  # a version tag: the file the script wrote
 CHALLENGE_MODEL = "challenge.model"
 CHALLENGE_CANDIDATE_VERSION, CHALLENGE_CHAMPION_VERSION = "challenge.candidate_version", "challenge.champion_version"
 CHALLENGE_VERDICT, CHALLENGE_REASONS, CHALLENGE_RUN_ID = "challenge.verdict", "challenge.reasons", "challenge.run_id"
+CHALLENGE_BOOTSTRAP = "challenge.bootstrap"  # how the intervals were drawn, in words
 # automation and GuardianFlow's own runs
 AUTOMATION_TRIGGER, AUTOMATION_MODEL = "automation.trigger", "automation.model"  # on launched runs
 AUTOMATION_OPTIMIZE_RUN_ID = "automation.optimize_run_id"  # on launched runs: the optimize run that launched them
@@ -145,7 +149,11 @@ def version_tag(tags: Mapping[str, str] | None, key: str) -> str | None:
 DET, MOT, SYS = "det.", "mot.", "sys."  # detection, tracking, system figures
 VAL, TRAIN, LR = "val.", "train.", "lr."  # per epoch: validation, training losses, learning rates
 BEST = "best."  # a parent's best row
-DELTA = "delta."  # a challenge: candidate minus champion
+DELTA = "delta."  # a challenge: candidate minus champion (`delta.X.ci_low` / `.ci_high`: its 95 % interval)
+# Suffixes of a challenge's difference: its 95 % interval and the smallest difference the data can show.
+CI_LOW, CI_HIGH, MDE = ".ci_low", ".ci_high", ".mde"
+RATIO = "ratio."  # a challenge: candidate / champion of a latency figure, with its interval
+DET_OP = "det.op."  # detection at the site's operating confidence (site.conf_threshold)
 ORIGINAL, QUANTIZED, COMPARISON = "original.", "quantized.", "comparison."  # a quant run
 PIPELINE, SWEEP, COMPARE = "pipeline.", "sweep.", "compare."  # parents' own counts
 FLEET, ALERTS, AUTOMATION = "fleet.", "alerts.", "automation."  # GuardianFlow's own runs

@@ -14,7 +14,7 @@ import math
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,9 +41,11 @@ from gfcore.core.vocabulary import (
     SYS_LATENCY_P50_MS,
     SYS_LATENCY_P95_MS,
     SYSTEM,
+    TASK_CLASSES,
     TASK_TYPE,
     RunKind,
 )
+from gfcore.fleet.figures import champion_figures
 from gfcore.tracking.server import check_tracking_store
 
 DAY_MS = 86_400_000
@@ -74,9 +76,13 @@ class SiteModel:
     candidate_same_basis: bool | None = None
     runs: int = 0
     failed_runs: int = 0
+    # Not columns (alert rules read them): the champion run's det.op.* and det.ap50_95.{class}, its task's classes
+    figures: dict[str, float] = field(default_factory=dict)
+    classes: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The columns: what `metrics summary --json` prints and the Grafana site-models panel's SQL gives."""
+        return {k: v for k, v in asdict(self).items() if k not in ("figures", "classes")}
 
 
 def bulk_read(fn: Any) -> Any:
@@ -181,6 +187,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
     cand = _version(c, model.name, aliases.get(CANDIDATE))
     if champ is not None:
         row.champion = str(champ.version)
+        row.figures, row.classes = champion_figures(c, champ.run_id, model.tags.get(TASK_CLASSES))
         row.champion_days = _age_days(champ)
         row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, DET_MAP50), _num(champ.tags, DET_MAP50_95)
         row.eval_split = champ.tags.get(EVAL_SPLIT)

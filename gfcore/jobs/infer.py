@@ -39,7 +39,7 @@ from gfcore.data.dataset import resolve_dataset, sequences_folder, split_images
 from gfcore.jobs import measure
 from gfcore.jobs.plots import latency_vs_batch, mot_per_sequence
 from gfcore.jobs.system import SystemSampler
-from gfcore.mot import COMBINED, METRICS
+from gfcore.mot import COMBINED, FALSE_ALARMS_PER_1K_FRAMES, METRICS
 from gfcore.mot.evaluate import evaluate_mot
 from gfcore.mot.files import SeqInfo, check_frames, check_gt, discover_sequences
 from gfcore.registry.resolve import ResolvedModel, resolve_model
@@ -85,7 +85,7 @@ def infer(cfg: Config) -> float:
 
             log_dataset_inputs(dataset, contexts={split: "evaluation"})
             det = measure.detection(model, dataset.data_yaml, split, imgsz, device, dataset.names,
-                                    conf=cfg.infer.conf, iou=cfg.infer.iou)
+                                    conf=cfg.infer.conf, iou=cfg.infer.iou, op_conf=cfg.site.conf_threshold)
             run.log_metrics(det)
             speed = _latency(run, model, cfg, images, imgsz, device, ref, work)
             run.log_metrics(_model_stats(ref, imgsz))
@@ -226,7 +226,7 @@ def _tracking(run: OwnedRun, model: Any, cfg: Config, sequences: list[SeqInfo], 
 def track_and_score(model: Any, cfg: Config, sequences: list[SeqInfo], imgsz: int, device: str,
                     tracks: Path, label: str = "") -> dict[str, dict[str, float]]:
     """Track each sequence into `tracks` (MOTChallenge files) and score them with TrackEval: per sequence and
-    COMBINED."""
+    COMBINED, with false_alarms_per_1k_frames (TrackEval's false positives per 1,000 frames)."""
     from tqdm import tqdm
 
     settings = cfg.infer.tracking
@@ -237,4 +237,11 @@ def track_and_score(model: Any, cfg: Config, sequences: list[SeqInfo], imgsz: in
             track_sequence(model, seq, tracks / f"{seq.folder.name}.txt", settings.tracker.value, imgsz, device,
                            settings.conf, settings.iou, bar.update)
     root = sequences[0].folder.parent
-    return evaluate_mot(root, tracks, [s.folder.name for s in sequences], settings.benchmark)
+    results = evaluate_mot(root, tracks, [s.folder.name for s in sequences], settings.benchmark)
+    # False alarms as a site feels them: tracked boxes matching no person, per 1,000 frames of video.
+    frames = {s.folder.name: s.length for s in sequences}
+    frames[COMBINED] = sum(frames.values())
+    for seq, row in results.items():
+        if frames.get(seq):
+            row[FALSE_ALARMS_PER_1K_FRAMES] = 1000.0 * row["fp"] / frames[seq]
+    return results

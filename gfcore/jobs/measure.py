@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gfcore.core.vocabulary import SYS, SYS_MODEL_SIZE_MB
+from gfcore.core.vocabulary import DET_OP, SYS, SYS_MODEL_SIZE_MB
 from gfcore.yolo.callbacks import detection_metrics
 from gfcore.yolo.model import model_size_mb
 from gfcore.yolo.runtime_timer import RuntimeTimer
@@ -29,15 +29,31 @@ def load(path: Path) -> Any:
 
 
 def detection(model: Any, data_yaml: Path, split: str, imgsz: int, device: str, names: list[str],
-              conf: float = 0.001, iou: float = 0.7) -> dict[str, float]:
+              conf: float = 0.001, iou: float = 0.7, op_conf: float = 0.25) -> dict[str, float]:
     """det.* and det.ap50_95.{class} through Ultralytics validation (batch 1: exported models have a fixed
-    batch)."""
+    batch), and the figures at the site's operating confidence `op_conf`: det.op.{precision,recall,f1,missed},
+    pooled and per class."""
+    return detection_results(model, data_yaml, split, imgsz, device, names, conf, iou, op_conf)[0]
+
+
+def detection_results(model: Any, data_yaml: Path, split: str, imgsz: int, device: str, names: list[str],
+                      conf: float = 0.001, iou: float = 0.7, op_conf: float = 0.25) -> tuple[dict[str, float], Any]:
+    """`detection`'s figures and the per-image results behind them (gfcore.verdicts.images.ImageResults), which a
+    challenge resamples for its intervals."""
+    import math
+
+    from gfcore.yolo.validation import validator_class
+
     results = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=1, device=device, conf=conf, iou=iou,
-                        plots=False, verbose=False)
+                        plots=False, verbose=False, validator=validator_class(names, op_conf))
     out = detection_metrics(results.results_dict)
     for cls, ap in zip(results.box.ap_class_index, results.box.ap):
         out[f"det.ap50_95.{names[int(cls)]}"] = float(ap)
-    return out
+    per_image = results.per_image
+    # An undefined figure (precision with no box kept, recall of a class without labels) is left out, not 0.
+    out.update({k: float(v[0]) for k, v in per_image.figures().items()
+                if k.startswith(DET_OP) and math.isfinite(float(v[0]))})
+    return out, per_image
 
 
 @dataclass
@@ -132,13 +148,14 @@ def latency_protocol(cfg: Config, dataset: DatasetInfo, batches: list[int] | tup
 
 
 def evaluate(path: Path, data_yaml: Path, split: str, images: list[Path], imgsz: int, device: str,
-             names: list[str], warmup: int, runs: int, label: str) -> dict[str, float]:
-    """A model file's headline figures on one split: det.* (and det.ap50_95.{class}), batch-1 latency, size.
+             names: list[str], warmup: int, runs: int, label: str, op_conf: float = 0.25) -> dict[str, float]:
+    """A model file's headline figures on one split: det.* (det.ap50_95.{class}, det.op.* at the operating
+    confidence `op_conf`), batch-1 latency, size.
 
     Train (best.pt), quant (source and variant) and so every registered version are measured by this one
     function with the same settings, which is what makes their figures comparable."""
     model = load(path)
-    det = detection(model, data_yaml, split, imgsz, device, names)
+    det = detection(model, data_yaml, split, imgsz, device, names, op_conf=op_conf)
     lat = latency(model, images, imgsz, device, warmup, runs, desc=f"latency {label}")
     return {**det, **lat, SYS_MODEL_SIZE_MB: model_size_mb(path)}
 

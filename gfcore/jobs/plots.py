@@ -224,3 +224,48 @@ def fleet_trend(rows: list[dict], metric: str, by: str, out: Path) -> Path:
     _save(fig, out)
     plt.close(fig)
     return out
+
+
+_STATUS_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "within": "#7f7f7f", "unclear": "#ff7f0e"}
+
+
+def differences_with_intervals(intervals: dict, readings: dict, per_sequence: dict, out: Path, heading: str) -> Path:
+    """A challenge's differences with their 95 % intervals as error bars: detection (candidate - champion, the
+    tolerance of each figure the verdict reads shaded), latency (candidate / champion) and, with tracking, each
+    sequence's HOTA / IDF1 difference. Colour: what the verdict read (green better, red worse, grey within, orange
+    unclear; blue: shown, not read)."""
+    plt = _pyplot()
+    det = [k for k in intervals if k.startswith(DET) and not k.split(".")[-1] == "missed"
+           and not k.startswith(f"{DET}ap50_95.")]
+    lat = [k for k in (SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS) if k in intervals]
+    seqs = {role: {s: r for s, r in rows.items() if s != "COMBINED"} for role, rows in per_sequence.items()}
+    panels = [p for p in (("detection: candidate - champion", det, 0.0), ("latency: candidate / champion", lat, 1.0))
+              if p[1]] + ([("tracking per sequence", None, 0.0)] if len(seqs) == 2 else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 0.5 * max(len(det), 4) + 1.6), squeeze=False)
+    for ax, (title, keys, zero) in zip(axes[0], panels):
+        ax.axvline(zero, color="black", linewidth=0.8)
+        if keys is None:
+            cand, champ = seqs["candidate"], seqs["champion"]
+            names = [s for s in cand if s in champ]
+            for n, metric in enumerate(("hota", "idf1")):
+                ax.scatter([cand[s][metric] - champ[s][metric] for s in names], [n] * len(names), color="#1f77b4")
+            ax.set_yticks([0, 1], ["HOTA", "IDF1"])
+            ax.set_ylim(-0.6, 1.6)
+            ax.set_xlabel(f"difference, one dot per sequence ({len(names)})")
+        else:
+            ys = list(range(len(keys)))[::-1]
+            for y, key in zip(ys, keys):
+                i, reading = intervals[key], readings.get(key)
+                colour = _STATUS_COLOURS.get(reading.status(), "#1f77b4") if reading else "#1f77b4"
+                ax.errorbar(i.point, y, xerr=[[max(i.point - i.low, 0)], [max(i.high - i.point, 0)]], fmt="o",
+                            color=colour, capsize=3)
+                if reading:
+                    ax.fill_betweenx([y - 0.35, y + 0.35], zero - reading.tolerance, zero + reading.tolerance,
+                                     color="#bbbbbb", alpha=0.35, linewidth=0)
+            ax.set_yticks(ys, [k.replace(DET, "").replace("sys.", "") for k in keys], fontsize=8)
+            ax.margins(x=0.15)
+        ax.set_title(title, fontsize=10)
+    fig.suptitle(heading, fontsize=10)
+    _save(fig, out)
+    plt.close(fig)
+    return out

@@ -108,7 +108,8 @@ def compare(original: dict[str, float], quantized: dict[str, float]) -> dict[str
 
 def _measure(path: Path, cfg: Config, dataset: DatasetInfo, images: list[Path], label: str) -> dict[str, float]:
     return measure.evaluate(path, dataset.data_yaml, cfg.registry.eval_split, images, cfg.model.imgsz,
-                            cfg.backend.device, dataset.names, cfg.latency.warmup, cfg.latency.runs, label)
+                            cfg.backend.device, dataset.names, cfg.latency.warmup, cfg.latency.runs, label,
+                            op_conf=cfg.site.conf_threshold)
 
 
 def _check_same_classes(source: SourceRun, cfg: Config) -> None:
@@ -140,4 +141,4 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
     reg = log_and_register(exported.path, cfg.model.imgsz, dataset.example_image(), device, name, cfg, run, tags,
                            figures=figures, dataset=dataset, path=f"{model_path(cfg)}/{backend}_{precision}")
     if reg is not None:
-        log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
+        log.info("registered %s version %s (%s)", reg.name, reg.version, reg.said())

@@ -159,18 +159,20 @@ def final_figures(cfg: Config, best: Path, dataset: DatasetInfo) -> dict[str, fl
     split = cfg.registry.eval_split
     images = split_images(dataset, split, "registry.eval_split")
     figures = measure.evaluate(best, dataset.data_yaml, split, images, cfg.model.imgsz, cfg.backend.device,
-                               dataset.names, cfg.latency.warmup, cfg.latency.runs, "best.pt")
+                               dataset.names, cfg.latency.warmup, cfg.latency.runs, "best.pt",
+                               op_conf=cfg.site.conf_threshold)
     return {**figures, **model_stats(best, cfg.model.imgsz)}
 
 
 def _register(cfg: Config, run: OwnedRun, best: Path, dataset: DatasetInfo, figures: dict[str, float]) -> None:
-    """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`)."""
+    """best.pt as a servable pyfunc model, registered as a new version of the site's model (`candidate`; a sweep's
+    job without an alias: its sweep makes only the best job's version the candidate)."""
     # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
     reg = log_and_register(best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
                            cfg, run, train_version_tags(cfg, run.run_id, dataset.hash), figures=figures,
                            dataset=dataset)
     if reg is not None:
-        log.info("registered %s version %s (alias candidate)", reg.name, reg.version)
+        log.info("registered %s version %s (%s)", reg.name, reg.version, reg.said())
 
 
 def _log_training_artifacts(run: OwnedRun, save_dir: Path, plots: bool) -> None:

@@ -5,3 +5,5 @@ METRICS = ("hota", "deta", "assa", "loca", "mota", "motp", "idf1", "idp", "idr",
            "ml", "fp", "fn", "gt_tracks", "pred_tracks")
 COUNTS = frozenset({"id_switches", "frag", "mt", "pt", "ml", "fp", "fn", "gt_tracks", "pred_tracks"})
 COMBINED = "COMBINED"
+# Not TrackEval's: its false positives per 1,000 frames (gfcore.jobs.infer.track_and_score adds it).
+FALSE_ALARMS_PER_1K_FRAMES = "false_alarms_per_1k_frames"

@@ -6,6 +6,9 @@ through GF_PARENT_RUN_ID, so each job's run, in this process (basic launcher) or
 submitit), is a new nested child. When the multirun ends it picks the best child by `sweep.metric`, tags
 `best.run_id` and `best.params`, logs `best.{metric}`, a results table and a chart, and ends the parent.
 A job that fails is recorded FAILED and returns NaN to the sweeper, so the sweep goes on.
+
+Each job registers its version without an alias (gfcore.registry.register); only the best job's version becomes
+`candidate`, when the sweep ends, tagged `gf.sweep.best_of`. A sweep stopped or failed leaves `candidate` as it was.
 """
 
 from __future__ import annotations
@@ -32,11 +35,15 @@ from gfcore.core.vocabulary import (
     EXP_TYPE,
     MAX_TAG_VALUE,
     PARENT_TAG,
+    REGISTERED_MODEL,
+    REGISTERED_VERSION,
     SWEEP,
+    SWEEP_BEST_OF,
     SWEEP_JOB,
     SWEEP_METRIC,
     SWEEP_OVERRIDES,
     SWEEP_SPEC,
+    SWEEP_TRIAL_OF,
     RunKind,
 )
 from gfcore.data.dataset import resolve_dataset
@@ -150,6 +157,8 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
     sentence = (f"Best of {len(rows)} jobs by {metric} ({direction}): **{best['variant']}** with {best[metric]:.4g} "
                 f"(run {best['run_id']})" if best else f"No job finished with a value for {metric}")
     sentence += f"; {failed} failed." if failed else "."
+    if best is not None:
+        sentence += _choose_candidate(client, parent, best["run_id"])
     Report(f"Sweep over {parent_run.data.tags.get(SWEEP_SPEC, 'the config')}", rows, best, sentence,
            "sweep_results", "sweep").publish(client, parent, out_dir)
     if rows and candidates:
@@ -170,6 +179,25 @@ def summarise(parent: str, metric: str, direction: str, out_dir: Path, base_keys
         client.set_terminated(parent, "FAILED")
     _open.pop("run_id", None)
     return {"rows": rows, "best": best}
+
+
+def _choose_candidate(client: Any, parent: str, best_run: str) -> str:
+    """The best job's version (registered without an alias) becomes `candidate`; a sentence saying so. The job's
+    run is tagged first: a version its journal registers later (after an outage) sees the tag and becomes the
+    candidate then (gfcore.registry.register.replay_log_and_register), so neither order loses the choice."""
+    from gfcore.registry.lifecycle import choose_candidate
+
+    client.set_tag(best_run, SWEEP_BEST_OF, parent)
+    tags = client.get_run(best_run).data.tags
+    found = {(v.name, str(v.version)): v for v in client.search_model_versions(f"run_id = '{best_run}'")}
+    if tags.get(REGISTERED_MODEL) and tags.get(REGISTERED_VERSION):  # a version whose source names no run
+        found[(tags[REGISTERED_MODEL], tags[REGISTERED_VERSION])] = client.get_model_version(
+            tags[REGISTERED_MODEL], tags[REGISTERED_VERSION])
+    versions = [v for v in found.values() if (v.tags or {}).get(SWEEP_TRIAL_OF) == parent]
+    for v in versions:
+        before = choose_candidate(v.name, str(v.version), {SWEEP_BEST_OF: parent})
+        log.info("sweep: %s version %s is now candidate (was %s)", v.name, v.version, before or "none")
+    return "".join(f" {v.name} version {v.version} is now `candidate`." for v in versions)
 
 
 def end_open_parent(status: str, reason: str) -> None:

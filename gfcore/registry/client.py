@@ -3,6 +3,7 @@ must exist (with the ones that do in the error), and a model's aliases."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,8 +35,13 @@ def require_model(client: Any, name: str) -> Any:
         return client.get_registered_model(name)
     except MlflowException:
         known = sorted(rm.name for rm in all_registered_models(client))
-        hint = f" Registered models: {', '.join(known)}." if known else " No model is registered yet."
-        raise RegistryError(f"no registered model named {name!r}.{hint}") from None
+        if not known:
+            raise RegistryError(f"no registered model named {name!r}: no model is registered yet.") from None
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        listed = f": {', '.join(known)}." if len(known) <= 10 else "."
+        raise RegistryError(f"no registered model named {name!r}.{hint} `guardianflow models` lists the registered "
+                            f"models{listed}") from None
 
 
 def require_version(client: Any, name: str, version: str) -> Any:

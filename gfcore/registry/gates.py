@@ -3,11 +3,15 @@ with an optional margin (`det.mAP50>=champion-0.005`, `sys.latency_p95_ms<=champ
 
 An absolute gate reads the version's own run. A gate on `champion` compares figures of one challenge run
 (gfcore.automation.challenge), where the candidate and the champion were measured on the same data and machine
-back to back: figures from two different runs would compare two machines or two datasets as well.
+back to back: figures from two different runs would compare two machines or two datasets as well. Where the
+challenge recorded a 95 % interval of the difference, the gate passes on the interval's pessimistic end (the low
+end for `>=`, the high end for `<=`): `det.mAP50>=champion-0.005` holds when even the least favourable
+difference the evaluation images allow is above -0.005.
 """
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 from dataclasses import dataclass
@@ -70,20 +74,34 @@ def check(name: str, version: str, gates: list[Gate], metrics: dict[str, float],
             value = _figure(gate, challenge["candidate"], f"the challenge's candidate (version {version})")
             champion = _figure(gate, challenge["champion"], "the challenge's champion")
             bound = gate.bound(champion)
+            judged, how = pessimistic(gate, value, champion, (challenge.get("intervals") or {}).get(gate.metric))
             where = f" (champion {champion:.4f})"
         else:
             value = _figure(gate, metrics, f"version {version} of {name}")
-            bound, where = gate.threshold, ""
-        line = f"{gate.metric} is {value:.4f}, needs {gate.op} {bound:.4f}{where}"
-        (passed if OPS[gate.op](value, bound) else failures).append(line)
+            bound, where, judged, how = gate.threshold, "", value, ""
+        line = f"{gate.metric} is {value:.4f}{how}, needs {gate.op} {bound:.4f}{where}"
+        (passed if OPS[gate.op](judged, bound) else failures).append(line)
     if failures:
         raise RegistryError(f"refused to promote version {version} of {name}: " + "; ".join(failures)
                             + ". Aliases are unchanged.")
     return passed
 
 
+def pessimistic(gate: Gate, value: float, champion: float, interval: dict | None) -> tuple[float, str]:
+    """The candidate's figure a relative gate is judged on: the least favourable end of the difference's interval
+    added to (or, for a ratio, multiplied with) the champion's figure; the point value where none was recorded."""
+    if not interval or gate.op not in (">=", ">", "<=", "<"):
+        return value, ""
+    end = interval["low"] if gate.op in (">=", ">") else interval["high"]
+    judged = champion * end if interval.get("ratio") else champion + end
+    return judged, f" ({judged:.4f} at the pessimistic end of its 95 % interval)"
+
+
 def _figure(gate: Gate, metrics: dict[str, float], whose: str) -> float:
     if gate.metric not in metrics:
-        known = ", ".join(sorted(k for k in metrics if not k.startswith(SYSTEM))) or "none"
-        raise RegistryError(f"gate {gate}: {whose} has no metric {gate.metric!r}. Its metrics: {known}.")
+        names = sorted(k for k in metrics if not k.startswith(SYSTEM))
+        close = difflib.get_close_matches(gate.metric, names, n=1, cutoff=0.8)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RegistryError(f"gate {gate}: {whose} has no metric {gate.metric!r}.{hint} Its metrics: "
+                            f"{', '.join(names) or 'none'}.")
     return metrics[gate.metric]

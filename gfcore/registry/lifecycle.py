@@ -215,6 +215,20 @@ def set_alias(name: str, alias: str, version: str) -> dict[str, str]:
     return {"name": name, "alias": alias, "version": str(version)}
 
 
+def choose_candidate(name: str, version: str, tags: dict[str, str]) -> str | None:
+    """`version` becomes `candidate` (a sweep's best job, registered without an alias), tagged with `tags`; the
+    previous candidate (returned) keeps its version, without the alias. Under the model's lock, like promote."""
+    client = mlflow_client()
+    require_version(client, name, version)
+    with _model_lock(name):
+        before = aliases_of(client, name).get(CANDIDATE)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.set_registered_model_alias(name, CANDIDATE, version)
+        _verify(client, name, {CANDIDATE: str(version)})
+    return before
+
+
 # -- helpers -------------------------------------------------------------------------------------------
 
 

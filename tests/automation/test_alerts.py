@@ -153,3 +153,39 @@ def test_notify_without_a_webhook_fails_before_evaluating(fleet, capsys, monkeyp
     assert cli.main(["alerts", "list", "--notify", "rules.low_accuracy.threshold=0.1"]) == 2, "even with no change"
     assert f"set {webhook.URL_ENV}" in capsys.readouterr().err
     assert mlflow.get_experiment_by_name(alerts.EXPERIMENT) is None, "nothing evaluated, nothing recorded"
+
+
+def test_champion_below_on_a_safety_class_recall_at_the_operating_point(fleet, capsys):
+    from mlflow.entities import Metric
+
+    from gfcore.fleet import queries
+    from tests.fleet.seed import NOW
+
+    client = mlflow.MlflowClient()
+    on, key = "rules.helmet_recall.enabled=true", "helmet_recall|beta.r-p1.dock.ppe|1"
+    assert not any(k.startswith("helmet_recall|") for k in _keys(capsys)), "off by default"
+    missing = [a for a in _list(capsys, "--no-record", on)[1]["open"] if a["rule"] == "helmet_recall"]
+    assert [a["evidence"]["missing"] for a in missing] == [True, True], "champions without det.op.* are said so"
+    assert "has no det.op.recall.helmet recorded" in missing[0]["message"]
+
+    beta = client.get_model_version("beta.r-p1.dock.ppe", "1").run_id
+    for run_id, helmet in ((fleet["t1"], 0.95), (beta, 0.85)):  # what train records at site.conf_threshold
+        figures = {"det.op.recall.helmet": helmet, "det.op.recall.vest": 0.9, "det.op.recall": 0.9,
+                   "det.ap50_95.vest": 0.5}
+        client.log_batch(run_id, metrics=[Metric(k, v, NOW, 0) for k, v in figures.items()])
+        client.set_tag(run_id, "task.classes", "helmet,vest")
+    acme = {r.model: r for r in queries.summary()}["acme.r-p1.gate.ppe"]
+    assert acme.classes == ["helmet", "vest"] and acme.figures["det.op.recall.helmet"] == 0.95
+    assert set(acme.figures) == {"det.op.recall.helmet", "det.op.recall.vest", "det.op.recall", "det.ap50_95.vest"}
+    assert not {"figures", "classes"} & set(acme.as_dict()), "what rules read, not columns of the summary's table"
+
+    [alert] = [a for a in _list(capsys, "--no-record", on)[1]["open"] if a["rule"] == "helmet_recall"]
+    assert alert["key"] == key, "beta's champion recalls 0.85 of helmets, acme's 0.95"
+    assert alert["evidence"] == {"metric": "det.op.recall.helmet", "value": 0.85, "threshold": 0.9}
+    assert key not in _keys(capsys, on, "rules.helmet_recall.threshold=0.85"), "at the threshold is not below it"
+    assert "helmet_recall|acme.r-p1.gate.ppe|1" in _keys(capsys, on, "rules.helmet_recall.threshold=0.96")
+
+    assert cli.main(["alerts", "list", "--no-record", on, "rules.helmet_recall.metric=det.op.recall.helmett"]) == 2
+    err = capsys.readouterr().err
+    assert "names the class 'helmett', which no champion's task has (did you mean det.op.recall.helmet?)" in err
+    assert mlflow.get_experiment_by_name(alerts.EXPERIMENT) is None, "refused before anything is recorded"

@@ -1,8 +1,10 @@
 """`guardianflow optimize`: triggers that fire exactly when they should, real smoke actions launched as `mlflow run`
-(quant + infer, challenge, sweep, promote with auto_promote), and cooldowns kept in MLflow."""
+(quant + infer, challenge, sweep, promote with auto_promote), cooldowns kept in MLflow, `run` acting only once
+confirmed (a terminal's `y` or --yes), and a sweep making only its best trial the candidate."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -22,7 +24,9 @@ from gfcore.core.vocabulary import (
     AUTOMATION_MODEL,
     AUTOMATION_OPTIMIZE_RUN_ID,
     AUTOMATION_TRIGGER,
+    SWEEP_BEST_OF,
     SWEEP_PID,
+    SWEEP_TRIAL_OF,
 )
 from tests.conftest import smoke_versions
 
@@ -31,7 +35,7 @@ SITE = "demo/local-plant1/yard"
 # The champion is "slow" (a budget no model meets) and, with threshold 1.01, "inaccurate"; onnx_fp32 is the
 # quickest export to launch.
 FIRE = [f"+budgets_ms={{{SITE}: 0.001}}", "target_backend=onnx_fp32", "triggers.low_accuracy.threshold=1.01",
-        "triggers.low_accuracy.trials=2"]
+        "triggers.low_accuracy.trials=3"]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,15 @@ def store(tmp_path_factory):
         yield uri
 
 
+class _Terminal(io.StringIO):
+    """stdin as a person at a terminal who types `answer`."""
+
+    def isatty(self):
+        return True
+
+
 def _optimize(capsys, mode, *args):
-    code = cli.main(["optimize", mode, "--json", *args])
+    code = cli.main(["optimize", mode, "--json", *args, *(["--yes"] if mode == "run" else [])])
     out = json.loads(capsys.readouterr().out)
     return code, {(d["trigger"], d["model"]): d for d in out["decisions"]}, out["run_id"]
 
@@ -59,7 +70,35 @@ def _aliases(name=NAME):
     return {k: str(v) for k, v in mlflow.MlflowClient().get_registered_model(name).aliases.items()}
 
 
-def test_check_run_and_cooldown(store, capsys):
+def _records():
+    exp = mlflow.get_experiment_by_name(optimize.EXPERIMENT)
+    return mlflow.MlflowClient().search_runs([exp.experiment_id]) if exp else []
+
+
+def test_run_acts_only_when_confirmed(store, capsys, monkeypatch):
+    """`optimize run` prints its plan first; without a terminal and without --yes it acts on nothing (exit 2, for a
+    cron line missing --yes), at a terminal it asks, and `n` (or nothing) declines; an unknown --model is an error
+    with a did-you-mean, not "nothing fired"."""
+    runs, records = len(_site_runs()), len(_records())
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # cron: no terminal
+    assert cli.main(["optimize", "run", *FIRE]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("plan:\n") and "mlflow run -e sweep" in out and "mlflow run -e quant, then -e infer" in out
+    assert "would run" in out and "guardianflow: not run: pass --yes to act (for cron)" in err
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    assert cli.main(["optimize", "run", *FIRE]) == 0
+    out, err = capsys.readouterr()
+    assert "plan:" in out and "Go ahead? [y/N]" in err and "not run: declined" in err
+    assert (len(_site_runs()), len(_records())) == (runs, records), "a plan launches and records nothing"
+
+    for mode in ("check", "run"):
+        assert cli.main(["optimize", mode, "--model", NAME[:-1]]) == 2
+        err = capsys.readouterr().err
+        assert f"no registered model named '{NAME[:-1]}'. Did you mean '{NAME}'" in err, err
+        assert "`guardianflow models` lists the registered models" in err
+
+
+def test_check_run_and_cooldown(store, capsys, monkeypatch):
     client = mlflow.MlflowClient()
     champion_run = client.get_model_version(NAME, "1").run_id
     before = len(_site_runs())
@@ -76,8 +115,14 @@ def test_check_run_and_cooldown(store, capsys):
         "the demo site sets no latency budget: no high_latency (a one-epoch model is below 0.75 mAP50)"
     assert set(_optimize(capsys, "check", "triggers.low_accuracy.threshold=0")[1]) == {("new_candidate", NAME)}
 
-    # run: quant + infer of the champion and the candidate's challenge, launched as tagged `mlflow run`s.
-    code, fired, run_id = _optimize(capsys, "run", *FIRE, "+triggers.low_accuracy.enabled=false")
+    # run, confirmed at a terminal: quant + infer of the champion and the candidate's challenge, launched as tagged
+    # `mlflow run`s.
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    code = cli.main(["optimize", "run", "--json", *FIRE, "+triggers.low_accuracy.enabled=false"])
+    out, err = capsys.readouterr()
+    assert "Go ahead? [y/N]" in err and "mlflow run -e challenge" in err, "the plan, on stderr beside --json"
+    out = json.loads(out)
+    fired, run_id = {(d["trigger"], d["model"]): d for d in out["decisions"]}, out["run_id"]
     assert code == 0, fired
     slow, new = fired[("high_latency", NAME)], fired[("new_candidate", NAME)]
     assert slow["status"] == "launched" and new["status"] == "launched"
@@ -98,8 +143,8 @@ def test_check_run_and_cooldown(store, capsys):
     assert client.get_model_version(NAME, "2").tags["challenge.verdict"] in ("better", "tie"), "wide tolerances"
     assert client.get_run(run_id).data.metrics["automation.launched"] == 3
 
-    # run with auto_promote: the challenged candidate is promoted, the sweep and the variant's challenge launch,
-    # the quantization (same trigger, same model) is in its cooldown.
+    # run with auto_promote: the challenged candidate is promoted, the sweep (3 trials) and the variant's challenge
+    # launch, the quantization (same trigger, same model) is in its cooldown.
     code, fired, run_id = _optimize(capsys, "run", *FIRE, "auto_promote=true", "gates=['det.mAP50>=champion-1']")
     variant = f"{NAME}__onnx_fp32"
     assert code == 0, fired
@@ -110,7 +155,18 @@ def test_check_run_and_cooldown(store, capsys):
     [sweep] = (client.get_run(r) for r in fired[("low_accuracy", NAME)]["runs"])
     assert sweep.info.status == "FINISHED" and sweep.data.tags["exp.type"] == "sweep"
     children = client.search_runs([sweep.info.experiment_id], f"tags.`mlflow.parentRunId` = '{sweep.info.run_id}'")
-    assert len(children) == 2, "two Optuna trials"
+    assert len(children) == 3, "three Optuna trials"
+    # Only the best trial (by sweep.metric) is the candidate; every trial registered its version, without an alias.
+    metric = sweep.data.tags["gf.sweep.metric"]
+    best = client.get_run(sweep.data.tags["best.run_id"])
+    assert best.data.metrics[metric] == max(c.data.metrics[metric] for c in children)
+    versions = {c.info.run_id: client.get_model_version(NAME, c.data.tags["gf.registered_version"]) for c in children}
+    assert all(v.tags[SWEEP_TRIAL_OF] == sweep.info.run_id for v in versions.values())
+    chosen = versions[best.info.run_id]
+    assert _aliases()["candidate"] == str(chosen.version) and chosen.tags[SWEEP_BEST_OF] == sweep.info.run_id
+    assert best.data.tags[SWEEP_BEST_OF] == sweep.info.run_id
+    assert all(not v.aliases and SWEEP_BEST_OF not in v.tags for r, v in versions.items() if r != best.info.run_id)
+    assert f"{NAME} version {chosen.version} is now `candidate`." in sweep.data.tags["mlflow.note.content"]
 
     # Inside the cooldown a second run launches nothing (and without auto_promote promotes nothing).
     before = len(_site_runs())
@@ -160,8 +216,9 @@ def test_sigterm_stops_the_launched_run_and_ends_the_record_killed(store):
     optimize run KILLED; nothing stays RUNNING. (After test_data_and_gpu_triggers, low GPU utilisation fires.)"""
     client = mlflow.MlflowClient()
     only = [f"+triggers.{t}.enabled=false" for t in ("low_accuracy", "new_candidate", "challenger_passes")]
-    proc = subprocess.Popen([sys.executable, "-m", "gfcore.cli", "optimize", "run", *only], env={**os.environ},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "gfcore.cli", "optimize", "run", "--yes", *only],
+                            env={**os.environ}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     launched = []
     while not launched and time.monotonic() < deadline and proc.poll() is None:
@@ -225,10 +282,11 @@ def test_sigterm_stops_the_whole_sweep_it_launched(store):
     only = [f"+triggers.{t}.enabled=false" for t in ("high_latency", "low_gpu_utilization", "data_changed",
                                                       "new_candidate", "challenger_passes")]
     start_ms = int(time.time() * 1000)
-    proc = subprocess.Popen([sys.executable, "-m", "guardianflow", "optimize", "run", *only,
+    aliases = _aliases()
+    proc = subprocess.Popen([sys.executable, "-m", "guardianflow", "optimize", "run", "--yes", *only,
                              "triggers.low_accuracy.threshold=1.01", "triggers.low_accuracy.trials=3",
                              "cooldown_hours=0"], env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     plotting: list[float] = []  # when a sweep job started plotting its labels (Ultralytics, on stdout)
     output: list[str] = []
 
@@ -277,6 +335,7 @@ def test_sigterm_stops_the_whole_sweep_it_launched(store):
     record = client.get_run(record.info.run_id)
     assert record.info.status == "KILLED" and record.data.tags[AUTOMATION_LAUNCHED] == f"sweep:{sweep.info.run_id}"
     assert record.info.run_name == "optimize-run-1-fired-1-launched"
+    assert _aliases() == aliases, "a stopped sweep chooses no candidate"
 
 
 def _process(pid):

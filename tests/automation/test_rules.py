@@ -83,3 +83,52 @@ def test_the_shipped_site_configs_are_read_by_experiment():
     sites = site_settings()
     assert sites["donghwa-entec/busan-plant1/welding"]["latency_budget_ms"] == 50.0
     assert sites["demo/local-plant1/yard"]["latency_budget_ms"] is None
+
+
+HELMET = {"helmet_recall": {**DEFAULT["helmet_recall"], "enabled": True}}
+OP = {"det.op.recall.helmet": 0.92, "det.op.recall.vest": 0.8, "det.op.recall": 0.86, "det.ap50_95.vest": 0.4}
+
+
+def test_operating_point_and_per_class_figures_of_the_champion():
+    assert DEFAULT["helmet_recall"]["enabled"] is False, "off unless a site or the command line turns it on"
+    assert rules.evaluate([_row(figures=OP, classes=["helmet", "vest"])], DEFAULT) == []
+    assert rules.evaluate([_row(figures=OP, classes=["helmet", "vest"])], HELMET) == [], "0.92 is not below 0.9"
+    [alert] = rules.evaluate([_row(figures={**OP, "det.op.recall.helmet": 0.85}, classes=["helmet", "vest"])], HELMET)
+    assert (alert.key, alert.severity) == ("helmet_recall|acme.r-p1.gate.ppe|3", "warning")
+    assert alert.evidence == {"metric": "det.op.recall.helmet", "value": 0.85, "threshold": 0.9}
+    assert "champion det.op.recall.helmet 0.850 < 0.9 (on test)" in alert.message
+    at = {"x": {"kind": "champion_below", "metric": "det.ap50_95.vest", "threshold": 0.4}}
+    assert rules.evaluate([_row(figures=OP)], at) == [], "at the threshold is not below it"
+    assert [a.key for a in rules.evaluate([_row(figures=OP)], {"x": {**at["x"], "threshold": 0.5}})] == ["x|acme.r-p1.gate.ppe|3"]
+    pooled = {"x": {"kind": "champion_below", "metric": "det.op.recall", "threshold": 0.9}}
+    assert rules.evaluate([_row(figures=OP)], pooled)[0].evidence["value"] == 0.86
+
+
+def test_a_per_class_rule_judges_only_champions_of_tasks_with_that_class():
+    fire = _row(site="beta/r-p1/dock", model="beta.r-p1.dock.fire", task="fire", classes=["fire", "smoke"])
+    assert rules.evaluate([_row(figures=OP, classes=["helmet", "vest"]), fire], HELMET) == []
+    [missing] = rules.evaluate([_row(figures={"det.op.recall.hemlet": 0.95})], HELMET)
+    assert missing.evidence == {"metric": "det.op.recall.helmet", "value": None, "threshold": 0.9, "missing": True}
+    assert "has no det.op.recall.helmet recorded (did you mean det.op.recall.hemlet?)" in missing.message
+
+
+def test_a_class_no_champion_has_is_refused_with_the_close_names():
+    typo = {"helmet_recall": {**HELMET["helmet_recall"], "metric": "det.op.recall.helmett"}}
+    with pytest.raises(ConfigError, match=r"alerts.rules.helmet_recall: metric 'det.op.recall.helmett' names the "
+                                          r"class 'helmett', which no champion's task has \(did you mean "
+                                          r"det.op.recall.helmet\?\); their classes are helmet, vest"):
+        rules.evaluate([_row(figures=OP, classes=["helmet", "vest"])], typo)
+    site = {"acme/r-p1/gate": {"alerts": {"helmet_recall": {"metric": "det.ap50_95.vets"}}}}
+    with pytest.raises(ConfigError, match=r"did you mean det.ap50_95.vest\?"):
+        rules.evaluate([_row(figures=OP, classes=["helmet", "vest"])], HELMET, sites=site)
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("det.op.recal.helmet", r"is not a champion figure the fleet summary has \(did you mean det.op.recall.helmet"),
+    ("det.ap50_95", r"is not .*\(did you mean det.mAP50_95 .*; use one of det.mAP50, .*det.op.\{precision,recall,"),
+    ("det.op.recall.", "is not a champion figure"),
+    ("det.op.missed.helmet", "counts missed objects .* judge det.op.recall.helmet instead"),
+])
+def test_figures_of_neither_form_are_refused_at_composition(metric, message):
+    with pytest.raises(ConfigError, match=f"alerts.rules.x: metric '{metric}' {message}"):
+        rules.check_rules({"x": {"kind": "champion_below", "metric": metric, "threshold": 0.9}})

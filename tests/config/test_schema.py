@@ -91,6 +91,11 @@ def test_names_mlflow_would_reject_fail_before_any_run(override):
     ("registry.eval_split=holdout", "registry.eval_split"),
     ("infer.tracking.benchmark=MOT99", "infer.tracking.benchmark"), ("infer.conf=1.5", "infer.conf"),
     ("data.demo.sequence_frames=1", "sequence_frames"),
+    ("challenge.resamples=99", "at least 100 bootstrap resamples"),
+    ("site.conf_threshold=0", "strictly between 0 and 1"), ("site.conf_threshold=1.0", "strictly between 0 and 1"),
+    ("task.safety_classes=[helmet,hardhat]", r"\['hardhat'\], which task.classes does not have: choose among "
+                                              r"\['helmet', 'vest'\]"),
+    ("site.gates=['det.op.recall.helmett>=0.9']", "Did you mean 'det.op.recall.helmet'"),
 ])
 def test_bad_infer_settings_fail_before_any_run(override, message):
     with pytest.raises(ConfigError, match=message):

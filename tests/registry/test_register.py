@@ -39,6 +39,36 @@ def test_the_logged_model_has_signature_params_and_input_example(trained_store):
     assert info.saved_input_example_info is not None
 
 
+def test_a_sweep_job_registered_from_its_journal_after_its_sweep_chose_it(trained_store, tmp_path):
+    """A sweep's job registers without an alias; one whose journal reaches the server only after its sweep ended
+    (an outage) was tagged best by the sweep, and becomes `candidate` when its registration is sent."""
+    from gfcore.config.compose import to_container
+    from gfcore.core.vocabulary import SWEEP_BEST_OF, SWEEP_TRIAL_OF
+    from gfcore.data.dataset import resolve_dataset
+    from gfcore.registry.register import dataset_record, replay_log_and_register
+
+    client = mlflow.MlflowClient()
+    cfg = to_typed(compose(["scenario=smoke", "train.epochs=1"]))
+    [trained] = runs_of(trained_store)
+    weights = client.download_artifacts(trained.info.run_id, "weights/best.pt", str(tmp_path))
+    kwargs = {"weights": weights, "imgsz": cfg.model.imgsz, "device": "cpu", "name": NAME, "cfg": to_container(cfg),
+              "figures": {"det.mAP50": 0.1}, "dataset": dataset_record(resolve_dataset(cfg.data, cfg.task)),
+              "alias": None}
+    before = {k: str(v) for k, v in client.get_registered_model(NAME).aliases.items()}
+    chosen = {}
+    try:
+        for best in (False, True):
+            job = client.create_run(trained.info.experiment_id, tags={SWEEP_BEST_OF: "sweep-1"} if best else {})
+            with mlflow.start_run(run_id=job.info.run_id):  # the journal sends with the run active
+                reg = replay_log_and_register(job.info.run_id, version_tags={SWEEP_TRIAL_OF: "sweep-1"}, **kwargs)
+            chosen[best] = client.get_model_version(NAME, reg.version)
+        assert not chosen[False].aliases and SWEEP_BEST_OF not in chosen[False].tags, "not chosen: no alias"
+        assert chosen[True].tags[SWEEP_BEST_OF] == "sweep-1" and chosen[True].tags[SWEEP_TRIAL_OF] == "sweep-1"
+        assert str(client.get_registered_model(NAME).aliases["candidate"]) == str(chosen[True].version)
+    finally:
+        client.set_registered_model_alias(NAME, "candidate", before["candidate"])
+
+
 def test_registration_can_be_switched_off(mlflow_store):
     train(to_typed(compose(["scenario=smoke", "train.epochs=1", "registry.register=false"])))
     assert mlflow.MlflowClient().search_registered_models() == []

@@ -20,6 +20,8 @@ from gfcore.core.vocabulary import (
     PARENT_TAG,
     PUBLISHED_AS,
     REGISTERED_VERSION,
+    SWEEP_BEST_OF,
+    SWEEP_TRIAL_OF,
 )
 from gfcore.tracking.offline import store
 
@@ -193,6 +195,10 @@ def _register_versions(old: str, new: str, models: dict[str, str], local: Any, r
         tags = {k: _mapped(v, {old: new}) for k, v in version.tags.items()}
         made = remote.create_model_version(version.name, source, run_id=new, tags=tags,
                                            description=version.description, model_id=model_id or None)
-        remote.set_registered_model_alias(version.name, CANDIDATE, made.version)
+        # A sweep's job is `candidate` only when its sweep chose it (gfcore.orchestration.sweep).
+        chosen = SWEEP_TRIAL_OF not in version.tags or SWEEP_BEST_OF in version.tags
+        if chosen:
+            remote.set_registered_model_alias(version.name, CANDIDATE, made.version)
         remote.set_tag(new, REGISTERED_VERSION, made.version)
-        log.warning("registered %s version %s (alias candidate) from offline run %s", version.name, made.version, old)
+        log.warning("registered %s version %s (%s) from offline run %s", version.name, made.version,
+                    "alias candidate" if chosen else "no alias: a sweep's job its sweep did not choose", old)

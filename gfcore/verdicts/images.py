@@ -1,0 +1,218 @@
+"""One model's detection results on one split, kept per image, and the det.* figures of any reweighting of the
+images: weights of ones give Ultralytics' own figures; a bootstrap resample gives each image its count of draws.
+
+Ultralytics' validator pools the per-image matches and computes AP once (`ap_per_class`); a paired bootstrap needs
+the same figures over a thousand resamples, so they are computed here for all resamples at once, following
+Ultralytics' definitions step for step (101-point interpolated AP of the precision envelope, precision and recall
+at the confidence of the highest smoothed mean F1), with each prediction weighted by its image's draw count.
+Each figure of a resample is exactly Ultralytics' figure of the drawn images put together (tests/verdicts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gfcore.core.vocabulary import DET_F1, DET_MAP50, DET_MAP50_95, DET_OP, DET_PRECISION, DET_RECALL
+
+AP_X = np.linspace(0, 1, 101)  # COCO's 101 recall points (Ultralytics' compute_ap)
+CONF_X = np.linspace(0, 1, 1000)  # Ultralytics' confidence grid of the P, R and F1 curves
+EPS = 1e-16
+CHUNK = 200  # resamples computed together: bounds memory at ~CHUNK x predictions-of-one-class floats
+
+
+
+@dataclass
+class ImageResults:
+    """Per image: its predictions (confidence, class, correct at IoU 0.50:0.95) and its labels' classes; and the
+    counts at the operating confidence (true positives, predictions, labels per class), matched among the
+    predictions at or above that confidence only."""
+
+    names: list[str]  # class names, by class id
+    images: list[str] = field(default_factory=list)
+    tp: list[np.ndarray] = field(default_factory=list)  # (n_pred, 10) bool
+    conf: list[np.ndarray] = field(default_factory=list)
+    pred_cls: list[np.ndarray] = field(default_factory=list)
+    target_cls: list[np.ndarray] = field(default_factory=list)
+    op_counts: list[np.ndarray] = field(default_factory=list)  # (3, n_classes): tp, predictions, labels
+    op_conf: float = 0.25
+
+    def add(self, image: str, tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray,
+            op_tp: np.ndarray) -> None:
+        """One image; `op_tp` marks the predictions at or above op_conf that match a label at IoU 0.5."""
+        nc = len(self.names)
+        keep = conf >= self.op_conf
+        counts = np.stack([np.bincount(pred_cls[keep][op_tp].astype(int), minlength=nc)[:nc],
+                           np.bincount(pred_cls[keep].astype(int), minlength=nc)[:nc],
+                           np.bincount(target_cls.astype(int), minlength=nc)[:nc]])
+        self.images.append(image)
+        self.tp.append(np.asarray(tp, dtype=bool).reshape(len(conf), 10))
+        self.conf.append(np.asarray(conf, dtype=float))
+        self.pred_cls.append(np.asarray(pred_cls, dtype=int))
+        self.target_cls.append(np.asarray(target_cls, dtype=int))
+        self.op_counts.append(counts)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def figures(self, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """det.* of each row of `weights` (resamples x images; None: every image once), one array per figure:
+        det.mAP50, det.mAP50_95, det.precision, det.recall, det.f1, det.ap50_95.{class}, and at the operating
+        confidence det.op.{precision,recall,f1,missed} pooled and per class."""
+        w = np.ones((1, len(self))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+        out: dict[str, list[np.ndarray]] = {}
+        for start in range(0, w.shape[0], CHUNK):
+            for key, values in self._figures(w[start:start + CHUNK]).items():
+                out.setdefault(key, []).append(values)
+        return {key: np.concatenate(parts) for key, parts in out.items()}
+
+    def _figures(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        return {**_average_precision(self, w), **operating_point(self, w)}
+
+
+def _pooled(results: ImageResults) -> tuple[np.ndarray, ...]:
+    """All predictions in Ultralytics' order (sorted by confidence over the concatenated images), with the image
+    each came from; and the labels per image and class."""
+    n = len(results)
+    conf = np.concatenate(results.conf) if n else np.zeros(0)
+    tp = np.concatenate(results.tp) if n else np.zeros((0, 10), bool)
+    cls = np.concatenate(results.pred_cls) if n else np.zeros(0, int)
+    img = np.repeat(np.arange(n), [len(c) for c in results.conf])
+    order = np.argsort(-conf)
+    labels = np.stack([c[2] for c in results.op_counts]) if n else np.zeros((0, len(results.names)))
+    return conf[order], tp[order], cls[order], img[order], labels
+
+
+def _average_precision(results: ImageResults, w: np.ndarray) -> dict[str, np.ndarray]:
+    conf, tp, cls, img, labels = _pooled(results)
+    rows, nc, nt = w.shape[0], len(results.names), tp.shape[1] if tp.ndim == 2 else 10
+    n_labels = w @ labels  # (rows, classes)
+    ap = np.zeros((rows, nc, nt))
+    p_curve, r_curve = np.zeros((rows, nc, CONF_X.size)), np.zeros((rows, nc, CONF_X.size))
+    for c in range(nc):
+        sel = cls == c
+        if not sel.any():
+            continue  # Ultralytics: a class with labels but no predictions has AP 0 and flat zero curves
+        weight = w[:, img[sel]]
+        cum_w = np.cumsum(weight, axis=1)
+        n_l = n_labels[:, c:c + 1] + EPS
+        for t in range(nt):
+            hits = tp[sel, t]
+            if t == 0:  # the curves over the confidence grid (det.precision, det.recall) need every box
+                p_curve[:, c], r_curve[:, c] = _confidence_curves(weight, cum_w, hits, conf[sel], n_l)
+            # Past a threshold's last true positive every box is a false positive: those points only lower
+            # precision at the final recall, so one column carrying their total weight gives the same AP at a
+            # fraction of the cost.
+            last = int(np.flatnonzero(hits)[-1]) if hits.any() else -1
+            tpc = np.cumsum(weight[:, :last + 1] * hits[:last + 1], axis=1)
+            seen = cum_w[:, :last + 1]
+            if last < len(hits) - 1:
+                tpc = np.concatenate([tpc, tpc[:, -1:] if last >= 0 else np.zeros((rows, 1))], axis=1)
+                seen = np.concatenate([seen, cum_w[:, -1:]], axis=1)
+            # No drawn box yet: precision 1, as Ultralytics' curve left of its first box.
+            precision = np.divide(tpc, seen, out=np.ones_like(tpc), where=seen > 0)
+            ap[:, c, t] = _interpolated_ap(tpc / n_l, precision)
+    present = n_labels > 0  # Ultralytics averages over the classes that have labels
+    counted = np.maximum(present.sum(1), 1)
+    f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + EPS)
+    best = _smooth((f1_curve * present[..., None]).sum(1) / counted[:, None]).argmax(1)
+    at = np.arange(rows)
+    p, r = p_curve[at, :, best], r_curve[at, :, best]
+    mean_p, mean_r = (p * present).sum(1) / counted, (r * present).sum(1) / counted
+    out = {DET_MAP50: (ap[:, :, 0] * present).sum(1) / counted,
+           DET_MAP50_95: (ap.mean(2) * present).sum(1) / counted,
+           DET_PRECISION: mean_p, DET_RECALL: mean_r,
+           DET_F1: np.divide(2 * mean_p * mean_r, mean_p + mean_r, out=np.zeros(rows), where=mean_p + mean_r > 0)}
+    for c, name in enumerate(results.names):
+        out[f"det.ap50_95.{name}"] = np.where(present[:, c], ap[:, c].mean(1), np.nan)
+    return out
+
+
+def operating_point(results: ImageResults, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and missed labels at the operating confidence, per class and pooled over classes
+    (a pooled figure counts boxes: it is how many violations a site's model misses, whatever their class)."""
+    counts = np.stack(results.op_counts) if len(results) else np.zeros((0, 3, len(results.names)))
+    tp, pred, lab = (w @ counts[:, k, :] for k in range(3))  # (rows, classes)
+    out = {}
+    for suffix, (t, p, g) in [("", (tp.sum(1), pred.sum(1), lab.sum(1)))] + [
+            (f".{name}", (tp[:, c], pred[:, c], lab[:, c])) for c, name in enumerate(results.names)]:
+        out[f"{DET_OP}precision{suffix}"] = np.divide(t, p, out=np.full(t.shape, np.nan), where=p > 0)
+        out[f"{DET_OP}recall{suffix}"] = np.divide(t, g, out=np.full(t.shape, np.nan), where=g > 0)
+        out[f"{DET_OP}f1{suffix}"] = np.divide(2 * t, p + g, out=np.full(t.shape, np.nan), where=p + g > 0)
+        out[f"{DET_OP}missed{suffix}"] = g - t
+    return out
+
+
+def _interpolated_ap(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Ultralytics' compute_ap for every row: sentinels, precision envelope, 101-point interpolation, trapezoid."""
+    rows = recall.shape[0]
+    mrec = np.concatenate([np.zeros((rows, 1)), recall, recall[:, -1:], np.ones((rows, 1))], axis=1)
+    mpre = np.concatenate([np.ones((rows, 1)), precision, np.zeros((rows, 2))], axis=1)
+    envelope = np.flip(np.maximum.accumulate(np.flip(mpre, 1), axis=1), 1)
+    values, = _interp_rows(AP_X, mrec, envelope)
+    return np.trapezoid(values, AP_X, axis=1)
+
+
+def _interp_rows(x: np.ndarray, xp: np.ndarray, *fps: np.ndarray) -> list[np.ndarray]:
+    """np.interp(x, xp[i], fp[i]) for every row i at once and every fp given (each row of xp non-decreasing,
+    within [0, 1]): rows are shifted apart by 2 so that one searchsorted serves them all."""
+    rows, n = xp.shape
+    shift = 2.0 * np.arange(rows)[:, None]
+    flat = (xp + shift).ravel()
+    q = x[None, :] + shift
+    j = np.searchsorted(flat, q.ravel(), side="right").reshape(q.shape) - 1
+    base = np.arange(rows)[:, None] * n
+    j = np.clip(j, base, base + n - 2)
+    x0 = flat[j]
+    dx = flat[j + 1] - x0
+    step = np.divide(q - x0, dx, out=np.zeros_like(dx), where=dx > 0)
+    left, right = q < flat[base], q >= flat[base + n - 1]
+    out = []
+    for fp in fps:
+        values = np.ascontiguousarray(fp).ravel()
+        f0 = values[j]
+        got = f0 + (values[j + 1] - f0) * step
+        got = np.where(left, fp[:, :1], got)  # left of the first point
+        out.append(np.where(right, fp[:, -1:], got))  # at or right of the last point
+    return out
+
+
+def _confidence_curves(weight: np.ndarray, cum_w: np.ndarray, hits: np.ndarray, conf: np.ndarray,
+                       n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ultralytics' precision and recall curves of one class over the confidence grid (np.interp over the boxes'
+    confidences, 1 / 0 left of the first box), for every row of weights, as if each box were repeated as often
+    as it was drawn: a drawn box is two knots at its confidence, after its first copy and after its last (np.interp
+    approaches a run of equal knots through the first and leaves it from the last); a box not drawn is moved onto
+    the knot before it, where it changes nothing."""
+    rows, n = weight.shape
+    tpc = np.cumsum(weight * hits, axis=1)
+    drawn = weight > 0
+    entry_tp, entry_seen = tpc - (weight - 1) * hits, cum_w - weight + 1
+    index = np.where(drawn, np.arange(n), -1)
+    before = np.maximum.accumulate(index, axis=1)  # the last drawn box at or before each box
+    first = np.argmax(drawn, axis=1)[:, None]
+    src = np.where(before >= 0, before, first)
+    at = np.arange(rows)[:, None]
+    x = (1.0 - conf)[src]  # increasing along each row, within [0, 1]
+    knots = np.repeat(x, 2, axis=1)
+    values = []
+    for entry, exit_ in ((entry_tp / entry_seen, np.divide(tpc, cum_w, out=np.ones_like(tpc), where=cum_w > 0)),
+                         (entry_tp / n_l, tpc / n_l)):
+        entry = np.where(drawn, entry, exit_[at, src])
+        values.append(np.stack([entry, exit_[at, src]], axis=2).reshape(rows, 2 * n))
+    p, r = _interp_rows(1.0 - CONF_X, knots, *values)
+    p = np.where(1.0 - CONF_X[None, :] < knots[:, :1], 1.0, p)  # left of the first box
+    r = np.where(1.0 - CONF_X[None, :] < knots[:, :1], 0.0, r)
+    none = ~drawn.any(axis=1)  # no box of this class drawn: Ultralytics leaves both curves at zero
+    p[none], r[none] = 0.0, 0.0
+    return p, r
+
+
+def _smooth(y: np.ndarray, f: float = 0.1) -> np.ndarray:
+    """Ultralytics' box filter (utils.metrics.smooth) along the last axis of every row."""
+    nf = round(y.shape[1] * f * 2) // 2 + 1
+    pad = nf // 2
+    padded = np.concatenate([np.repeat(y[:, :1], pad, 1), y, np.repeat(y[:, -1:], pad, 1)], axis=1)
+    csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(padded, axis=1)], axis=1)
+    return (csum[:, nf:] - csum[:, :-nf]) / nf

@@ -77,10 +77,11 @@ def main() -> None:
                                                                 "infer.tracking.enabled=false"])
             m = r.intervals["det.mAP50"]
             got[case].append({"verdict": r.verdict, "p95": r.intervals["sys.latency_p95_ms"].point,
+                              "p50": r.intervals["sys.latency_p50_ms"].point,
                               "map": m.point, "width": m.high - m.low, "mde": m.mde or 0.0,
                               "share": r.bootstrap_s / max(r.wall_s - r.bootstrap_s, 1e-9)})
             print(f"{i + 1}/{args.repeats} {case}: {r.verdict} (det.mAP50 {m.point:+.3f} [{m.low:+.3f}, "
-                  f"{m.high:+.3f}], p95 x{got[case][-1]['p95']:.2f}; bootstrap {r.bootstrap_s:.1f} s of "
+                  f"{m.high:+.3f}], p50 x{got[case][-1]['p50']:.2f}, p95 x{got[case][-1]['p95']:.2f}; bootstrap {r.bootstrap_s:.1f} s of "
                   f"{r.wall_s:.0f} s)", flush=True)
     write(got, args)
 
@@ -98,7 +99,7 @@ def write(got: dict[str, list[dict]], args: argparse.Namespace) -> None:
                     f"{statistics.median(r['map'] for r in results):+.3f} | "
                     f"{statistics.median(r['width'] for r in results):.3f} | "
                     f"{statistics.median(r['mde'] for r in results):.3f} | "
-                    f"{max(abs(r['p95'] - 1) for r in results):.1%} |")
+                    f"{max(abs(r['p50'] - 1) for r in results):.1%} | {max(abs(r['p95'] - 1) for r in results):.1%} |")
     shares = [r["share"] for results in got.values() for r in results]
     met &= max(shares) <= 0.10
     section = "\n".join([
@@ -107,13 +108,16 @@ def write(got: dict[str, list[dict]], args: argparse.Namespace) -> None:
         f"{args.weak_epochs}` ({time.strftime('%Y-%m-%d')}, 2 CPU cores shared with other work, no GPU). The demo "
         f"model (30 epochs), a twin of it (same weights, another version) and a {args.weak_epochs}-epoch model of the "
         f"same scenario, challenged {args.repeats} times per case, the cases taking turns; default tolerances "
-        "(det.mAP50 0.005, p95 latency 10 %, safety-class recall 0 for helmet and vest), 1000 bootstrap resamples over "
+        "(det.mAP50 0.005, p50 latency 10 %, safety-class recall 0 for helmet and vest), 1000 bootstrap resamples over "
         f"the 60 test images, {args.runs} timed batch-1 calls per model in 5 alternating rounds, tracking off.", "",
         "| case | must be | right | det.mAP50 difference, median | its 95 % interval, median width | smallest "
-        "detectable | worst p95 ratio off 1 |",
-        "|---|---|---|--:|--:|--:|--:|", *rows, "",
+        "detectable | worst p50 ratio off 1 | worst p95 ratio off 1 |",
+        "|---|---|---|--:|--:|--:|--:|--:|", *rows, "",
         f"The bootstrap's share of a challenge's wall time: median {statistics.median(shares):.1%}, worst "
         f"{max(shares):.1%}.", "",
+        "The verdict reads the p50 ratio (`challenge.latency_figure`): in the first run of this bench it read p95, whose "
+        "95 % interval spanned 0.74-1.38 under load, and 16 of 20 stronger models came out `tie` (twins 20 of 20 tie, "
+        "weaker 20 of 20 worse).", "",
         f"Targets (every verdict right in every case; the bootstrap adds at most 10 %): **{'met' if met else 'not met'}**.",
     ])
     write_section("challenge fidelity", section)

@@ -139,9 +139,9 @@ def recorded_intervals(metrics: dict[str, float]) -> dict[str, dict[str, Any]]:
 
 def readings(intervals: dict[str, Interval], c: ChallengeConfig, safety_classes: list[str], images: str,
              calls: str, sequences: int) -> list[Reading]:
-    """The figures the verdict reads, each with its tolerance: det.mAP50, the p95 latency ratio, mot.hota (the
-    range of its per-sequence differences: a handful of sequences is too few for an interval) and the recall at
-    the operating confidence of each safety class."""
+    """The figures the verdict reads, each with its tolerance: det.mAP50, the latency ratio (challenge.latency_figure,
+    p50 by default), mot.hota (the range of its per-sequence differences: a handful of sequences is too few for an
+    interval) and the recall at the operating confidence of each safety class."""
     out = []
     if DET_MAP50 in intervals:
         out.append(Reading(DET_MAP50, intervals[DET_MAP50], c.map_tolerance, basis=images))
@@ -150,8 +150,8 @@ def readings(intervals: dict[str, Interval], c: ChallengeConfig, safety_classes:
         if key in intervals:
             out.append(Reading(key, intervals[key], c.safety_recall_tolerance, basis=images,
                                label=f"safety class {cls}: {key}"))
-    if SYS_LATENCY_P95_MS in intervals:
-        out.append(Reading(SYS_LATENCY_P95_MS, intervals[SYS_LATENCY_P95_MS], c.latency_tolerance,
+    if c.latency_figure in intervals:
+        out.append(Reading(c.latency_figure, intervals[c.latency_figure], c.latency_tolerance,
                            higher_is_better=False, ratio=True, basis=calls))
     if MOT_HOTA in intervals:
         out.append(Reading(MOT_HOTA, intervals[MOT_HOTA], c.hota_tolerance,

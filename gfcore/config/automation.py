@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gfcore.config.enums import EnvManager, RuleKind, Severity
 from gfcore.core.errors import ConfigError
-from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95
+from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS
 
 ALERTS_SCHEMA, AUTOMATION_SCHEMA = "gf_alerts_schema", "gf_automation_schema"
 
@@ -143,3 +143,38 @@ def register() -> None:
 
 
 register()
+
+
+@dataclass
+class ChallengeConfig:
+    """How `guardianflow challenge` measures a candidate against the champion and decides (gfcore.verdicts):
+    `worse` when a figure's 95 % interval lies wholly worse than the champion's by more than its tolerance,
+    `better` when one lies wholly better by more than it and no other reaches past its tolerance, else `tie`."""
+
+    map_tolerance: float = 0.005  # det.mAP50, absolute
+    latency_tolerance: float = 0.10  # batch-1 latency (latency_figure), relative to the champion's
+    # The latency figure the verdict reads. p50: on a shared CPU the p95 of a few hundred calls is the machine's
+    # (its 95 % interval spans +-30 % under load, bench/challenge_fidelity.py); both are recorded with intervals.
+    latency_figure: str = SYS_LATENCY_P50_MS
+    hota_tolerance: float = 0.01  # mot.hota, absolute (where the data has sequences)
+    safety_recall_tolerance: float = 0.0  # det.op.recall.{safety class}, absolute
+    resamples: int = 1000  # paired bootstrap resamples of the evaluation images (and of the timed calls)
+    seed: int = 0  # of the bootstrap: the same seed, the same intervals
+    rounds: int = 5  # the latency calls alternate between the two models in this many rounds
+    # Timed calls per model (after latency.warmup): a decision is worth more calls than one model's record;
+    # null: latency.runs. bench/challenge_fidelity.py: 300 halves the worst p95 error of 100 on a shared machine.
+    runs: Optional[int] = 300
+
+    def __post_init__(self) -> None:
+        if min(self.map_tolerance, self.latency_tolerance, self.hota_tolerance,
+               self.safety_recall_tolerance) < 0 or self.rounds < 1:
+            raise ConfigError("challenge tolerances must be >= 0 and challenge.rounds >= 1.")
+        if self.latency_figure not in (SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS):
+            raise ConfigError(f"challenge.latency_figure={self.latency_figure!r}: use {SYS_LATENCY_P50_MS} or "
+                              f"{SYS_LATENCY_P95_MS}.")
+        if self.resamples < 100:
+            raise ConfigError(f"challenge.resamples={self.resamples}: a 95 % interval needs at least 100 bootstrap "
+                              "resamples (default 1000).")
+        if self.runs is not None and self.runs < self.rounds:
+            raise ConfigError(f"challenge.runs={self.runs}: at least one timed call per round "
+                              f"(challenge.rounds={self.rounds}), or null for latency.runs.")

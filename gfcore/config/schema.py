@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from gfcore.config.automation import check_rule_settings
+from gfcore.config.automation import ChallengeConfig, check_rule_settings  # noqa: F401  (re-exported)
 from gfcore.config.cluster import SlurmStepsConfig
 from gfcore.config.data import DataConfig, DemoDataConfig  # noqa: F401  re-exported with the rest of the schema
 from gfcore.config.enums import (  # noqa: F401  re-exported: callers import them from the schema
@@ -313,35 +313,6 @@ class RegistryConfig:
     def __post_init__(self) -> None:
         if self.eval_split not in ("train", "val", "test"):
             raise ConfigError(f"registry.eval_split={self.eval_split!r}: use train, val or test.")
-
-
-@dataclass
-class ChallengeConfig:
-    """How `guardianflow challenge` measures a candidate against the champion and decides (gfcore.verdicts):
-    `worse` when a figure's 95 % interval lies wholly worse than the champion's by more than its tolerance,
-    `better` when one lies wholly better by more than it and no other reaches past its tolerance, else `tie`."""
-
-    map_tolerance: float = 0.005  # det.mAP50, absolute
-    latency_tolerance: float = 0.10  # batch-1 sys.latency_p95_ms, relative to the champion's
-    hota_tolerance: float = 0.01  # mot.hota, absolute (where the data has sequences)
-    safety_recall_tolerance: float = 0.0  # det.op.recall.{safety class}, absolute
-    resamples: int = 1000  # paired bootstrap resamples of the evaluation images (and of the timed calls)
-    seed: int = 0  # of the bootstrap: the same seed, the same intervals
-    rounds: int = 5  # the latency calls alternate between the two models in this many rounds
-    # Timed calls per model (after latency.warmup): a decision is worth more calls than one model's record;
-    # null: latency.runs. bench/challenge_fidelity.py: 300 halves the worst p95 error of 100 on a shared machine.
-    runs: Optional[int] = 300
-
-    def __post_init__(self) -> None:
-        if min(self.map_tolerance, self.latency_tolerance, self.hota_tolerance,
-               self.safety_recall_tolerance) < 0 or self.rounds < 1:
-            raise ConfigError("challenge tolerances must be >= 0 and challenge.rounds >= 1.")
-        if self.resamples < 100:
-            raise ConfigError(f"challenge.resamples={self.resamples}: a 95 % interval needs at least 100 bootstrap "
-                              "resamples (default 1000).")
-        if self.runs is not None and self.runs < self.rounds:
-            raise ConfigError(f"challenge.runs={self.runs}: at least one timed call per round "
-                              f"(challenge.rounds={self.rounds}), or null for latency.runs.")
 
 
 @dataclass

@@ -94,22 +94,21 @@ def _average_precision(results: ImageResults, w: np.ndarray) -> dict[str, np.nda
         sel = cls == c
         if not sel.any():
             continue  # Ultralytics: a class with labels but no predictions has AP 0 and flat zero curves
-        weight = w[:, img[sel]]
-        cum_w = np.cumsum(weight, axis=1)
         n_l = n_labels[:, c:c + 1] + EPS
+        # Boxes drawn so far, per image and position: any resample's running count is weights @ this.
+        onehot = np.zeros((w.shape[1], int(sel.sum())))
+        onehot[img[sel], np.arange(onehot.shape[1])] = 1.0
+        seen_by_image = np.cumsum(onehot, axis=1)
         for t in range(nt):
             hits = tp[sel, t]
             if t == 0:  # the curves over the confidence grid (det.precision, det.recall) need every box
-                p_curve[:, c], r_curve[:, c] = _confidence_curves(weight, cum_w, hits, conf[sel], n_l)
-            # Past a threshold's last true positive every box is a false positive: those points only lower
-            # precision at the final recall, so one column carrying their total weight gives the same AP at a
-            # fraction of the cost.
-            last = int(np.flatnonzero(hits)[-1]) if hits.any() else -1
-            tpc = np.cumsum(weight[:, :last + 1] * hits[:last + 1], axis=1)
-            seen = cum_w[:, :last + 1]
-            if last < len(hits) - 1:
-                tpc = np.concatenate([tpc, tpc[:, -1:] if last >= 0 else np.zeros((rows, 1))], axis=1)
-                seen = np.concatenate([seen, cum_w[:, -1:]], axis=1)
+                p_curve[:, c], r_curve[:, c] = _confidence_curves(w, onehot, seen_by_image, hits, conf[sel], n_l)
+            # Only two kinds of point shape the AP: each true positive, and the last false positive of each run
+            # of them (the others sit at the same recall with higher precision, which the envelope, read from the
+            # right, never uses). Running sums sampled at those points give the same AP at a fraction of the cost.
+            kept = np.flatnonzero(hits | (~hits & np.append(hits[1:], True)))
+            tpc = w @ np.cumsum(onehot * hits, axis=1)[:, kept]
+            seen = w @ seen_by_image[:, kept]
             # No drawn box yet: precision 1, as Ultralytics' curve left of its first box.
             precision = np.divide(tpc, seen, out=np.ones_like(tpc), where=seen > 0)
             ap[:, c, t] = _interpolated_ap(tpc / n_l, precision)
@@ -178,33 +177,47 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, *fps: np.ndarray) -> list[np.nda
     return out
 
 
-def _confidence_curves(weight: np.ndarray, cum_w: np.ndarray, hits: np.ndarray, conf: np.ndarray,
-                       n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _confidence_curves(w: np.ndarray, onehot: np.ndarray, seen_by_image: np.ndarray, hits: np.ndarray,
+                       conf: np.ndarray, n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ultralytics' precision and recall curves of one class over the confidence grid (np.interp over the boxes'
-    confidences, 1 / 0 left of the first box), for every row of weights, as if each box were repeated as often
-    as it was drawn: a drawn box is two knots at its confidence, after its first copy and after its last (np.interp
-    approaches a run of equal knots through the first and leaves it from the last); a box not drawn is moved onto
-    the knot before it, where it changes nothing."""
-    rows, n = weight.shape
-    tpc = np.cumsum(weight * hits, axis=1)
-    drawn = weight > 0
-    entry_tp, entry_seen = tpc - (weight - 1) * hits, cum_w - weight + 1
-    index = np.where(drawn, np.arange(n), -1)
-    before = np.maximum.accumulate(index, axis=1)  # the last drawn box at or before each box
-    first = np.argmax(drawn, axis=1)[:, None]
-    src = np.where(before >= 0, before, first)
-    at = np.arange(rows)[:, None]
-    x = (1.0 - conf)[src]  # increasing along each row, within [0, 1]
-    knots = np.repeat(x, 2, axis=1)
-    values = []
-    for entry, exit_ in ((entry_tp / entry_seen, np.divide(tpc, cum_w, out=np.ones_like(tpc), where=cum_w > 0)),
-                         (entry_tp / n_l, tpc / n_l)):
-        entry = np.where(drawn, entry, exit_[at, src])
-        values.append(np.stack([entry, exit_[at, src]], axis=2).reshape(rows, 2 * n))
-    p, r = _interp_rows(1.0 - CONF_X, knots, *values)
-    p = np.where(1.0 - CONF_X[None, :] < knots[:, :1], 1.0, p)  # left of the first box
-    r = np.where(1.0 - CONF_X[None, :] < knots[:, :1], 0.0, r)
-    none = ~drawn.any(axis=1)  # no box of this class drawn: Ultralytics leaves both curves at zero
+    confidences, 1 / 0 left of the first box), for every row of image weights, as if each drawn box were repeated
+    as often as its image was drawn.
+
+    np.interp at a grid point reads two knots: the last drawn box at or before it (its running sums, which are the
+    running sums at the grid point itself, since the boxes in between were not drawn) and the first drawn box after
+    it, entered through its first copy. So per grid point only the running sums there and the nearest drawn box on
+    each side are needed, found per image (the first and last box of each image around each grid point)."""
+    rows, images = w.shape
+    x = 1.0 - conf  # increasing along the boxes
+    q = 1.0 - CONF_X
+    at = np.searchsorted(x, q, side="right") - 1  # the last box at or before each grid point (-1: none)
+    before = np.maximum(at, 0)
+    tpc = w @ np.cumsum(onehot * hits, axis=1)[:, before] * (at >= 0)  # (rows, grid)
+    seen = w @ seen_by_image[:, before] * (at >= 0)
+    box_image = np.argmax(onehot, axis=0)
+    big = len(x)
+    first_after, last_at = np.full((images, q.size), big), np.full((images, q.size), -1)
+    for i in range(images):
+        pos = np.flatnonzero(box_image == i)
+        if pos.size:
+            k = np.searchsorted(pos, at, side="right")
+            first_after[i] = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], big)
+            last_at[i] = np.where(k > 0, pos[np.maximum(k - 1, 0)], -1)
+    drawn = (w > 0)[:, :, None]
+    nxt = np.where(drawn, first_after[None], big).min(axis=1)  # (rows, grid)
+    prv = np.where(drawn, last_at[None], -1).max(axis=1)
+    has_next = nxt < big
+    x_ext, hit_ext = np.append(x, 0.0), np.append(hits.astype(float), 0.0)
+    x_prev, x_next = x_ext[prv], x_ext[np.minimum(nxt, big)]
+    hit_next = hit_ext[np.minimum(nxt, big)]
+    step = np.divide(q - x_prev, x_next - x_prev, out=np.zeros(prv.shape), where=has_next & (x_next > x_prev))
+    exit_p = np.divide(tpc, seen, out=np.ones_like(tpc), where=seen > 0)
+    entry_p = (tpc + hit_next) / (seen + 1)
+    exit_r, entry_r = tpc / n_l, (tpc + hit_next) / n_l
+    p = np.where(has_next, exit_p + (entry_p - exit_p) * step, exit_p)
+    r = np.where(has_next, exit_r + (entry_r - exit_r) * step, exit_r)
+    p, r = np.where(prv >= 0, p, 1.0), np.where(prv >= 0, r, 0.0)  # left of the first drawn box
+    none = ~(w @ onehot > 0).any(axis=1)  # no box of this class drawn: Ultralytics leaves both curves at zero
     p[none], r[none] = 0.0, 0.0
     return p, r
 

@@ -1,5 +1,6 @@
-"""The stack as real processes on loopback (PostgreSQL, SeaweedFS, the MLflow server), started and stopped here:
-a smoke train and a promote against it, where its data lands, the Grafana queries, and the fault cases."""
+"""The stack as real processes on loopback (PostgreSQL, SeaweedFS, the MLflow server), started and stopped by the
+package (tests/stack/conftest.py): a smoke train and a promote against it, where its data lands, the Grafana
+queries, and the fault cases."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from gfcore.core.errors import ConfigError, TrackingError
 from tests.conftest import REPO
-from tests.stack.servers import free_port, local_stack, spawn_mlflow, stack_missing, stop, wait_healthy
+from tests.stack.servers import free_port, spawn_mlflow, stack_missing, stop, wait_healthy
 
 # CI (GF_REQUIRE_STACK=1) installs every part, so there a missing part fails instead of skipping.
 pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
@@ -23,8 +24,10 @@ pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF
 
 
 @pytest.fixture(scope="module")
-def stack():
-    with local_stack() as running:
+def stack(stack_pool):
+    """A stack no module wrote into before (the dashboard's panels are counted below): the package's shared one
+    when this module is the first to use it (as in a plain `pytest` run), else one of its own."""
+    with stack_pool.fresh() as running:
         yield running
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from gfcore.stack import local
 from tests.conftest import REPO
-from tests.stack.servers import local_stack, stack_missing
+from tests.stack.servers import stack_missing
 
 pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
                                 reason=f"needs {' and '.join(stack_missing())}")
@@ -27,9 +27,10 @@ MODEL = "demo.local-plant1.yard.ppe"
 
 
 @pytest.fixture(scope="module")
-def stack():
-    with local_stack() as running:
-        running["stack"] = local.Stack(running["dir"].resolve(), running["ports"])
+def stack(stack_pool):
+    """The package's stack, shared with the modules before (test_local_stack.py): what they left in it changes
+    nothing here (each test looks at its own runs, and the newest version is the candidate)."""
+    with stack_pool.shared() as running:
         yield running
 
 

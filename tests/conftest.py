@@ -106,8 +106,35 @@ def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool
         mp.undo()
 
 
+@pytest.fixture(scope="session")
+def _trained_template(tmp_path_factory) -> Path:
+    """The sqlite database of a store in which `train` (smoke, one epoch) registered version 1 of the demo model,
+    trained once for the session; `trained_store` hands each module a copy of it."""
+    with smoke_versions(tmp_path_factory, "trained-template") as uri:
+        pass  # trained; nothing stays pointed at it
+    return Path(uri.removeprefix("sqlite:///"))
+
+
 @pytest.fixture(scope="module")
-def trained_store(tmp_path_factory):
-    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model."""
-    with smoke_versions(tmp_path_factory, "trained") as uri:
+def trained_store(tmp_path_factory, _trained_template):
+    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model: per module, a copy
+    of the database the session trained once (what a module adds stays in its copy; the run's artifacts, written
+    once by that training, are read where it wrote them)."""
+    import sqlite3
+    from contextlib import closing
+
+    import mlflow
+
+    path = tmp_path_factory.mktemp("trained") / "mlflow.db"
+    with closing(sqlite3.connect(_trained_template)) as src, closing(sqlite3.connect(path)) as dst:
+        src.backup(dst)  # SQLite's own copy of a database
+    uri = f"sqlite:///{path}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    try:
         yield uri
+    finally:
+        mlflow.set_tracking_uri(None)
+        mp.undo()

@@ -152,7 +152,7 @@ def readings(intervals: dict[str, Interval], c: ChallengeConfig, safety_classes:
                                label=f"safety class {cls}: {key}"))
     if c.latency_figure in intervals:
         out.append(Reading(c.latency_figure, intervals[c.latency_figure], c.latency_tolerance,
-                           higher_is_better=False, ratio=True, basis=calls))
+                           higher_is_better=False, ratio=True, basis=calls, guard=True))
     if MOT_HOTA in intervals:
         out.append(Reading(MOT_HOTA, intervals[MOT_HOTA], c.hota_tolerance,
                            basis=f"{sequences} sequences (their range: too few for an interval)"))

@@ -5,16 +5,17 @@ every det.* figure of both on it; the 2.5th and 97.5th percentiles of candidate 
 the 95 % interval (Koehn 2004; sacreBLEU's --paired-bs). Pairing is what makes it sharp: an image that is hard for
 both models moves both figures together and not their difference.
 
-Latency: the timed calls are resampled within each round of the alternating measurement (gfcore.automation.
-challenge), and the figure is rebuilt as measured, the median over the rounds of each round's percentile; the
-interval is that of the candidate / champion ratio. Five rounds are too few to resample the rounds themselves (five
-values give a handful of distinct medians), and resampling within rounds keeps each round's share of the machine's
-load with the round, which is what the alternation is for.
+Latency: a two-level bootstrap of the alternating measurement (gfcore.automation.challenge): the rounds are drawn
+with replacement (the same rounds for both models, whose slots in a round lie side by side in time), then each drawn
+round's calls; the figure is rebuilt as measured, the median over the rounds of each round's percentile, and the
+interval is that of the candidate / champion ratio. Resampling the calls alone would ignore load that came and went
+between rounds, and a verdict would call the machine's moment a difference between the models.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,9 @@ def detection_intervals(candidate: ImageResults, champion: ImageResults, resampl
     aligned(candidate, champion)
     weights = resample_counts(len(candidate), resamples, seed)
     point_c, point_h = candidate.figures(), champion.figures()
-    boot_c, boot_h = candidate.figures(weights), champion.figures(weights)
+    # The two models' resamples side by side: numpy releases the GIL in its array work, and there are two cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        boot_c, boot_h = pool.map(lambda results: results.figures(weights), (candidate, champion))
     out = {}
     for key in sorted(set(point_c) & set(point_h)):
         point = float(point_c[key][0] - point_h[key][0])
@@ -86,24 +89,30 @@ def detection_intervals(candidate: ImageResults, champion: ImageResults, resampl
 def latency_intervals(candidate: list[np.ndarray], champion: list[np.ndarray], resamples: int, seed: int,
                       quantiles: dict[str, float]) -> dict[str, Interval]:
     """The interval of the candidate / champion ratio of each named percentile (e.g. {"sys.latency_p95_ms": 95}),
-    from the wall times of each round (one array per round and model). `mde` is relative (0.04: 4 %)."""
+    from the wall times of each round (one array per round and model, the two models' rounds side by side in time).
+    Two levels, as the figure was measured: a resample draws the rounds with replacement (the same rounds for both
+    models: a round's load is shared), then each drawn round's calls; so load that came and went between rounds
+    widens the interval instead of moving it. `mde` is relative (0.04: 4 %)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, q in quantiles.items():
         point_c = float(np.median([np.percentile(r, q) for r in candidate]))
         point_h = float(np.median([np.percentile(r, q) for r in champion]))
-        boot_c = _round_medians(candidate, q, resamples, rng)
-        boot_h = _round_medians(champion, q, resamples, rng)
+        rounds = rng.integers(0, len(candidate), size=(resamples, len(candidate)))
+        boot_c = _round_medians(candidate, rounds, q, rng)
+        boot_h = _round_medians(champion, rounds, q, rng)
         low, high = percentile_interval(boot_c / boot_h)
         mde = Z95 * math.sqrt(2) * float(boot_h.std(ddof=1)) / point_h if point_h > 0 else None
         out[name] = Interval(point_c / point_h if point_h > 0 else math.nan, low, high, mde)
     return out
 
 
-def _round_medians(rounds: list[np.ndarray], q: float, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    per_round = []
-    for calls in rounds:
+def _round_medians(per_round: list[np.ndarray], rounds: np.ndarray, q: float, rng: np.random.Generator) -> np.ndarray:
+    """For each resample: each drawn round's calls redrawn, that round's percentile, the median over the rounds."""
+    figures = np.empty(rounds.shape)
+    for r, calls in enumerate(per_round):
         calls = np.asarray(calls, dtype=float)
-        idx = rng.integers(0, calls.size, size=(resamples, calls.size))
-        per_round.append(np.percentile(calls[idx], q, axis=1))
-    return np.median(np.stack(per_round), axis=0)
+        drawn = rounds == r  # (resamples, slots) where round r was drawn
+        idx = rng.integers(0, calls.size, size=(int(drawn.sum()), calls.size))
+        figures[drawn] = np.percentile(calls[idx], q, axis=1)
+    return np.median(figures, axis=1)

@@ -7,6 +7,12 @@ Each figure the verdict reads has a tolerance (the difference that matters) and 
 - unclear: the interval reaches past the tolerance on the bad side without lying wholly there.
 The challenge is `worse` when one figure is worse, `better` when one is better and every other is better or within,
 else `tie`, with the reason: which figure could not be decided and the smallest difference the data can show.
+
+Latency is a guardrail, as A/B platforms treat guardrail metrics: it makes a challenge `worse` when its interval lies
+wholly beyond the tolerance, and `better` on its own when it lies wholly on the good side, but an unclear latency does
+not hold back a candidate that is clearly more accurate (on a shared CPU a same-sized model's latency is rarely
+certain to a few per cent; bench/challenge_fidelity.py). Accuracy figures, safety-class recall among them, are never
+guardrails: an unclear one keeps the verdict at `tie`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Reading:
     higher_is_better: bool = True
     ratio: bool = False  # the interval is of candidate / champion (compared with 1), else of candidate - champion
     basis: str = ""  # what the interval is over, for the reasons: "60 images", "300 timed calls per model"
+    guard: bool = False  # a guardrail (latency): decides when clear, never holds a better candidate back
     label: str = ""  # how the reasons name the figure, e.g. "safety class helmet: det.op.recall.helmet"
 
     def gain(self) -> tuple[float, float]:
@@ -71,12 +78,13 @@ def decide(readings: list[Reading]) -> tuple[str, list[str]]:
     if worse:
         return "worse", [f"{r.text()}: worse by more than {r.tolerance_text()} over the whole interval" for r in worse]
     better = [r for r in readings if status[r.figure] == BETTER]
-    unclear = [r for r in readings if status[r.figure] == UNCLEAR]
+    unclear = [r for r in readings if status[r.figure] == UNCLEAR and not (better and r.guard)]
     if better and not unclear:
         return "better", [f"{r.text()}: better by more than {r.tolerance_text()} over the whole interval"
                           for r in better] + [
-            f"every other figure within its tolerance ({', '.join(r.figure for r in readings if r not in better)})"
-        ] * bool(len(better) < len(readings))
+            f"{r.text()}: within its tolerance" if status[r.figure] == WITHIN else
+            f"{r.text()}: a guardrail, not worse by more than {r.tolerance_text()} over the whole interval"
+            for r in readings if r not in better]
     if unclear:
         reasons = [f"{r.text()}: not distinguishable{' on ' + r.basis if r.basis else ''}{r.mde_text()}"
                    for r in unclear]

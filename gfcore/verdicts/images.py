@@ -19,7 +19,7 @@ from gfcore.core.vocabulary import DET_F1, DET_MAP50, DET_MAP50_95, DET_OP, DET_
 AP_X = np.linspace(0, 1, 101)  # COCO's 101 recall points (Ultralytics' compute_ap)
 CONF_X = np.linspace(0, 1, 1000)  # Ultralytics' confidence grid of the P, R and F1 curves
 EPS = 1e-16
-CHUNK = 200  # resamples computed together: bounds memory at ~CHUNK x predictions-of-one-class floats
+CHUNK = 500  # resamples computed together: bounds memory at ~CHUNK x 8 x 1000 (the confidence grid)
 
 
 
@@ -61,14 +61,16 @@ class ImageResults:
         det.mAP50, det.mAP50_95, det.precision, det.recall, det.f1, det.ap50_95.{class}, and at the operating
         confidence det.op.{precision,recall,f1,missed} pooled and per class."""
         w = np.ones((1, len(self))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+        key = (id(self.conf), id(self.tp), id(self.pred_cls), len(self.images))
+        if getattr(self, "_prepared", (None,))[0] != key:  # a challenge asks for the point and the resamples
+            self._prepared = (key, _prepare(self))
+        prepared = self._prepared[1]
         out: dict[str, list[np.ndarray]] = {}
         for start in range(0, w.shape[0], CHUNK):
-            for key, values in self._figures(w[start:start + CHUNK]).items():
+            chunk = w[start:start + CHUNK]
+            for key, values in {**_average_precision(prepared, chunk), **operating_point(self, chunk)}.items():
                 out.setdefault(key, []).append(values)
         return {key: np.concatenate(parts) for key, parts in out.items()}
-
-    def _figures(self, w: np.ndarray) -> dict[str, np.ndarray]:
-        return {**_average_precision(self, w), **operating_point(self, w)}
 
 
 def _pooled(results: ImageResults) -> tuple[np.ndarray, ...]:
@@ -84,31 +86,82 @@ def _pooled(results: ImageResults) -> tuple[np.ndarray, ...]:
     return conf[order], tp[order], cls[order], img[order], labels
 
 
-def _average_precision(results: ImageResults, w: np.ndarray) -> dict[str, np.ndarray]:
+@dataclass
+class _ClassSums:
+    """One class's boxes, reduced to what any reweighting of the images needs: running sums per image (weights @
+    them gives a resample's running sums) at the points that shape each threshold's AP, and at the confidence grid
+    with the nearest boxes of each image around each grid point."""
+
+    ap_points: list[tuple[np.ndarray, np.ndarray]]  # per IoU threshold: (true positives, boxes) per image
+    grid_tp: np.ndarray  # (images, grid): true positives at IoU 0.50 at or before each grid point
+    grid_seen: np.ndarray
+    has_box: np.ndarray  # (images,): the image has a box of this class
+    first_after: np.ndarray  # (images, grid): the image's first box after the grid point (n: none)
+    last_at: np.ndarray  # (images, grid): its last box at or before it (-1: none)
+    order_after: np.ndarray  # (images, grid): images by first_after, nearest first
+    order_at: np.ndarray  # (images, grid): images by last_at, nearest first
+    x: np.ndarray  # 1 - confidence of each box, increasing; one extra entry for "none"
+    hit: np.ndarray  # each box correct at IoU 0.50; one extra entry
+
+
+@dataclass
+class _Prepared:
+    names: list[str]
+    labels: np.ndarray  # (images, classes)
+    classes: list[_ClassSums | None]
+
+
+def _prepare(results: ImageResults) -> _Prepared:
     conf, tp, cls, img, labels = _pooled(results)
-    rows, nc, nt = w.shape[0], len(results.names), tp.shape[1] if tp.ndim == 2 else 10
-    n_labels = w @ labels  # (rows, classes)
-    ap = np.zeros((rows, nc, nt))
-    p_curve, r_curve = np.zeros((rows, nc, CONF_X.size)), np.zeros((rows, nc, CONF_X.size))
-    for c in range(nc):
-        sel = cls == c
-        if not sel.any():
-            continue  # Ultralytics: a class with labels but no predictions has AP 0 and flat zero curves
-        n_l = n_labels[:, c:c + 1] + EPS
-        # Boxes drawn so far, per image and position: any resample's running count is weights @ this.
-        onehot = np.zeros((w.shape[1], int(sel.sum())))
-        onehot[img[sel], np.arange(onehot.shape[1])] = 1.0
-        seen_by_image = np.cumsum(onehot, axis=1)
-        for t in range(nt):
+    images, q = len(results), 1.0 - CONF_X
+    classes: list[_ClassSums | None] = []
+    for c in range(len(results.names)):
+        sel = np.flatnonzero(cls == c)
+        if not sel.size:
+            classes.append(None)  # Ultralytics: a class with labels but no box has AP 0 and flat zero curves
+            continue
+        onehot = np.zeros((images, sel.size))
+        onehot[img[sel], np.arange(sel.size)] = 1.0
+        seen = np.cumsum(onehot, axis=1)
+        ap_points = []
+        for t in range(tp.shape[1]):
             hits = tp[sel, t]
-            if t == 0:  # the curves over the confidence grid (det.precision, det.recall) need every box
-                p_curve[:, c], r_curve[:, c] = _confidence_curves(w, onehot, seen_by_image, hits, conf[sel], n_l)
             # Only two kinds of point shape the AP: each true positive, and the last false positive of each run
             # of them (the others sit at the same recall with higher precision, which the envelope, read from the
-            # right, never uses). Running sums sampled at those points give the same AP at a fraction of the cost.
+            # right, never uses). Running sums at those points give the same AP at a fraction of the cost.
             kept = np.flatnonzero(hits | (~hits & np.append(hits[1:], True)))
-            tpc = w @ np.cumsum(onehot * hits, axis=1)[:, kept]
-            seen = w @ seen_by_image[:, kept]
+            ap_points.append((np.cumsum(onehot * hits, axis=1)[:, kept], seen[:, kept]))
+        x = 1.0 - conf[sel]
+        at = np.searchsorted(x, q, side="right") - 1  # the last box at or before each grid point (-1: none)
+        before, any_before = np.maximum(at, 0), (at >= 0)
+        first_after = np.full((images, q.size), sel.size)
+        last_at = np.full((images, q.size), -1)
+        for i in range(images):
+            pos = np.flatnonzero(img[sel] == i)
+            if pos.size:
+                k = np.searchsorted(pos, at, side="right")
+                first_after[i] = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], sel.size)
+                last_at[i] = np.where(k > 0, pos[np.maximum(k - 1, 0)], -1)
+        classes.append(_ClassSums(
+            ap_points, np.cumsum(onehot * tp[sel, 0], axis=1)[:, before] * any_before, seen[:, before] * any_before,
+            onehot.any(axis=1), first_after, last_at, np.argsort(first_after, axis=0, kind="stable"),
+            np.argsort(-last_at, axis=0, kind="stable"), np.append(x, 0.0), np.append(tp[sel, 0], False)))
+    return _Prepared(list(results.names), labels, classes)
+
+
+def _average_precision(prepared: _Prepared, w: np.ndarray) -> dict[str, np.ndarray]:
+    rows, nc = w.shape[0], len(prepared.names)
+    nt = 10
+    n_labels = w @ prepared.labels  # (rows, classes)
+    ap = np.zeros((rows, nc, nt))
+    p_curve, r_curve = np.zeros((rows, nc, CONF_X.size)), np.zeros((rows, nc, CONF_X.size))
+    for c, sums in enumerate(prepared.classes):
+        if sums is None:
+            continue
+        n_l = n_labels[:, c:c + 1] + EPS
+        p_curve[:, c], r_curve[:, c] = _confidence_curves(w, sums, n_l)
+        for t, (tp_by_image, seen_by_image) in enumerate(sums.ap_points):
+            tpc, seen = w @ tp_by_image, w @ seen_by_image
             # No drawn box yet: precision 1, as Ultralytics' curve left of its first box.
             precision = np.divide(tpc, seen, out=np.ones_like(tpc), where=seen > 0)
             ap[:, c, t] = _interpolated_ap(tpc / n_l, precision)
@@ -123,7 +176,7 @@ def _average_precision(results: ImageResults, w: np.ndarray) -> dict[str, np.nda
            DET_MAP50_95: (ap.mean(2) * present).sum(1) / counted,
            DET_PRECISION: mean_p, DET_RECALL: mean_r,
            DET_F1: np.divide(2 * mean_p * mean_r, mean_p + mean_r, out=np.zeros(rows), where=mean_p + mean_r > 0)}
-    for c, name in enumerate(results.names):
+    for c, name in enumerate(prepared.names):
         out[f"det.ap50_95.{name}"] = np.where(present[:, c], ap[:, c].mean(1), np.nan)
     return out
 
@@ -177,8 +230,7 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, *fps: np.ndarray) -> list[np.nda
     return out
 
 
-def _confidence_curves(w: np.ndarray, onehot: np.ndarray, seen_by_image: np.ndarray, hits: np.ndarray,
-                       conf: np.ndarray, n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _confidence_curves(w: np.ndarray, sums: _ClassSums, n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ultralytics' precision and recall curves of one class over the confidence grid (np.interp over the boxes'
     confidences, 1 / 0 left of the first box), for every row of image weights, as if each drawn box were repeated
     as often as its image was drawn.
@@ -186,30 +238,15 @@ def _confidence_curves(w: np.ndarray, onehot: np.ndarray, seen_by_image: np.ndar
     np.interp at a grid point reads two knots: the last drawn box at or before it (its running sums, which are the
     running sums at the grid point itself, since the boxes in between were not drawn) and the first drawn box after
     it, entered through its first copy. So per grid point only the running sums there and the nearest drawn box on
-    each side are needed, found per image (the first and last box of each image around each grid point)."""
-    rows, images = w.shape
-    x = 1.0 - conf  # increasing along the boxes
+    each side are needed."""
     q = 1.0 - CONF_X
-    at = np.searchsorted(x, q, side="right") - 1  # the last box at or before each grid point (-1: none)
-    before = np.maximum(at, 0)
-    tpc = w @ np.cumsum(onehot * hits, axis=1)[:, before] * (at >= 0)  # (rows, grid)
-    seen = w @ seen_by_image[:, before] * (at >= 0)
-    box_image = np.argmax(onehot, axis=0)
-    big = len(x)
-    first_after, last_at = np.full((images, q.size), big), np.full((images, q.size), -1)
-    for i in range(images):
-        pos = np.flatnonzero(box_image == i)
-        if pos.size:
-            k = np.searchsorted(pos, at, side="right")
-            first_after[i] = np.where(k < pos.size, pos[np.minimum(k, pos.size - 1)], big)
-            last_at[i] = np.where(k > 0, pos[np.maximum(k - 1, 0)], -1)
-    drawn = (w > 0)[:, :, None]
-    nxt = np.where(drawn, first_after[None], big).min(axis=1)  # (rows, grid)
-    prv = np.where(drawn, last_at[None], -1).max(axis=1)
-    has_next = nxt < big
-    x_ext, hit_ext = np.append(x, 0.0), np.append(hits.astype(float), 0.0)
-    x_prev, x_next = x_ext[prv], x_ext[np.minimum(nxt, big)]
-    hit_next = hit_ext[np.minimum(nxt, big)]
+    drawn = w > 0
+    tpc, seen = w @ sums.grid_tp, w @ sums.grid_seen
+    nxt = _nearest_drawn(drawn, sums.first_after, sums.order_after, min)
+    prv = _nearest_drawn(drawn, sums.last_at, sums.order_at, max)
+    none = len(sums.x) - 1
+    has_next = nxt < none
+    x_prev, x_next, hit_next = sums.x[prv], sums.x[np.minimum(nxt, none)], sums.hit[np.minimum(nxt, none)]
     step = np.divide(q - x_prev, x_next - x_prev, out=np.zeros(prv.shape), where=has_next & (x_next > x_prev))
     exit_p = np.divide(tpc, seen, out=np.ones_like(tpc), where=seen > 0)
     entry_p = (tpc + hit_next) / (seen + 1)
@@ -217,9 +254,26 @@ def _confidence_curves(w: np.ndarray, onehot: np.ndarray, seen_by_image: np.ndar
     p = np.where(has_next, exit_p + (entry_p - exit_p) * step, exit_p)
     r = np.where(has_next, exit_r + (entry_r - exit_r) * step, exit_r)
     p, r = np.where(prv >= 0, p, 1.0), np.where(prv >= 0, r, 0.0)  # left of the first drawn box
-    none = ~(w @ onehot > 0).any(axis=1)  # no box of this class drawn: Ultralytics leaves both curves at zero
-    p[none], r[none] = 0.0, 0.0
+    none_drawn = ~(drawn & sums.has_box).any(axis=1)  # no box of this class drawn: Ultralytics' curves stay zero
+    p[none_drawn], r[none_drawn] = 0.0, 0.0
     return p, r
+
+
+def _nearest_drawn(drawn: np.ndarray, position: np.ndarray, order: np.ndarray, pick, look: int = 8) -> np.ndarray:
+    """Per row and grid point, `pick` (min or max) of `position` over the drawn images. Each image is drawn with
+    probability ~0.63, so the answer is nearly always among the `look` images nearest the grid point; the rare rows
+    where none of them was drawn are settled over every image."""
+    images, grid = position.shape
+    near = order[:min(look, images)]  # (look, grid)
+    hit = drawn[:, near]  # (rows, look, grid)
+    first = hit.argmax(axis=1)
+    found = hit.any(axis=1)
+    out = position[near[first, np.arange(grid)], np.arange(grid)]
+    if not found.all():
+        rows, cols = np.nonzero(~found)
+        fallback = np.where(drawn[rows], position[:, cols].T, position.max() + 1 if pick is min else -1)
+        out[rows, cols] = fallback.min(axis=1) if pick is min else fallback.max(axis=1)
+    return out
 
 
 def _smooth(y: np.ndarray, f: float = 0.1) -> np.ndarray:

@@ -167,6 +167,22 @@ def test_latency_ratio_interval_from_rounds():
     assert verdict == "worse" and reasons[0].startswith("sys.latency_p95_ms x1.30 [")
 
 
+def test_latency_is_a_guardrail():
+    """Clearly more accurate and maybe a little slower: better; as accurate and maybe slower: tie; surely slower by
+    more than the tolerance: worse, whatever the accuracy."""
+    gain, same = Interval(0.2, 0.15, 0.25), Interval(0.0, -0.001, 0.001)
+    unsure, slower = Interval(1.05, 0.98, 1.13), Interval(1.3, 1.2, 1.4)
+
+    def verdict(accuracy, latency):
+        return decide([Reading("det.mAP50", accuracy, 0.005),
+                       Reading("sys.latency_p50_ms", latency, 0.10, higher_is_better=False, ratio=True,
+                               guard=True)])
+
+    assert verdict(gain, unsure)[0] == "better" and "a guardrail" in verdict(gain, unsure)[1][-1]
+    assert verdict(same, unsure)[0] == "tie" and "sys.latency_p50_ms x1.05 [0.98, 1.13]" in verdict(same, unsure)[1][0]
+    assert verdict(gain, slower)[0] == "worse"
+
+
 def test_operating_point_counts_match_a_hand_count():
     """The validator's own matching among the boxes at or above the operating confidence, on boxes laid out by hand:
     three helmets and a vest labelled; a kept hit, a kept duplicate, a kept miss off target, a hit below the

@@ -192,7 +192,7 @@ def test_server_gone_until_the_end_then_sync_makes_the_run_whole(stack, journal_
 def test_postgres_restarted_mid_run(stack, journal_dir):
     def restart_postgres(run_id):
         _stop(stack, "postgres")  # the server answers 5xx while its database is away
-        time.sleep(20)
+        time.sleep(10)  # what the run records meanwhile waits in its journal
         _start(stack)
 
     run_id = _train_in_process(["train.epochs=6"], 2, restart_postgres)

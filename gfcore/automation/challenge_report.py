@@ -60,7 +60,7 @@ class ChallengeResult:
 
 def figure_order(result: ChallengeResult, safety_classes: list[str]) -> list[str]:
     """Headline det.*, the operating point per class (safety classes first), latency, size, tracking."""
-    names = [n for n in (result.figures.get("champion") or result.figures["candidate"])]
+    names = list(result.figures.get("champion") or result.figures["candidate"])
     classes = sorted({k[len(f"{DET_OP}recall."):] for k in names if k.startswith(f"{DET_OP}recall.")},
                      key=lambda c: (c not in safety_classes, c))
     per_class = [f"{DET_OP}recall.{c}" for c in classes]

@@ -1,13 +1,9 @@
 """`guardianflow optimize check|run`: triggers over the fleet's records, each launching this project's own entry
 point (`mlflow run`) from the scenario that produced the model, with cooldowns kept in MLflow.
 
-Triggers (conf/automation/default.yaml; a site's config gives its latency budget, target backend and gates):
-- low_accuracy: the champion's figure below the threshold -> an Optuna sweep of its scenario (bounded trials);
-- high_latency: the served champion's batch-1 p95 above the site's budget -> quant to the target backend + infer;
-- low_gpu_utilization: the champion's infer run kept the GPU busy below `pct` -> infer with doubled batch sizes;
-- data_changed: the data of the champion's scenario hashes differently now -> retrain on it;
-- new_candidate: a candidate without a challenge against the current champion -> challenge;
-- challenger_passes: a challenged candidate -> promote behind the gates, only with `auto_promote=true`.
+Triggers (low_accuracy -> a sweep, high_latency -> quant + infer, low_gpu_utilization -> infer, data_changed ->
+retrain, new_candidate -> challenge, challenger_passes -> promote) are conf/automation/default.yaml's, each described
+in docs/automation.md; a site's config gives its latency budget, target backend and gates.
 
 Every launched run carries `automation.trigger`, `automation.model` and `automation.optimize_run_id`; a (trigger,
 model) pair launches nothing while such a run is RUNNING or started within `cooldown_hours`. That state is the runs

@@ -35,9 +35,6 @@ class Interval:
     high: float
     mde: float | None = None
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
 
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """`resamples` x `n`: how often each of n items is drawn in each resample (n draws with replacement)."""

@@ -21,11 +21,48 @@ def _offline_and_cached(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("GF_CACHE_DIR", str(tmp_path_factory.mktemp("gfcache")))
 
 
-@pytest.fixture
-def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh sqlite tracking store with local artifacts; MLflow's own, not a mock."""
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory):
+    """One plain MLflow server (sqlite behind it) for the session's modules that stop and start one
+    (tests/stack/test_server_lost.py, tests/tracking/test_journal.py) instead of one per test: each start costs
+    10-15 s. Each test works in runs and experiments of its own and hands it on running (`servers.running`)."""
+    from tests.stack.servers import plain_server
+
+    with plain_server(tmp_path_factory.mktemp("shared-server")) as server:
+        yield server
+
+
+_EMPTY_STORE: dict[str, Path] = {}  # the session's empty MLflow sqlite database, made by MLflow itself
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    """SQLite's own backup of the database `src` into `dst`."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(src)) as source, closing(sqlite3.connect(dst)) as target:
+        source.backup(target)
+
+
+def _empty_store(tmp_path_factory, dst: Path) -> None:
+    """Into `dst`, an empty sqlite tracking store: the tables and Default experiment MLflow creates in a new
+    database. MLflow's migrations take 2-5 s per new database; they run once per session, and each store is a copy."""
     import mlflow
 
+    if "db" not in _EMPTY_STORE:
+        db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+        mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()  # what the first use of a new store does
+        _EMPTY_STORE["db"] = db
+    _copy_sqlite(_EMPTY_STORE["db"], dst)
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, tmp_path_factory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh sqlite tracking store with local artifacts; MLflow's own, not a mock (its empty database is a copy of
+    one MLflow made this session: `_empty_store`)."""
+    import mlflow
+
+    _empty_store(tmp_path_factory, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
@@ -77,27 +114,63 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
+_FIRST_VERSION: dict[str, Path] = {}  # the session's sqlite database with version 1 (smoke, one epoch, seed 0)
+
+
+def _train_smoke(seed: int, extra=()) -> None:
+    from gfcore.config import compose, to_typed
+    from gfcore.jobs.train import train
+
+    train(to_typed(compose(["scenario=smoke", "train.epochs=1", f"train.seed={seed}", *extra])))
+
+
+def _copy_first_version(tmp_path_factory, dst: Path) -> None:
+    """Into `dst`, a copy of the sqlite database in which `train` (smoke, one epoch, seed 0) registered version 1 of
+    the demo model: trained once per session, then copied with SQLite's own backup (the run's artifacts, written
+    once by that training, are read where it wrote them; what a store adds stays in that store)."""
+    import mlflow
+
+    if "db" not in _FIRST_VERSION:
+        db = tmp_path_factory.mktemp("first-version") / "mlflow.db"
+        _empty_store(tmp_path_factory, db)
+        mp = pytest.MonkeyPatch()
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mlflow.set_tracking_uri(f"sqlite:///{db}")
+        try:
+            _train_smoke(0)
+        finally:
+            mlflow.set_tracking_uri(None)
+            mp.undo()
+        _FIRST_VERSION["db"] = db
+    _copy_sqlite(_FIRST_VERSION["db"], dst)
+
+
 @contextmanager
 def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool = False, later=()):
     """A sqlite store in which `train` (smoke, one epoch) registered one version of the demo model per seed; with
     `promote_first` the first becomes champion, so the next is a candidate against it. `later`: overrides for the
-    versions after the first (what their logged scenario carries)."""
+    versions after the first (what their logged scenario carries). A first version of seed 0 is the session's one
+    (`_copy_first_version`): the same training, done once."""
     import mlflow
 
-    from gfcore.config import compose, to_typed
-    from gfcore.jobs.train import train
     from gfcore.registry import lifecycle
 
     path = tmp_path_factory.mktemp(label)
     uri = f"sqlite:///{path / 'mlflow.db'}"
+    copied = seeds[0] == 0
+    if copied:
+        _copy_first_version(tmp_path_factory, path / "mlflow.db")
+    else:
+        _empty_store(tmp_path_factory, path / "mlflow.db")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
     try:
         for n, seed in enumerate(seeds):
-            extra = list(later) if n else []
-            train(to_typed(compose(["scenario=smoke", "train.epochs=1", f"train.seed={seed}", *extra])))
+            if not (n == 0 and copied):
+                _train_smoke(seed, list(later) if n else [])
             if promote_first and n == 0:
                 lifecycle.promote("demo.local-plant1.yard.ppe")
         yield uri
@@ -106,35 +179,9 @@ def smoke_versions(tmp_path_factory, label: str, seeds=(0,), promote_first: bool
         mp.undo()
 
 
-@pytest.fixture(scope="session")
-def _trained_template(tmp_path_factory) -> Path:
-    """The sqlite database of a store in which `train` (smoke, one epoch) registered version 1 of the demo model,
-    trained once for the session; `trained_store` hands each module a copy of it."""
-    with smoke_versions(tmp_path_factory, "trained-template") as uri:
-        pass  # trained; nothing stays pointed at it
-    return Path(uri.removeprefix("sqlite:///"))
-
-
 @pytest.fixture(scope="module")
-def trained_store(tmp_path_factory, _trained_template):
-    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model: per module, a copy
-    of the database the session trained once (what a module adds stays in its copy; the run's artifacts, written
-    once by that training, are read where it wrote them)."""
-    import sqlite3
-    from contextlib import closing
-
-    import mlflow
-
-    path = tmp_path_factory.mktemp("trained") / "mlflow.db"
-    with closing(sqlite3.connect(_trained_template)) as src, closing(sqlite3.connect(path)) as dst:
-        src.backup(dst)  # SQLite's own copy of a database
-    uri = f"sqlite:///{path}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mp.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(uri)
-    try:
+def trained_store(tmp_path_factory):
+    """A sqlite store in which `train` (smoke, one epoch) registered version 1 of the demo model (per module, a copy
+    of the session's one: see `smoke_versions`)."""
+    with smoke_versions(tmp_path_factory, "trained") as uri:
         yield uri
-    finally:
-        mlflow.set_tracking_uri(None)
-        mp.undo()

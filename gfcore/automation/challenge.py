@@ -213,7 +213,7 @@ def _measure(cfg: Config, model: str, versions: dict[str, str], source_run_id: s
                 f"resamples, seed {c.seed}; latency: the timed calls resampled within each of the {c.rounds} "
                 "rounds" + (f"; tracking: {len(sequences)} sequences, their range (too few for an interval)"
                             if sequences else "")}
-        with owned_run(measured, RunKind.challenge, data_hash=dataset.hash, source_run_id=source_run_id,
+        with owned_run(measured, RunKind.challenge, data_hash=dataset.hash, data_pin=dataset.pin, source_run_id=source_run_id,
                        extra_tags=tags, name=name) as run:
             log_dataset_inputs(dataset, contexts={split: "evaluation"})
             figures, per_image = {}, {}

@@ -4,7 +4,8 @@ data change, from the data itself), each at most once per evaluation.
 - a version's tags (a candidate's challenge verdict);
 - the tracking figures of the previous champion (the `rollback` alias of the served model);
 - runs started and FAILED per site in the last hours;
-- whether the data of the champion's scenario hashes differently now than when it was trained;
+- whether the data of the champion's scenario changed since it was trained (a newer pushed version, or a different
+  hash now), and what changed;
 - each site's settings from `conf/site/*.yaml` (latency budget, target backend, gates, per-site rule settings),
   keyed by the site's experiment name.
 """
@@ -14,14 +15,18 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gfcore.automation.challenge import config_of
 from gfcore.config.compose import CONF_DIR
-from gfcore.config.schema import SiteConfig
+from gfcore.config.schema import DataKind, SiteConfig
 from gfcore.core.errors import GuardianFlowError
-from gfcore.core.vocabulary import DATA_HASH, MOT_HOTA
+from gfcore.core.vocabulary import DATA_HASH, DATA_REV, DATA_VERSION, MOT_HOTA
 from gfcore.data.dataset import resolve_dataset
+from gfcore.data.versions import diff as diffs
+from gfcore.data.versions import store as versions
+from gfcore.data.versions.store import Store
 from gfcore.fleet.queries import run_counts, tracking_of
 from gfcore.tracking.naming import experiment_name
 
@@ -85,20 +90,65 @@ class Facts:
         return run_counts(self.client, self.experiments(), int(time.time() * 1000 - hours * HOUR_MS), None)
 
     @functools.lru_cache(maxsize=None)
-    def data_change(self, model: str, version: str) -> tuple[str, str] | None:
-        """(hash then, hash now) when the data of the scenario that trained `version` hashes differently now; None
-        when unchanged, or when the data cannot be read here (logged, not guessed)."""
+    def data_change(self, model: str, version: str) -> DataChange | None:
+        """How the data of the scenario that trained `version` differs now: for a pushed version, the dataset's
+        `latest` against the version it was trained on (with what changed, from the two manifests); otherwise the
+        data's hash now against then. None when unchanged, or when the data cannot be read here (logged, not
+        guessed)."""
         run_id = self.client.get_model_version(model, version).run_id
         if not run_id:
             return None
-        then = self.client.get_run(run_id).data.tags.get(DATA_HASH)
+        tags = self.client.get_run(run_id).data.tags
+        then = tags.get(DATA_HASH)
         try:
             cfg = config_of(run_id)
-            now = resolve_dataset(cfg.data, cfg.task).hash
+            if cfg.data.kind == DataKind.versioned and tags.get(DATA_VERSION):
+                return _version_change(cfg.data.name, tags[DATA_VERSION], Store.at(cfg.data.store), then)
+            now = resolve_dataset(cfg.data, cfg.task)
         except GuardianFlowError as exc:
             log.warning("%s v%s: the data it was trained on cannot be checked here (%s)", model, version, exc)
             return None
-        return (then, now) if then and then != now else None
+        if not then or then == now.hash:
+            return None
+        if now.pin and now.pin.rev and tags.get(DATA_REV):  # a DVC dataset: name the commits
+            where = cfg.data.path
+            return DataChange(then, now.hash, f"{where}@{tags[DATA_REV][:12]}", f"{where}@{now.pin.rev[:12]}")
+        return DataChange(then, now.hash)
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """The data a champion was trained on and the newer data; `then` / `now` name them (`yard@6cadb757b956`, a DVC
+    path at a commit), `diff` says what changed between two pushed versions."""
+
+    hash_then: str
+    hash_now: str | None  # None for a pushed version not fetched here (its manifest says what changed)
+    then: str | None = None
+    now: str | None = None
+    diff: str | None = None
+    version_now: str | None = None
+
+    def describe(self) -> str:
+        if self.then and self.now:
+            return f"{self.then}; {self.now} is newer" + (f" ({self.diff})" if self.diff else "")
+        return f"data {self.hash_then[:12]}; it hashes {(self.hash_now or '?')[:12]} now"
+
+    def evidence(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"data_hash_then": self.hash_then, "data_hash_now": self.hash_now}
+        if self.then:
+            out.update(data_then=self.then, data_now=self.now)
+        if self.version_now:
+            out.update(data_version_now=self.version_now, data_diff=self.diff)
+        return out
+
+
+def _version_change(name: str, version: str, store: Store, hash_then: str | None) -> DataChange | None:
+    newest = versions.resolve(name, versions.LATEST, store)
+    if newest == version:
+        return None
+    (before, _), (after, _) = versions.read_manifest(name, version, store), versions.read_manifest(name, newest, store)
+    return DataChange(hash_then or "", None, f"{name}@{version}", f"{name}@{newest} (latest)",
+                      diffs.summary(diffs.diff(before, after)), version_now=newest)
 
 
 @functools.lru_cache(maxsize=1)

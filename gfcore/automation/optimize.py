@@ -17,12 +17,12 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from gfcore.automation import launcher
-from gfcore.automation.facts import Facts, site_settings
-from gfcore.automation.promotion import promote
+from gfcore.automation.actions import ACTIONS, Decision
+from gfcore.automation.facts import DataChange, Facts, site_settings
 from gfcore.config.automation import AutomationConfig, TriggersConfig
 from gfcore.config.compose import compose_root, to_container
 from gfcore.core import interrupts
@@ -34,12 +34,12 @@ from gfcore.core.vocabulary import (
     AUTOMATION_MODE,
     AUTOMATION_MODEL,
     AUTOMATION_OPTIMIZE_RUN_ID,
-    AUTOMATION_PROMOTE_REFUSED_AT,
     AUTOMATION_TRIGGER,
     CHALLENGE_CHAMPION_VERSION,
     CHALLENGE_RUN_ID,
     CHALLENGE_VERDICT,
     DATA_HASH,
+    DATA_VERSION,
     DET_MAP50,
     DET_MAP50_95,
     EXP_TYPE,
@@ -63,21 +63,6 @@ TRIGGERS = tuple(f.name for f in fields(TriggersConfig))  # low_accuracy, high_l
 DESCRIPTION = ("**GuardianFlow's automatic actions** (`guardianflow optimize check|run`): one run per check or run, "
                "with the triggers that fired, their evidence, and the runs launched (tagged `automation.trigger`, "
                "`automation.optimize_run_id`) or why nothing was.")
-
-
-@dataclass
-class Decision:
-    trigger: str
-    site: str
-    model: str
-    version: str | None
-    reason: str  # why it fired, in words
-    action: str  # what it runs, in words
-    evidence: dict[str, Any] = field(default_factory=dict)
-    launches: str = ""  # the entry points it launches (`mlflow run -e ...`), or what it does instead
-    status: str = "planned"  # would run | launched | promoted | refused | failed | stopped: ... | skipped: ...
-    runs: list[str] = field(default_factory=list)  # from the moment each is filed
-    detail: str = ""
 
 
 @dataclass
@@ -205,10 +190,10 @@ def _fired(row: Any, cfg: AutomationConfig, facts: Any, site: dict[str, Any], on
                 gpu_utilization_pct=found[1], batch_sizes=sizes)
     if champion and "data_changed" in triggers:
         change = facts.data_change(row.model, champion)
-        if change is not None and not _candidate_on(facts, row, change[1]):
-            add("data_changed", row.model, champion, f"champion v{champion} was trained on data {change[0][:12]}; "
-                f"it hashes {change[1][:12]} now", "retrain with the champion's scenario on the new data",
-                data_hash_then=change[0], data_hash_now=change[1])
+        if change is not None and not _candidate_on(facts, row, change):
+            add("data_changed", row.model, champion, f"champion v{champion} was trained on {change.describe()}",
+                "retrain with the champion's scenario on the new data"
+                + (f" ({change.now})" if change.version_now else ""), **change.evidence())
     for name in [row.model, *facts.variants(row.model)]:
         _candidate_triggers(name, triggers, facts, add, row.site)
     return out
@@ -251,10 +236,15 @@ def _gpu_utilization(facts: Any, row: Any) -> tuple[str, float, list[int]] | Non
     return run.info.run_id, run.data.metrics[SYS_GPU_UTILIZATION_PCT], sizes
 
 
-def _candidate_on(facts: Any, row: Any, data_hash: str) -> bool:
+def _candidate_on(facts: Any, row: Any, change: DataChange) -> bool:
     """A candidate trained on the data as it is now already exists: retraining again would only repeat it."""
     mv = facts.alias(row.model, "candidate")
-    return bool(mv and mv.run_id and facts.client.get_run(mv.run_id).data.tags.get(DATA_HASH) == data_hash)
+    if not (mv and mv.run_id):
+        return False
+    tags = facts.client.get_run(mv.run_id).data.tags
+    if change.version_now:
+        return tags.get(DATA_VERSION) == change.version_now
+    return tags.get(DATA_HASH) == change.hash_now
 
 
 # -- carrying it out --------------------------------------------------------------------------------------------
@@ -276,67 +266,10 @@ def _carry_out(d: Decision, cfg: AutomationConfig, launch: bool, run_id: str | N
         return
     tags = {AUTOMATION_TRIGGER: d.trigger, AUTOMATION_MODEL: d.model, AUTOMATION_OPTIMIZE_RUN_ID: run_id or "none"}
     try:
-        _ACTIONS[d.trigger](d, cfg, tags, on_filed)
+        ACTIONS[d.trigger](d, cfg, tags, on_filed)
     except GuardianFlowError as exc:
         d.status, d.detail = ("refused" if d.trigger == "challenger_passes" else "failed"), str(exc)
         log.warning("optimize: %s for %s %s: %s", d.trigger, d.model, d.status, exc)
-
-
-# Each action launches through `on_filed`, which adds every launched run to d.runs the moment it is filed.
-
-
-def _sweep(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    trials = cfg.triggers.low_accuracy.trials
-    run_id = launcher.champion_run(d.model, d.version)
-    launcher.run_entry("sweep", run_id, ["sweep=optuna", f"hydra.sweeper.n_trials={trials}"], tags,
-                       cfg.env_manager.value, on_filed=on_filed)
-    d.status = "launched"
-
-
-def _quant_infer(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    run_id = launcher.champion_run(d.model, d.version)
-    target = d.evidence["target_backend"]
-    quant = launcher.run_entry("quant", run_id, [f"backend={target}", f"quant.source_run_id={run_id}"], tags,
-                               cfg.env_manager.value, drop=("backend.", "quant."), on_filed=on_filed)
-    launcher.run_entry("infer", run_id, [f"infer.source_run_id={quant}"], tags, cfg.env_manager.value,
-                       drop=("backend.", "infer.model_uri", "infer.source_run_id"), on_filed=on_filed)
-    d.status = "launched"
-
-
-def _bigger_batch(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    run_id = launcher.champion_run(d.model, d.version)
-    sizes = ",".join(str(b) for b in d.evidence["batch_sizes"])
-    launcher.run_entry("infer", run_id, [f"infer.source_run_id={run_id}", f"infer.batch_sizes=[{sizes}]"], tags,
-                       cfg.env_manager.value, drop=("infer.",), on_filed=on_filed)
-    d.status = "launched"
-
-
-def _retrain(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    launcher.run_entry("train", launcher.champion_run(d.model, d.version), [], tags, cfg.env_manager.value,
-                       on_filed=on_filed)
-    d.status = "launched"
-
-
-def _challenge(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    launcher.run_challenge(d.model, d.version, tags, cfg.env_manager.value, on_filed=on_filed)
-    d.status = "launched"
-
-
-def _promote(d: Decision, cfg: AutomationConfig, tags: dict[str, str], on_filed: launcher.Filed) -> None:
-    gates = site_settings().get(d.site, {}).get("gates") or list(cfg.gates)
-    d.evidence["gates"] = gates
-    try:
-        result = promote(d.model, version=d.version, requires=gates)
-    except GuardianFlowError:
-        import mlflow
-
-        mlflow.MlflowClient().set_model_version_tag(d.model, d.version, AUTOMATION_PROMOTE_REFUSED_AT, str(time.time()))
-        raise
-    d.status, d.detail = "promoted", "; ".join(result.get("gates") or []) or "no gate"
-
-
-_ACTIONS = {"low_accuracy": _sweep, "high_latency": _quant_infer, "low_gpu_utilization": _bigger_batch,
-            "data_changed": _retrain, "new_candidate": _challenge, "challenger_passes": _promote}
 
 
 # -- the record ------------------------------------------------------------------------------------------------

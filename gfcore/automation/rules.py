@@ -17,7 +17,8 @@ Kinds (settings in brackets):
   previous champion's (its `rollback`);
 - failed_runs [hours]: runs of the site ended FAILED in the last hours (without `hours`: the summary's days);
 - stale_champion [days, data_changed]: the champion became champion more than `days` ago, or (with
-  `data_changed`) the data of the scenario it was trained on hashes differently now.
+  `data_changed`) the data of the scenario it was trained on changed since (a newer pushed version, named with
+  what changed, or a different hash now).
 
 A site's config (`conf/site/*.yaml`) can change any rule's settings for that site under `alerts`, e.g.
 `alerts: {low_accuracy: {threshold: 0.85}}`. A rule is a RuleConfig and a site's settings of it RuleSettings
@@ -279,9 +280,8 @@ def _stale_champion(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Ale
     if rule.data_changed and ctx.facts is not None:
         change = ctx.facts.data_change(row.model, row.champion)
         if change is not None:
-            return _new(name, rule, row, f"{row.model} v{row.champion} was trained on data that changed since (hash "
-                        f"{change[0][:12]} then, {change[1][:12]} now)", version=row.champion,
-                        data_hash_then=change[0], data_hash_now=change[1])
+            return _new(name, rule, row, f"{row.model} v{row.champion} was trained on data that changed since ("
+                        f"{change.describe()})", version=row.champion, **change.evidence())
     return None
 
 

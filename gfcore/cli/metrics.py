@@ -34,7 +34,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
     rows = [r.as_dict() for r in queries.summary(args.customer, args.task, args.days)]
     _print(rows, ["site", "task", "model", "champion", "champion_days", "det_mAP50", "det_mAP50_95", "eval_split",
                   "deployed", "latency_p50_ms", "latency_p95_ms", "hota", "idf1", "candidate",
-                  "candidate_same_basis", "runs", "failed_runs"],
+                  "candidate_same_basis", "data", "data_newer", "runs", "failed_runs"],
            "no site has runs or registered models in this store yet: run `python -m guardianflow.full_pipeline`.",
            args.json)
 

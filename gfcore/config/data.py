@@ -36,11 +36,18 @@ class DemoDataConfig:
 @dataclass
 class DataConfig:
     kind: DataKind = DataKind.demo
-    name: str = "demo"  # the dataset's name in MLflow's dataset lineage
-    path: Optional[str] = None  # YOLO data yaml, required when kind=yolo
+    name: str = "demo"  # the dataset's name in MLflow's dataset lineage; with kind=versioned, in the store
+    # YOLO data yaml, required when kind=yolo: a local path, s3://BUCKET/PREFIX/data.yaml, or a path inside a
+    # DVC-tracked git repository (relative to data.repo when that is set)
+    path: Optional[str] = None
+    repo: Optional[str] = None  # a DVC-tracked git repository (git URL or local path) that data.path is in
+    rev: Optional[str] = None  # its git revision (branch, tag, commit); default the checked-out commit
+    store: Optional[str] = None  # kind=versioned: s3://BUCKET/PREFIX of the versions; default $GF_DATA_STORE
     # Video sequences for tracking, MOTChallenge layout (<seq>/gt/gt.txt, seqinfo.ini, img1/); the demo
     # kind generates its own.
     sequences_dir: Optional[str] = None
+    # kind=versioned: the version id or alias to train on (`latest` when left out), resolved when the run
+    # starts; otherwise a free-form label, recorded as given
     version: str = "v1"
     cache_dir: Optional[str] = None  # where generated data lives; default $GF_CACHE_DIR or ~/.cache/guardianflow
     demo: DemoDataConfig = field(default_factory=DemoDataConfig)
@@ -49,3 +56,12 @@ class DataConfig:
         if self.kind == DataKind.yolo and not self.path:
             raise ConfigError("data.kind=yolo needs data.path: the path of a YOLO data yaml "
                               "(e.g. data.path=/data/site/data.yaml), or use data=demo for the synthetic set.")
+        if self.kind == DataKind.versioned and (self.path or self.repo):
+            raise ConfigError("data.kind=versioned reads a pushed version (data.name, data.version); data.path and "
+                              "data.repo belong to data=yolo. Drop them, or use data=yolo.")
+        if (self.repo or self.rev) and self.kind != DataKind.yolo:
+            raise ConfigError("data.repo and data.rev name a DVC-tracked dataset: use them with data=yolo and "
+                              "data.path (the yaml inside the repository).")
+        if self.rev and str(self.path or "").startswith("s3://"):
+            raise ConfigError("data.rev is a git revision of a DVC-tracked repository; an s3:// data.path has "
+                              "none. Push versions with `guardianflow data push` and use data=versioned instead.")

@@ -28,7 +28,8 @@ class Precision(str, Enum):
 
 class DataKind(str, Enum):
     demo = "demo"  # the built-in synthetic set, generated on first use
-    yolo = "yolo"  # a YOLO data yaml on disk (data.path)
+    yolo = "yolo"  # a YOLO data yaml (data.path): on disk, on S3, or in a DVC-tracked git repository
+    versioned = "versioned"  # a version pushed with `guardianflow data push` (data.name, data.version)
 
 
 class TrackerName(str, Enum):

@@ -61,6 +61,10 @@ SITE_TAGS = (SITE_CUSTOMER, SITE_REGION, SITE_PLANT, SITE_ZONE)
 TASK_TYPE, TASK_CLASSES = "task.type", "task.classes"
 MODEL_ARCHITECTURE = "model.architecture"
 DATA_VERSION, DATA_HASH = "data.version", "data.hash"
+# Where a run's data can be fetched again (gfcore.data.versions, gfcore.data.dvc): DATA_VERSION is then the pushed
+# version's id; DATA_DIGEST the version's manifest sha256, or DVC's hash of the dataset; DATA_URI the version's
+# manifest (s3://...), or git+REPO#PATH@REV; DATA_REV the git commit of a DVC dataset.
+DATA_DIGEST, DATA_URI, DATA_REV = "data.digest", "data.uri", "data.rev"
 CODE_VERSION = "gf.code_version"
 SOURCE_RUN_ID = "source.run_id"  # the run this one builds on
 INPUT_IMAGES = "images"  # a dataset input's tag (with DATA_HASH): how many images the split has

@@ -11,8 +11,30 @@ from pathlib import Path
 from gfcore.config.schema import DataConfig, DataKind, TaskConfig
 from gfcore.core import paths
 from gfcore.core.errors import ConfigError, DataError
-from gfcore.data import demo
+from gfcore.core.vocabulary import DATA_DIGEST, DATA_REV, DATA_URI, DATA_VERSION
+from gfcore.data import demo, dvc
+from gfcore.data import s3 as s3data
 from gfcore.data.hashing import IMAGE_SUFFIXES, hash_yolo_dataset, image_files, label_file
+from gfcore.data.versions import store as versions
+
+
+@dataclass(frozen=True)
+class DataPin:
+    """What makes a run's data fetchable again: a pushed version (its id, manifest digest and manifest URI) or a
+    DVC-tracked dataset (its git commit, DVC's hash and git+REPO#PATH@REV)."""
+
+    digest: str
+    uri: str
+    version: str | None = None  # a pushed version's id
+    rev: str | None = None  # a DVC dataset's git commit
+
+    def tags(self) -> dict[str, str]:
+        out = {DATA_DIGEST: self.digest, DATA_URI: self.uri}
+        if self.version:
+            out[DATA_VERSION] = self.version
+        if self.rev:
+            out[DATA_REV] = self.rev
+        return out
 
 
 @dataclass
@@ -26,6 +48,7 @@ class DatasetInfo:
     splits: dict[str, list[Path]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     source: str | None = None  # where the data comes from when not this machine: its s3:// yaml URI
+    pin: DataPin | None = None  # set when the data can be fetched again exactly (a pushed version, a DVC revision)
 
     @property
     def digest(self) -> str:
@@ -46,14 +69,25 @@ def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
     """The dataset of `cfg`: demo data is generated on first use; a YOLO yaml is checked and hashed."""
     if cfg.kind == DataKind.demo:
         info = _demo(demo.ensure_demo_dataset(cfg.demo, cfg.cache_dir), cfg.name)
+    elif cfg.kind == DataKind.versioned:  # a pushed version, downloaded once per version (gfcore.data.versions)
+        copy = versions.fetch(cfg.name, cfg.version, versions.Store.at(cfg.store), _cache(cfg))
+        info = _from_yaml(copy.data_yaml, cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
+        info.source = copy.uri
+        info.pin = DataPin(digest=copy.digest, uri=copy.uri, version=copy.version)
     elif str(cfg.path).startswith("s3://"):  # downloaded once per content (gfcore.data.s3)
-        from gfcore.core import paths
-        from gfcore.data import s3 as s3data
-
-        local = s3data.fetch(cfg.path, Path(cfg.cache_dir) if cfg.cache_dir else paths.cache_dir())
+        local = s3data.fetch(cfg.path, _cache(cfg))
         info = _from_yaml(local, cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
         info.source = cfg.path
+    elif located := dvc.locate(cfg.path, cfg.repo):  # a DVC-tracked dataset at a git revision (gfcore.data.dvc)
+        got = dvc.fetch(*located, cfg.rev, _cache(cfg))
+        info = _from_yaml(got.data_yaml, cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
+        info.source = got.uri
+        info.pin = DataPin(digest=got.hash, uri=got.uri, rev=got.rev)
     else:
+        if cfg.rev:
+            raise ConfigError(f"data.rev={cfg.rev} is a git revision, but data.path={cfg.path} is not in a "
+                              "DVC-tracked git repository (no .dvc/ folder at the root of its git work tree): "
+                              "drop data.rev, or set data.repo to the repository.")
         info = _from_yaml(Path(cfg.path).expanduser(), cfg.name, data_hash=None, cache_dir=cfg.cache_dir)
     if list(task.classes) != info.names:
         raise DataError(
@@ -61,6 +95,10 @@ def resolve_dataset(cfg: DataConfig, task: TaskConfig) -> DatasetInfo:
             f"{list(task.classes)}: set task.classes to the dataset's names, in the same order."
         )
     return info
+
+
+def _cache(cfg: DataConfig) -> Path:
+    return Path(cfg.cache_dir) if cfg.cache_dir else paths.cache_dir()
 
 
 def split_images(dataset: DatasetInfo, split: str, key: str) -> list[Path]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gfcore.core.errors import ConfigError, DataError
 from gfcore.data.cached import build_once
-
-SPLITS = ("train", "val", "test")
+from gfcore.data.layout import collect, relative_yaml
 
 
 def is_s3(path: str | None) -> bool:
@@ -61,7 +60,7 @@ def fetch(uri: str, cache_root: Path) -> Path:
         raise ConfigError(f"data.path={uri!r}: point it at the dataset's yaml, s3://BUCKET/PREFIX/data.yaml.")
     prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
     s3 = client()
-    objects = _listing(s3, bucket, prefix, uri)
+    objects = listing(s3, bucket, prefix, uri)
     yaml_name = key[len(prefix):]
     if yaml_name not in objects:
         raise DataError(f"there is no {uri}: {len(objects)} object(s) under s3://{bucket}/{prefix}; upload the "
@@ -70,8 +69,9 @@ def fetch(uri: str, cache_root: Path) -> Path:
     target = cache_root / "s3" / bucket / f"{prefix.strip('/').replace('/', '__') or '_root'}-{fingerprint}"
 
     def build(tmp: Path) -> dict:
-        text = _get(s3, bucket, key, uri).decode()
-        spec = _checked_yaml(text, uri)
+        text = get_bytes(s3, bucket, key, uri).decode()
+        spec = relative_yaml(text, uri, "a dataset on S3 must name its splits relative to the "
+                             "yaml (push it with `guardianflow data push`).", "the yaml's prefix")
         _download(s3, bucket, prefix, objects, tmp, uri)
         spec["path"] = str(target)  # where the copy will be once renamed into place
         (tmp / yaml_name).write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -88,42 +88,15 @@ def push(data_yaml: Path, dest: str) -> dict[str, Any]:
 
     bucket, prefix = split_uri(dest)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    if not data_yaml.is_file():
-        raise ConfigError(f"{data_yaml}: no such data yaml.")
-    spec = yaml.safe_load(data_yaml.read_text()) or {}
-    root = Path(spec.get("path") or ".")
-    root = (root if root.is_absolute() else data_yaml.parent / root).resolve()
-    files: dict[str, Path] = {}
-    relative: dict[str, Any] = {}
-    for split in SPLITS:
-        if not spec.get(split):
-            continue
-        entries = spec[split] if isinstance(spec[split], list) else [spec[split]]
-        rels = []
-        for entry in entries:
-            local = (root / entry).resolve()
-            if not local.is_relative_to(root):
-                raise DataError(f"{data_yaml}: the {split} split {entry!r} is outside the dataset's folder {root}; "
-                                "a pushed dataset keeps every split under one folder.")
-            rels.append(local.relative_to(root).as_posix())
-            for folder in (local, _labels_of(local)):
-                if folder.is_dir():
-                    files.update({f.relative_to(root).as_posix(): f for f in sorted(folder.rglob("*"))
-                                  if f.is_file() and f.suffix != ".cache"})
-                elif folder.is_file():
-                    files[folder.relative_to(root).as_posix()] = folder
-        relative[split] = rels if isinstance(spec[split], list) else rels[0]
-    if not files:
-        raise DataError(f"{data_yaml}: no image files under its splits; nothing to push.")
-    out = {k: v for k, v in spec.items() if k != "path"} | relative  # no `path`: read relative to the yaml
+    files, out = collect(data_yaml)
     s3 = client()
-    _listing(s3, bucket, prefix, dest, max_keys=1)  # a missing bucket or refused keys fail before any upload
+    listing(s3, bucket, prefix, dest, max_keys=1)  # a missing bucket or refused keys fail before any upload
     total = sum(f.stat().st_size for f in files.values())
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"push to s3://{bucket}/{prefix}") as bar:
         for rel, path in files.items():
-            _call(lambda: s3.upload_file(str(path), bucket, prefix + rel, Callback=bar.update), dest)
+            call(lambda: s3.upload_file(str(path), bucket, prefix + rel, Callback=bar.update), dest)
     body = yaml.safe_dump(out, sort_keys=False).encode()
-    _call(lambda: s3.put_object(Bucket=bucket, Key=prefix + data_yaml.name, Body=body), dest)
+    call(lambda: s3.put_object(Bucket=bucket, Key=prefix + data_yaml.name, Body=body), dest)
     return {"uri": f"s3://{bucket}/{prefix}{data_yaml.name}", "files": len(files) + 1, "bytes": total + len(body)}
 
 
@@ -139,36 +112,12 @@ def split_source(source: str, root: Path, folder: Path) -> str:
 # -- helpers -------------------------------------------------------------------------------------------------
 
 
-def _labels_of(images: Path) -> Path:
-    """Ultralytics' convention: the labels of `.../images/...` are in `.../labels/...`."""
-    parts = list(images.parts)
-    if "images" in parts:
-        i = len(parts) - 1 - parts[::-1].index("images")
-        parts[i] = "labels"
-        return Path(*parts)
-    return images.parent / "labels"
-
-
-def _checked_yaml(text: str, uri: str) -> dict[str, Any]:
-    spec = yaml.safe_load(text) or {}
-    if not isinstance(spec, dict) or "names" not in spec:
-        raise DataError(f"{uri} is not a YOLO data yaml (it has no `names`).")
-    entries = [spec.get("path") or "."] + [e for s in SPLITS for e in (spec.get(s) if isinstance(spec.get(s), list)
-                                                                         else [spec.get(s)]) if e]
-    for entry in entries:
-        p = PurePosixPath(str(entry))
-        if p.is_absolute() or ".." in p.parts or "://" in str(entry):
-            raise DataError(f"{uri}: {entry!r} points outside the yaml's prefix; a dataset on S3 must name its "
-                            "splits relative to the yaml (push it with `guardianflow data push`).")
-    return spec
-
-
-def _listing(s3: Any, bucket: str, prefix: str, uri: str, max_keys: int | None = None) -> dict[str, tuple[str, int]]:
+def listing(s3: Any, bucket: str, prefix: str, uri: str, max_keys: int | None = None) -> dict[str, tuple[str, int]]:
     """{key relative to prefix: (ETag, size)} of every object under the prefix."""
     out: dict[str, tuple[str, int]] = {}
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
-        page = _call(lambda: s3.list_objects_v2(**kwargs, **({"MaxKeys": max_keys} if max_keys else {})), uri)
+        page = call(lambda: s3.list_objects_v2(**kwargs, **({"MaxKeys": max_keys} if max_keys else {})), uri)
         for obj in page.get("Contents", []):
             out[obj["Key"][len(prefix):]] = (obj["ETag"].strip('"'), int(obj["Size"]))
         if max_keys or not page.get("IsTruncated"):
@@ -176,8 +125,8 @@ def _listing(s3: Any, bucket: str, prefix: str, uri: str, max_keys: int | None =
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def _get(s3: Any, bucket: str, key: str, uri: str) -> bytes:
-    return _call(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), uri)
+def get_bytes(s3: Any, bucket: str, key: str, uri: str) -> bytes:
+    return call(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), uri)
 
 
 def _download(s3: Any, bucket: str, prefix: str, objects: dict[str, tuple[str, int]], into: Path, uri: str) -> None:
@@ -191,14 +140,14 @@ def _download(s3: Any, bucket: str, prefix: str, objects: dict[str, tuple[str, i
             if size == 0:  # nothing to fetch: the listing says it all (and an empty GET spoils SeaweedFS' connection)
                 local.touch()
             else:
-                _call(lambda: s3.download_file(bucket, prefix + rel, str(local), Callback=bar.update), uri)
+                call(lambda: s3.download_file(bucket, prefix + rel, str(local), Callback=bar.update), uri)
             got = local.stat().st_size
             if got != size or ("-" not in etag and hashlib.md5(local.read_bytes()).hexdigest() != etag):
                 raise DataError(f"s3://{bucket}/{prefix}{rel} arrived changed ({got} of {size} bytes, or its MD5 is "
                                 "not its ETag); nothing was cached: run again.")
 
 
-def _call(fn: Any, uri: str) -> Any:
+def call(fn: Any, uri: str) -> Any:
     """An S3 call, its failures as one clear error naming what to check."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 

@@ -45,6 +45,7 @@ from gfcore.core.vocabulary import (
     TASK_TYPE,
     RunKind,
 )
+from gfcore.fleet.data_versions import champion_data, newer_data
 from gfcore.fleet.figures import champion_figures
 from gfcore.tracking.server import check_tracking_store
 
@@ -74,15 +75,18 @@ class SiteModel:
     idf1: float | None = None
     candidate: str | None = None
     candidate_same_basis: bool | None = None
+    data: str | None = None  # what the champion was trained on: `yard@6cadb757b956`, `git 1a2b3c4d5e6f`, `hash ...`
+    data_newer: str | None = None  # a newer pushed version of that dataset (`latest`), with what changed
     runs: int = 0
     failed_runs: int = 0
     # Not columns (alert rules read them): the champion run's det.op.* and det.ap50_95.{class}, its task's classes
     figures: dict[str, float] = field(default_factory=dict)
     classes: list[str] | None = None
+    data_pin: tuple[str, str] | None = None  # (manifest URI, version) of the champion's pushed data version
 
     def as_dict(self) -> dict[str, Any]:
         """The columns: what `metrics summary --json` prints and the Grafana site-models panel's SQL gives."""
-        return {k: v for k, v in asdict(self).items() if k not in ("figures", "classes")}
+        return {k: v for k, v in asdict(self).items() if k not in ("figures", "classes", "data_pin")}
 
 
 def bulk_read(fn: Any) -> Any:
@@ -171,8 +175,10 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
     # a round trip; one at a time on a local file, where threads only contend.
     with ThreadPoolExecutor(1 if _local_store() else 8) as pool:
         list(pool.map(fill, range(len(rows))))
+    newer = newer_data({r.data_pin for r in rows if r.data_pin})
     seen_sites: set[tuple[str, str | None]] = set()
     for row in rows:
+        row.data_newer = newer.get(row.data_pin) if row.data_pin else None
         row.runs, row.failed_runs = counts.get((row.site, row.task), (0, 0))
         seen_sites.add((row.site, row.task))
     for (site, run_task), (runs, failed) in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
@@ -191,6 +197,7 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
         row.champion_days = _age_days(champ)
         row.det_mAP50, row.det_mAP50_95 = _num(champ.tags, DET_MAP50), _num(champ.tags, DET_MAP50_95)
         row.eval_split = champ.tags.get(EVAL_SPLIT)
+        row.data, row.data_pin = champion_data(champ.tags)
         deployed, name = champ, model.name
         for v in sorted(variants, key=lambda v: v.name):  # a champion variant is what the site serves
             vv = _version(c, v.name, (v.aliases or {}).get(CHAMPION))

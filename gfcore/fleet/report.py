@@ -29,7 +29,8 @@ SUMMARY_COLUMNS = [("site", "site"), ("task", "task"), ("model", "registered mod
                    ("champion_days", "days"), ("det_mAP50", "mAP50"), ("det_mAP50_95", "mAP50-95"),
                    ("eval_split", "split"), ("deployed", "deployed"), ("latency_p50_ms", "p50 ms"),
                    ("latency_p95_ms", "p95 ms"), ("hota", "HOTA"), ("idf1", "IDF1"), ("candidate", "candidate"),
-                   ("candidate_same_basis", "same basis"), ("runs", "runs"), ("failed_runs", "failed")]
+                   ("candidate_same_basis", "same basis"), ("data", "data"),
+                   ("data_newer", "newer data"), ("runs", "runs"), ("failed_runs", "failed")]
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }

@@ -79,7 +79,7 @@ def infer(cfg: Config) -> float:
         if sequences:
             tags[TRACKING_TRACKER] = cfg.infer.tracking.tracker.value
 
-        with owned_run(measured, RunKind.infer, data_hash=dataset.hash, source_run_id=ref.source_run_id,
+        with owned_run(measured, RunKind.infer, data_hash=dataset.hash, data_pin=dataset.pin, source_run_id=ref.source_run_id,
                        extra_tags=tags) as run:
             from gfcore.tracking.lineage import log_dataset_inputs
 

@@ -65,7 +65,7 @@ def quant(cfg: Config) -> float:
         calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
         calibration = calibration[: cfg.backend.calibration_size]
 
-    with owned_run(cfg, RunKind.quant, data_hash=dataset.hash, source_run_id=source.run_id,
+    with owned_run(cfg, RunKind.quant, data_hash=dataset.hash, data_pin=dataset.pin, source_run_id=source.run_id,
                    extra_tags={BACKEND_NAME: cfg.backend.name.value,
                                BACKEND_PRECISION: cfg.backend.precision.value}) as run:
         with work_dir("gf-quant-") as work:

@@ -58,7 +58,7 @@ def train(cfg: Config) -> float:
     # A resume (train.resume_run_id) is checked through, its checkpoint found, before its run is touched.
     point = resume.prepare(cfg, dataset.hash, download=True) if cfg.train.resume_run_id else None
 
-    with owned_run(cfg, RunKind.train, data_hash=dataset.hash, resume_run_id=point.run_id if point else None,
+    with owned_run(cfg, RunKind.train, data_hash=dataset.hash, data_pin=dataset.pin, resume_run_id=point.run_id if point else None,
                    resumed_from=point.note if point else "") as run:
         if point is None:  # a resumed run has its inputs
             log_dataset_inputs(dataset, contexts={"train": "training", "val": "validation", "test": "testing"})
@@ -169,7 +169,7 @@ def _register(cfg: Config, run: OwnedRun, best: Path, dataset: DatasetInfo, figu
     job without an alias: its sweep makes only the best job's version the candidate)."""
     # Served on the CPU by default, whatever trained it; load_model(..., model_config={"device": "0"}) for a GPU.
     reg = log_and_register(best, cfg.model.imgsz, dataset.example_image(), "cpu", registered_model_name(cfg),
-                           cfg, run, train_version_tags(cfg, run.run_id, dataset.hash), figures=figures,
+                           cfg, run, train_version_tags(cfg, run.run_id, dataset), figures=figures,
                            dataset=dataset)
     if reg is not None:
         log.info("registered %s version %s (%s)", reg.name, reg.version, reg.said())

@@ -66,7 +66,7 @@ def compare(cfg: Config) -> float:
     dataset = resolve_dataset(cfg.data, cfg.task)
     cfg = dataclasses.replace(cfg, exp=dataclasses.replace(cfg.exp, design=ExpDesign.comparison))
 
-    with owned_run(cfg, RunKind.compare, data_hash=dataset.hash,
+    with owned_run(cfg, RunKind.compare, data_hash=dataset.hash, data_pin=dataset.pin,
                    extra_tags={COMPARE_DESIGN: design, COMPARE_VARIANTS: ",".join(values)}) as run, \
             work_dir("gf-compare-") as work:
         if design == "run_ids":

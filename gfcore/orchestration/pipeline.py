@@ -42,6 +42,10 @@ ORCHESTRATION = (*(f"{kind.config_section}." for kind in PARENT_KINDS), "hydra."
 def full_pipeline(cfg: Config) -> float:
     """Returns the trained model's det.mAP50_95 as measured by its infer step."""
     scenario, overrides = child_arguments()
+    dataset = resolve_dataset(cfg.data, cfg.task)
+    if dataset.pin:  # an alias (`latest`) or a branch is resolved once: every step reads the same data
+        key, value = ("data.version", dataset.pin.version) if dataset.pin.version else ("data.rev", dataset.pin.rev)
+        overrides = [*(o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")), f"{key}={value}"]
     if not cfg.pipeline.quant_backends:
         log.info("pipeline.quant_backends is empty: train and benchmark only")
     # Every step's config is composed (and each backend checked) before anything starts.
@@ -54,9 +58,9 @@ def full_pipeline(cfg: Config) -> float:
         backends.check(quant)
         devices[backend] = str(quant.device)
     slurm = cfg.pipeline.slurm if cfg.pipeline.launcher.value == "slurm" else None
-    dataset = resolve_dataset(cfg.data, cfg.task)
 
-    with owned_run(cfg, RunKind.pipeline, data_hash=dataset.hash) as run, work_dir("gf-pipeline-") as work:
+    with (owned_run(cfg, RunKind.pipeline, data_hash=dataset.hash, data_pin=dataset.pin) as run,
+          work_dir("gf-pipeline-") as work):
         results: list[StepResult] = []
 
         def step(s: Step) -> StepResult:

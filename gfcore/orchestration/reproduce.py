@@ -7,12 +7,23 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gfcore.config import compose, to_typed
-from gfcore.config.schema import SiteConfig
+from gfcore.config.schema import Config, DataKind, SiteConfig
 from gfcore.core.codeversion import code_version
-from gfcore.core.errors import ConfigError, ResumeError
-from gfcore.core.vocabulary import BEST_RUN_ID, CODE_VERSION, EXP_TYPE, REPRODUCED_FROM, RunKind
+from gfcore.core.errors import ConfigError, DataError, GuardianFlowError, ResumeError
+from gfcore.core.vocabulary import (
+    BEST_RUN_ID,
+    CODE_VERSION,
+    DATA_HASH,
+    DATA_REV,
+    DATA_URI,
+    DATA_VERSION,
+    EXP_TYPE,
+    REPRODUCED_FROM,
+    RunKind,
+)
 from gfcore.data.dataset import resolve_dataset
 from gfcore.jobs import resume as resuming
 from gfcore.orchestration import launcher
@@ -53,6 +64,7 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     if then != now:
         print(f"guardianflow: note: run {run_id} ran with code version {then or 'unknown'}, this checkout is {now}: "
               "the code differs, so results may too.", file=sys.stderr)
+    _pin_data(run_id, run.data.tags, logged)
     entry = ENTRY_OF_TYPE[exp_type]
     folder = _config_folder(logged, "reproduce")
     argv = ["--config-dir", str(folder), "--config-name", "reproduce", f"hydra.run.dir={folder / 'outputs'}"]
@@ -66,6 +78,49 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     except launcher.LaunchFailed as exc:
         return exc.exit_code if exc.exit_code is not None else 1
     return 0
+
+
+def _pin_data(run_id: str, tags: dict[str, str], logged: dict) -> None:
+    """Point the logged config at the exact data the run used (a pushed version, a DVC commit) and fetch it now, so
+    a version that cannot be fetched is refused before anything starts; data that was not pinned (a local folder,
+    an s3:// prefix) is what it is now: say whether it still hashes the same."""
+    what = pin_logged(tags, logged)
+    try:
+        cfg = to_typed(compose_logged(logged))
+        dataset = resolve_dataset(cfg.data, cfg.task)
+    except GuardianFlowError as exc:
+        if what:
+            raise DataError(f"run {run_id} trained on {what}, which cannot be fetched: {exc} Nothing was started."
+                            ) from None
+        raise
+    if what:
+        print(f"reproducing on the same data: {what}", file=sys.stderr)
+    elif cfg.data.kind != DataKind.demo:  # the demo set is generated from its settings: always the same
+        then = tags.get(DATA_HASH)
+        same = "hashes as it did then" if dataset.hash == then else \
+            f"hashes {dataset.hash[:12]} now, the run's data hashed {(then or 'unknown')[:12]}: results may differ"
+        print(f"guardianflow: note: run {run_id} read {cfg.data.path}, which is not a pinned version (push it with "
+              f"`guardianflow data push`): it {same}.", file=sys.stderr)
+
+
+def pin_logged(tags: dict[str, str], logged: dict) -> str | None:
+    """Set the logged config's data to the version or DVC commit the run recorded (an alias or a branch may have
+    moved since); returns what it names, None for data that was not pinned."""
+    data = logged.setdefault("data", {})
+    if data.get("kind") == DataKind.versioned.value and tags.get(DATA_VERSION):
+        data["version"] = tags[DATA_VERSION]
+        return f"{data.get('name')}@{tags[DATA_VERSION]} ({tags.get(DATA_URI, 'its store')})"
+    if tags.get(DATA_REV):
+        data["rev"] = tags[DATA_REV]
+        return f"{data.get('path')} at git {tags[DATA_REV][:12]} ({tags.get(DATA_URI, data.get('repo') or '')})"
+    return None
+
+
+def compose_logged(logged: dict) -> Any:
+    """The logged config on the schema, as the entry point will compose it."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.merge(OmegaConf.structured(Config), {k: v for k, v in logged.items() if k != "hydra"})
 
 
 def _config_folder(logged: dict, name: str) -> Path:
@@ -95,6 +150,7 @@ def resume(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> int:
                           f"train entry point with train.resume_run_id={run_id} and the run's scenario and overrides.")
     logged = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path="config/resolved.yaml")).read_text())
+    pin_logged(run.data.tags, logged)  # the same data version, even if `latest` moved since the crash
     folder = _config_folder(logged, "resume")
     args = [f"train.resume_run_id={run_id}", *overrides]
     with initialize_config_dir(config_dir=str(folder), version_base="1.3"):

@@ -113,7 +113,8 @@ def open_parent(cfg: Config, sweep_spec: str) -> str:
     import mlflow
 
     client = mlflow.MlflowClient()
-    tags = {**run_tags(cfg, RunKind.sweep, data_hash=_data_hash(cfg)), EXP_DESIGN: ExpDesign.sweep.value,
+    dataset = resolve_dataset(cfg.data, cfg.task)
+    tags = {**run_tags(cfg, RunKind.sweep, data_hash=dataset.hash, data_pin=dataset.pin), EXP_DESIGN: ExpDesign.sweep.value,
             SWEEP_SPEC: sweep_spec[:MAX_TAG_VALUE], SWEEP_METRIC: cfg.sweep.metric}
     env_run = os.environ.get("MLFLOW_RUN_ID")
     if env_run:
@@ -314,6 +315,3 @@ def _sweep_overrides(config: DictConfig) -> str:
     spec += [f"{k}={v}" for k, v in params.items()]
     return " ".join(spec)
 
-
-def _data_hash(cfg: Config) -> str:
-    return resolve_dataset(cfg.data, cfg.task).hash

@@ -3,6 +3,7 @@ an alias (its sweep makes only its best job's version the candidate: gfcore.regi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -148,13 +149,14 @@ def _log_and_register(weights: Path, imgsz: int, example_image: Path | None, dev
                                                  VERSION_PRECISION: cfg.backend.precision.value})
     source = f"{cfg.backend.variant} model of run {run.run_id}"
     return register_model(info.model_uri, name, cfg, run.run_id, {**version_tags, **basis, **headline_tags(figures)},
-                           path=path, description=version_description(figures, basis, source), alias=alias)
+                           path=path, description=version_description(figures, basis, source, dataset), alias=alias)
 
 
 def dataset_record(dataset: DatasetInfo) -> dict[str, Any]:
     return {"name": dataset.name, "data_yaml": str(dataset.data_yaml), "root": str(dataset.root),
             "names": list(dataset.names), "hash": dataset.hash, "counts": dict(dataset.counts), "source": dataset.source,
-            "splits": {k: [str(p) for p in v] for k, v in dataset.splits.items()}}
+            "splits": {k: [str(p) for p in v] for k, v in dataset.splits.items()},
+            "pin": dataclasses.asdict(dataset.pin) if dataset.pin else None}
 
 
 def replay_log_and_register(run_id: str, weights: str, imgsz: int, device: str, name: str, cfg: dict[str, Any],
@@ -169,7 +171,7 @@ def replay_log_and_register(run_id: str, weights: str, imgsz: int, device: str, 
 
     from gfcore.config.compose import to_typed
     from gfcore.config.schema import Config
-    from gfcore.data.dataset import DatasetInfo
+    from gfcore.data.dataset import DataPin, DatasetInfo
     from gfcore.tracking.run import OwnedRun
 
     client = mlflow.MlflowClient()
@@ -179,7 +181,8 @@ def replay_log_and_register(run_id: str, weights: str, imgsz: int, device: str, 
         return None
     typed = to_typed(OmegaConf.merge(OmegaConf.structured(Config), cfg))
     info = DatasetInfo(**{**dataset, "data_yaml": Path(dataset["data_yaml"]), "root": Path(dataset["root"]),
-                          "splits": {k: [Path(p) for p in v] for k, v in dataset["splits"].items()}})
+                          "splits": {k: [Path(p) for p in v] for k, v in dataset["splits"].items()},
+                          "pin": DataPin(**dataset["pin"]) if dataset.get("pin") else None})
     run = OwnedRun(run_id=run_id, experiment_id=client.get_run(run_id).info.experiment_id)
     reg = _log_and_register(Path(weights), imgsz, Path(example_image) if example_image else None, device, name,
                             typed, run, version_tags, figures, info, path, alias)
@@ -203,8 +206,10 @@ def model_description(name: str, cfg: Config) -> str:
             "`eval.split`: compare versions whose `eval.split` and `eval.dataset_digest` match.")
 
 
-def version_description(figures: dict[str, float], basis: dict[str, str], source: str) -> str:
-    """One sentence a person reads on the version page: where it comes from and its headline figures."""
+def version_description(figures: dict[str, float], basis: dict[str, str], source: str,
+                        data: DatasetInfo | None = None) -> str:
+    """One sentence a person reads on the version page: where it comes from, its headline figures and, for data
+    that can be fetched again, which version it was trained on."""
     parts = [f"{k} {figures[k]:.3f}" for k in (DET_MAP50, DET_MAP50_95) if figures.get(k) is not None]
     text = f"{source}: {', '.join(parts) or 'no detection figures'} on {basis[EVAL_DATASET]} (digest " \
            f"{basis[EVAL_DATASET_DIGEST]})"
@@ -214,6 +219,9 @@ def version_description(figures: dict[str, float], basis: dict[str, str], source
             text += f", p95 {figures[SYS_LATENCY_P95_MS]:.2f} ms"
     if figures.get(SYS_MODEL_SIZE_MB) is not None:
         text += f"; {figures[SYS_MODEL_SIZE_MB]:.1f} MB"
+    if data is not None and data.pin is not None:
+        what = f"{data.name}@{data.pin.version}" if data.pin.version else f"{data.name} at git {data.pin.rev[:12]}"
+        text += f". Data: {what}, fetchable from {data.pin.uri}"
     return text + "."
 
 
@@ -225,13 +233,14 @@ def headline_tags(figures: dict[str, float]) -> dict[str, str]:
     return {k: f"{figures[k]:.6g}" for k in HEADLINE if figures.get(k) is not None}
 
 
-def train_version_tags(cfg: Config, run_id: str, data_hash: str) -> dict[str, Any]:
+def train_version_tags(cfg: Config, run_id: str, dataset: DatasetInfo) -> dict[str, Any]:
     tags: dict[str, Any] = {
         VERSION_ARCHITECTURE: arch_name(cfg.model.architecture),
         VERSION_IMGSZ: cfg.model.imgsz,
         VERSION_TASK: cfg.task.type.value,
         EXP_VERSION: cfg.exp.version,
-        DATA_HASH: data_hash,
+        DATA_HASH: dataset.hash,
+        **(dataset.pin.tags() if dataset.pin else {}),
         VERSION_RUN_ID: run_id,
         VERSION_BACKEND: cfg.backend.name.value,
         VERSION_PRECISION: cfg.backend.precision.value,

@@ -303,6 +303,10 @@ def _start_seaweedfs(stack: Stack, weed: str, secret: dict[str, str]) -> None:
     cmd = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={p['master']}",
            f"-volume.port={p['volume']}", "-filer", f"-filer.port={p['filer']}", "-s3", f"-s3.port={p['s3']}",
            f"-s3.config={config}",
+           # Each bucket is a collection that takes volumes as it grows (7 at a time); weed's default of 8 volumes
+           # of 30 GB each fills with the second bucket, and a write to a third fails with InternalError. 1 GB
+           # volumes, as many as the free disk holds (none preallocated).
+           "-master.volumeSizeLimitMB=1024", "-volume.max=0",
            # Iceberg and Lance catalogs are not used, and would take fixed ports (8181, 9101): a second stack on
            # the box, or anything else listening there, would stop the S3 gateway from starting.
            "-s3.port.iceberg=0", "-s3.port.lance=0"]

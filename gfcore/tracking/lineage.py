@@ -18,7 +18,9 @@ def split_dataset(dataset: DatasetInfo, split: str, path: Path | None = None) ->
 
     folders = dataset.splits.get(split) or [dataset.root]
     folder = path or folders[0]
-    if dataset.source:  # a cached copy: the lineage names where the data lives (s3://...)
+    if dataset.pin:  # a pushed version or a DVC revision: the lineage names where it can be fetched again
+        source = _pinned_source(dataset.pin.uri)
+    elif dataset.source:  # a cached copy: the lineage names where the data lives (s3://...)
         from mlflow.data.dataset_source_registry import resolve_dataset_source
 
         from gfcore.data.s3 import split_source
@@ -50,3 +52,42 @@ def log_dataset_inputs(dataset: DatasetInfo, contexts: dict[str, str]) -> None:
                 if "UNIQUE constraint failed: datasets" not in str(exc) and "duplicate key" not in str(exc):
                     raise
                 mlflow.log_input(ds, context=context, tags=tags)
+
+
+def _pinned_source(uri: str) -> Any:
+    """An S3 source for a pushed version's manifest; a git source (DVC) otherwise, which MLflow has no class for."""
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    if uri.startswith("s3://"):
+        return resolve_dataset_source(uri)
+
+    class GitDatasetSource(DatasetSource):
+        """git+REPO#PATH@REV: a DVC-tracked dataset (`dvc get REPO PATH --rev REV` fetches it)."""
+
+        def __init__(self, uri: str):
+            self.uri = uri
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "dvc"
+
+        def load(self) -> Any:
+            raise NotImplementedError("fetch it with `guardianflow reproduce` or `dvc get`")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return isinstance(raw_source, str) and raw_source.startswith("git+")
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> DatasetSource:
+            return cls(raw_source)
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"uri": self.uri}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> DatasetSource:
+            return cls(source_dict["uri"])
+
+    return GitDatasetSource(uri)

@@ -29,6 +29,7 @@ from gfcore.tracking.naming import arch_name
 
 if TYPE_CHECKING:
     from gfcore.config.schema import Config
+    from gfcore.data.dataset import DataPin
 
 # MLflow's limit on one param value; longer values are cut with a marker rather than failing the run.
 MAX_PARAM_VALUE = 6000
@@ -74,8 +75,9 @@ def config_params(cfg: Config, exp_type: str | None = None) -> dict[str, str]:
     return {k: v for k, v in flatten(tree).items() if k not in NOT_PARAMS}
 
 
-def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None) -> dict[str, str]:
-    """The tags every GuardianFlow run carries (DESIGN.md section 3)."""
+def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None,
+             data_pin: DataPin | None = None) -> dict[str, str]:
+    """The tags every GuardianFlow run carries (DESIGN.md section 3), and where its data can be fetched again."""
     tags = {
         EXP_TYPE: str(exp_type),
         EXP_VERSION: cfg.exp.version,
@@ -92,6 +94,8 @@ def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | No
         DATA_HASH: data_hash,
         CODE_VERSION: code_version(),
     }
+    if data_pin:
+        tags.update(data_pin.tags())
     if source_run_id:
         tags[SOURCE_RUN_ID] = source_run_id
     return tags

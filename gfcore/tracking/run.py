@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gfcore.config.compose import to_container
 from gfcore.config.schema import Config, ExpDesign
@@ -52,6 +52,9 @@ from gfcore.tracking.offline import store as offline_store
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
 
+if TYPE_CHECKING:
+    from gfcore.data.dataset import DataPin
+
 log = logging.getLogger(__name__)
 
 # Set by a sweep for its jobs: each job's run is a new child of this run, whatever MLFLOW_RUN_ID says.
@@ -83,7 +86,8 @@ class OwnedRun:
 
 
 @contextmanager
-def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str | None = None,
+def owned_run(cfg: Config, exp_type: str, *, data_hash: str, data_pin: DataPin | None = None,
+              source_run_id: str | None = None,
               extra_tags: dict[str, str] | None = None, name: str | None = None,
               resume_run_id: str | None = None, resumed_from: str = "") -> Iterator[OwnedRun]:
     """Start (or resume under `mlflow run`) the run of one entry point, and always end it; `name` replaces the
@@ -94,7 +98,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, source_run_id: str 
     import mlflow
 
     check_tracking_store()
-    tags = {**run_tags(cfg, exp_type, data_hash, source_run_id), **scheduler_tags(), **(extra_tags or {})}
+    tags = {**run_tags(cfg, exp_type, data_hash, source_run_id, data_pin), **scheduler_tags(), **(extra_tags or {})}
     if offline_store.is_active():
         tags[OFFLINE_TAG] = "recorded offline: registration and aliases happen on the server at `guardianflow sync`"
     if os.environ.get(PARENT_ENV):

@@ -56,7 +56,7 @@ def _config(folder: Path) -> str:
         f"SlurmctldLogFile={folder}/slurmctld.log", f"SlurmdLogFile={folder}/slurmd.log",
         # A requeued job may start again cred_expire s after its last start ended (120 by default, 5 at least): 10
         # here. No event starts it then, the main scheduling loop does, every sched_interval s (60 by default): 2 here,
-        # so a requeued job runs again about 12 s after its requeue instead of up to 90 s.
+        # so a requeued job runs again about 12 s after its requeue instead of 40-90 s.
         "SchedulerParameters=defer,sched_interval=2", "MessageTimeout=20",
         "AuthInfo=cred_expire=10",
         f"{node} State=UNKNOWN",

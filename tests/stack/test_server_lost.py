@@ -11,23 +11,21 @@ import mlflow
 import pytest
 
 from gfcore.core.errors import TrackingError
-from tests.stack.servers import free_port, serve_mlflow, stop
+from tests.stack.servers import running, serve_mlflow, stop
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+def server(shared_server, monkeypatch):
+    """The session's plain server (tests/conftest.py), running; the test stops it and starts it again."""
+    state = running(shared_server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", state["uri"])
     for name in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
-    mlflow.set_tracking_uri(uri)
-    state = {"proc": serve_mlflow(tmp_path, port), "root": tmp_path, "port": port, "uri": uri}
+    mlflow.set_tracking_uri(state["uri"])
     yield state
     while mlflow.active_run():
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(None)
-    stop(state["proc"])
 
 
 def test_server_lost_mid_run(server, monkeypatch):

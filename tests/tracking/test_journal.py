@@ -15,25 +15,15 @@ import pytest
 from gfcore.cli import main
 from gfcore.tracking import journal
 from gfcore.tracking.journal.store import Journal
-from tests.stack.servers import free_port, serve_mlflow, stop
-
-
-@pytest.fixture(scope="module")
-def _module_server(tmp_path_factory):
-    """One server (and sqlite store) for the module: each test stops it and starts it again on the same port and
-    store (`serve_mlflow(server["root"], server["port"])`), each in an experiment of its own."""
-    root, port = tmp_path_factory.mktemp("journal-server"), free_port()
-    state = {"proc": serve_mlflow(root, port), "root": root, "port": port, "uri": f"http://127.0.0.1:{port}"}
-    yield state
-    stop(state["proc"])
+from tests.stack.servers import running, serve_mlflow, stop
 
 
 @pytest.fixture
-def server(_module_server, tmp_path, monkeypatch):
-    """The module's server, running at the start of each test (one that failed may have left it stopped)."""
-    state, uri = _module_server, _module_server["uri"]
-    if state["proc"].poll() is not None:
-        state["proc"] = serve_mlflow(state["root"], state["port"])
+def server(shared_server, tmp_path, monkeypatch):
+    """The session's plain server (tests/conftest.py), running; each test stops it and starts it again on the same
+    port and store (`serve_mlflow(server["root"], server["port"])`), in an experiment of its own."""
+    state = running(shared_server)
+    uri = state["uri"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("GF_JOURNAL_DIR", str(tmp_path / "journal"))
     for name in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):

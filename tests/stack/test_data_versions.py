@@ -196,7 +196,8 @@ def test_bad_input_is_refused_before_anything_is_stored(pushed, s3_env, tmp_path
 
 
 @pytest.mark.slow
-def test_a_run_pinned_to_version_1_and_its_reproduction_train_on_version_1(pushed, s3_env, mlflow_store, tmp_path):
+def test_a_run_pinned_to_version_1_and_its_reproduction_train_on_version_1(pushed, s3_env, mlflow_store, tmp_path,
+                                                                           capsys):
     newest = versions.push(pushed["v2_dir"] / "data.yaml", "yard", versions.Store.at())["version"]
     assert newest != pushed["v1"] and versions.resolve("yard", "latest", versions.Store.at()) == newest
     proc = run_entrypoint(["guardianflow.train", "scenario=smoke", "train.epochs=1", "data=versioned",
@@ -224,3 +225,27 @@ def test_a_run_pinned_to_version_1_and_its_reproduction_train_on_version_1(pushe
     assert len(again) == 1 and again[0].data.tags["data.digest"] == pushed["v1_digest"]
     assert again[0].data.tags["data.hash"] == tags["data.hash"]
     assert sorted(p.name for p in (s3_env / "versions" / "yard").iterdir()) == [pushed["v1"]]
+
+    # The champion trained on version 1 while `latest` is newer: the fleet summary, the stale_champion alert and
+    # the data_changed trigger name both versions and what changed; the retrain would train on the newer one.
+    client.set_registered_model_alias(mv.name, "champion", mv.version)
+    summary = _cli_json_of(capsys, "metrics", "summary")
+    [row] = [r for r in summary if r["model"] == mv.name]
+    change = f"images +0 -0, 1 changed; boxes {pushed['dropped']} -1"
+    assert row["data"] == f"yard@{pushed['v1']}" and row["data_newer"] == f"yard@{newest}: {change}"
+    alerts = _cli_json_of(capsys, "alerts", "list", "--no-record", "+rules.low_accuracy.enabled=false",
+                          "+rules.failed_runs.enabled=false")
+    [stale] = [a for a in alerts["open"] if a["rule"] == "stale_champion"]
+    assert stale["evidence"]["data_then"] == f"yard@{pushed['v1']}"
+    assert stale["evidence"]["data_now"] == f"yard@{newest} (latest)" and stale["evidence"]["data_diff"] == change
+    assert f"yard@{pushed['v1']}; yard@{newest} (latest) is newer ({change})" in stale["message"]
+    decisions = _cli_json_of(capsys, "optimize", "check", "+triggers.low_accuracy.enabled=false",
+                             "+triggers.new_candidate.enabled=false")["decisions"]
+    [retrain] = [d for d in decisions if d["trigger"] == "data_changed"]
+    assert retrain["evidence"]["data_version_now"] == newest and f"(yard@{newest} (latest))" in retrain["action"]
+
+
+def _cli_json_of(capsys, *args: str):
+    capsys.readouterr()
+    assert cli.main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)

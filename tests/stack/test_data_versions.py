@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 from gfcore import cli
-from gfcore.config import compose, to_typed
+from gfcore.config import compose, to_container, to_typed
 from gfcore.core.errors import ConfigError, DataError
 from gfcore.data import s3 as s3data
 from gfcore.data.dataset import resolve_dataset
 from gfcore.data.versions import store as versions
+from gfcore.orchestration import reproduce
 from tests.conftest import REPO, run_entrypoint, runs_of
 from tests.stack.servers import stack_missing
 
@@ -167,6 +168,20 @@ def test_bad_input_is_refused_before_anything_is_stored(pushed, s3_env, tmp_path
     assert cli.main(["data", "alias", "yard@0000000000ab", "gold"]) == 2
     assert "no version or alias '0000000000ab'" in capsys.readouterr().err
     assert "gold" not in versions.aliases("yard", store)
+
+    # `reproduce` of a run whose version is gone refuses before anything starts, naming it and where it looked.
+    logged = to_container(compose(["scenario=smoke", "data=versioned", "data.name=yard"]))
+    uri = store.manifest_uri("yard", "0000deadbeef")
+    with pytest.raises(DataError, match=rf"run r1 trained on yard@0000deadbeef \({uri}\), which cannot be fetched: "
+                                        rf"yard has no version or alias '0000deadbeef' in s3://mlflow/test-datasets"):
+        reproduce._pin_data("r1", {"data.version": "0000deadbeef", "data.uri": uri}, logged)
+    # A run that read a plain folder is reproduced on what the folder holds now, with a note saying so.
+    logged = to_container(compose(["scenario=smoke", "data=yolo", "data.name=yard",
+                                   f"data.path={pushed['v1_dir'] / 'data.yaml'}"]))
+    capsys.readouterr()
+    reproduce._pin_data("r2", {"data.hash": "0" * 64}, logged)
+    note = capsys.readouterr().err
+    assert "is not a pinned version (push it with `guardianflow data push`)" in note and "results may differ" in note
 
     # An interrupted push leaves no version: the files it sent wait, unlisted, for the next push.
     before = [v["version"] for v in versions.versions("yard", store)]

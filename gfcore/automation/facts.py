@@ -22,7 +22,7 @@ from gfcore.automation.challenge import config_of
 from gfcore.config.compose import CONF_DIR
 from gfcore.config.schema import DataKind, SiteConfig
 from gfcore.core.errors import GuardianFlowError
-from gfcore.core.vocabulary import DATA_HASH, DATA_REV, DATA_VERSION, MOT_HOTA
+from gfcore.core.vocabulary import DATA_HASH, DATA_REV, DATA_URI, DATA_VERSION, MOT_HOTA
 from gfcore.data.dataset import resolve_dataset
 from gfcore.data.versions import diff as diffs
 from gfcore.data.versions import store as versions
@@ -102,8 +102,9 @@ class Facts:
         then = tags.get(DATA_HASH)
         try:
             cfg = config_of(run_id)
-            if cfg.data.kind == DataKind.versioned and tags.get(DATA_VERSION):
-                return _version_change(cfg.data.name, tags[DATA_VERSION], Store.at(cfg.data.store), then)
+            if cfg.data.kind == DataKind.versioned and tags.get(DATA_VERSION) and tags.get(DATA_URI):
+                store, name = Store.of_manifest(tags[DATA_URI])
+                return _version_change(name, tags[DATA_VERSION], store, then)
             now = resolve_dataset(cfg.data, cfg.task)
         except GuardianFlowError as exc:
             log.warning("%s v%s: the data it was trained on cannot be checked here (%s)", model, version, exc)
@@ -129,9 +130,11 @@ class DataChange:
     version_now: str | None = None
 
     def describe(self) -> str:
+        """What the champion was trained on and what is newer, for a message: `yard@1a2b...; newer: yard@3c4d...
+        (latest): images +0 -0, 1 changed; ...`, or the two hashes."""
         if self.then and self.now:
-            return f"{self.then}; {self.now} is newer" + (f" ({self.diff})" if self.diff else "")
-        return f"data {self.hash_then[:12]}; it hashes {(self.hash_now or '?')[:12]} now"
+            return f"{self.then}; newer: {self.now}" + (f": {self.diff}" if self.diff else "")
+        return f"data that changed since (hash {self.hash_then[:12]} then, {(self.hash_now or '?')[:12]} now)"
 
     def evidence(self) -> dict[str, Any]:
         out: dict[str, Any] = {"data_hash_then": self.hash_then, "data_hash_now": self.hash_now}

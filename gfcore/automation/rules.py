@@ -280,8 +280,8 @@ def _stale_champion(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Ale
     if rule.data_changed and ctx.facts is not None:
         change = ctx.facts.data_change(row.model, row.champion)
         if change is not None:
-            return _new(name, rule, row, f"{row.model} v{row.champion} was trained on data that changed since ("
-                        f"{change.describe()})", version=row.champion, **change.evidence())
+            return _new(name, rule, row, f"{row.model} v{row.champion} was trained on {change.describe()}",
+                        version=row.champion, **change.evidence())
     return None
 
 

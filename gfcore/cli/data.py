@@ -42,6 +42,9 @@ def _push(args: argparse.Namespace) -> None:
 
             raise ConfigError("--alias and --store belong to versions: `data push DATA_YAML NAME`.")
         result = s3data.push(args.data_yaml, args.name)
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return
         print(f"pushed {result['files']} files ({_size(result['bytes'])}); use it with data=yolo "
               f"data.path={result['uri']}")
         return
@@ -128,7 +131,7 @@ def _ref(text: str) -> tuple[str, str | None]:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n} B"
 
 
 def _verb_parser() -> argparse.ArgumentParser:

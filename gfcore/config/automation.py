@@ -41,7 +41,7 @@ class RuleSettings:
     max_drop: Optional[float] = None  # tracking_drop: below the previous champion's by more than this
     hours: Optional[float] = None  # failed_runs: over these hours; unset: the summary's days
     days: Optional[float] = None  # stale_champion: champion for longer than this
-    data_changed: Optional[bool] = None  # stale_champion: also when the champion's data hashes differently now
+    data_changed: Optional[bool] = None  # stale_champion: also when the champion's data changed since
     severity: Optional[Severity] = None
     enabled: Optional[bool] = None  # false: not evaluated; unset: on
 

@@ -149,11 +149,15 @@ def _download(s3: Any, bucket: str, prefix: str, objects: dict[str, tuple[str, i
 
 def call(fn: Any, uri: str) -> Any:
     """An S3 call, its failures as one clear error naming what to check."""
+    from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or "AWS"
     try:
         return fn()
+    except (S3UploadFailedError, S3TransferFailedError) as exc:  # boto3's transfers wrap the server's answer
+        raise DataError(f"{uri}: a transfer to or from S3 at {endpoint} failed ({exc}); nothing was recorded as "
+                        "done: run it again.") from None
     except NoCredentialsError:
         raise DataError(f"{uri}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and "
                         "MLFLOW_S3_ENDPOINT_URL for a non-AWS endpoint such as the stack's SeaweedFS).") from None

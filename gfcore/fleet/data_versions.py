@@ -31,15 +31,13 @@ def newer_data(pins: set[Pin]) -> dict[Pin, str]:
     read per dataset and two manifests per newer version; data that cannot be read is logged, not guessed."""
     out = {}
     for uri, version in sorted(pins):
-        bucket, _, key = uri[len("s3://"):].partition("/")
-        prefix, _, name = key.rpartition("/versions/")[0].rpartition("/")
-        store = versions.Store(bucket, f"{prefix}/" if prefix else "")
         try:
+            store, name = versions.Store.of_manifest(uri)
             newest = versions.resolve(name, versions.LATEST, store)
             if newest != version:
                 d = diffs.diff(versions.read_manifest(name, version, store)[0],
                                versions.read_manifest(name, newest, store)[0])
                 out[(uri, version)] = f"{name}@{newest}: {diffs.summary(d)}"
         except GuardianFlowError as exc:
-            log.warning("%s@%s: cannot check for newer data (%s)", name, version, exc)
+            log.warning("%s (%s): cannot check for newer data (%s)", uri, version, exc)
     return out

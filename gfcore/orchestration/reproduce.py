@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gfcore.config import compose, to_typed
+from gfcore.config import compose, searchpath, to_typed
 from gfcore.config.schema import Config, DataKind, SiteConfig
 from gfcore.core.codeversion import code_version
 from gfcore.core.errors import ConfigError, DataError, GuardianFlowError, ResumeError
@@ -24,7 +24,9 @@ from gfcore.core.vocabulary import (
     REPRODUCED_FROM,
     RunKind,
 )
+from gfcore.data import dvc
 from gfcore.data.dataset import resolve_dataset
+from gfcore.data.versions.store import Store
 from gfcore.jobs import resume as resuming
 from gfcore.orchestration import launcher
 from gfcore.tracking.naming import experiment_name
@@ -109,10 +111,15 @@ def pin_logged(tags: dict[str, str], logged: dict) -> str | None:
     data = logged.setdefault("data", {})
     if data.get("kind") == DataKind.versioned.value and tags.get(DATA_VERSION):
         data["version"] = tags[DATA_VERSION]
+        if tags.get(DATA_URI):  # the store it came from, whatever $GF_DATA_STORE says here
+            data["store"] = Store.of_manifest(tags[DATA_URI])[0].uri
         return f"{data.get('name')}@{tags[DATA_VERSION]} ({tags.get(DATA_URI, 'its store')})"
     if tags.get(DATA_REV):
+        where = data.get("path")
+        if tags.get(DATA_URI):  # the repository it came from, named as the run saw it
+            data["repo"], data["path"], _ = dvc.parse_uri(tags[DATA_URI])
         data["rev"] = tags[DATA_REV]
-        return f"{data.get('path')} at git {tags[DATA_REV][:12]} ({tags.get(DATA_URI, data.get('repo') or '')})"
+        return f"{where} at git {tags[DATA_REV][:12]} ({tags.get(DATA_URI, data.get('repo') or '')})"
     return None
 
 
@@ -171,6 +178,7 @@ def launch(entry: str, overrides: list[str], env_manager: str = "local") -> str:
     """`mlflow run` this project's entry point, filed under the scenario's site experiment; returns the run id."""
     if entry not in ENTRY_POINTS:
         raise ConfigError(f"unknown entry point {entry!r}: use one of {', '.join(ENTRY_POINTS)}.")
+    overrides = searchpath.prepare(overrides)  # a scenario file made absolute: the entry point runs in PROJECT
     scenario = next((o.split("=", 1)[1] for o in overrides if o.startswith("scenario=")), "demo")
     rest = [o for o in overrides if not o.startswith("scenario=")]
     # Sweep values (a,b) are not one config: compose the base to learn the site.

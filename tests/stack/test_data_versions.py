@@ -253,7 +253,7 @@ def test_a_run_pinned_to_version_1_and_its_reproduction_train_on_version_1(pushe
     [stale] = [a for a in alerts["open"] if a["rule"] == "stale_champion"]
     assert stale["evidence"]["data_then"] == f"yard@{pushed['v1']}"
     assert stale["evidence"]["data_now"] == f"yard@{newest} (latest)" and stale["evidence"]["data_diff"] == change
-    assert f"yard@{pushed['v1']}; yard@{newest} (latest) is newer ({change})" in stale["message"]
+    assert f"trained on yard@{pushed['v1']}; newer: yard@{newest} (latest): {change}" in stale["message"]
     decisions = _cli_json_of(capsys, "optimize", "check", "+triggers.low_accuracy.enabled=false",
                              "+triggers.new_candidate.enabled=false")["decisions"]
     [retrain] = [d for d in decisions if d["trigger"] == "data_changed"]

@@ -56,6 +56,16 @@ class Store:
         bucket, prefix = s3data.split_uri(uri)
         return cls(bucket, prefix.strip("/") + "/" if prefix.strip("/") else "")
 
+    @classmethod
+    def of_manifest(cls, uri: str) -> tuple[Store, str]:
+        """(the store, the dataset name) of a version's manifest URI (what a run records as `data.uri`)."""
+        bucket, key = s3data.split_uri(uri)
+        folder, _, _ = key.rpartition("/versions/")
+        prefix, _, name = folder.rpartition("/")
+        if not name:
+            raise ConfigError(f"{uri!r} is not a dataset version's manifest (s3://BUCKET/PREFIX/NAME/versions/ID.json).")
+        return cls(bucket, f"{prefix}/" if prefix else ""), name
+
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
@@ -87,6 +97,8 @@ class Copy:
 def check_name(what: str, value: str) -> None:
     if not _NAME.match(value or ""):
         raise ConfigError(f"{what} {value!r}: use letters, digits, '.', '-' and '_', starting with a letter or digit.")
+    if what == "dataset name" and value == "objects":
+        raise ConfigError("dataset name 'objects' is where the store keeps every file's content: pick another name.")
 
 
 def push(data_yaml: Path, name: str, store: Store, aliases: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -321,8 +333,11 @@ def _materialize(manifest: dict[str, Any], store: Store, into: Path, what: str) 
             local.touch()
             return
         key = store.object_key(entry["sha256"])
-        s3data.call(lambda: s3.download_file(store.bucket, key, str(local), Callback=bar.update), what)
-        if hashlib.sha256(local.read_bytes()).hexdigest() != entry["sha256"]:
+        # One GET per file (download_file would HEAD first for the size, which the manifest already holds).
+        data = s3data.call(lambda: s3.get_object(Bucket=store.bucket, Key=key)["Body"].read(), what)
+        local.write_bytes(data)
+        bar.update(len(data))
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise DataError(f"s3://{store.bucket}/{key} ({rel} of {what}) arrived changed: its sha256 is not the "
                             "manifest's; nothing was kept: run again, or push the version again if it persists.")
 

@@ -55,8 +55,8 @@ def _push(args: argparse.Namespace) -> None:
     up = result["uploaded"]
     head = f"{args.name}@{result['version']}: "
     if result["new"]:
-        head += (f"new version, {result['files']} files ({_size(result['bytes'])}); uploaded {up['files']} file "
-                 f"contents the store lacked ({_size(up['bytes'])})")
+        head += (f"new version, {result['files']} files ({_size(result['bytes'])}); uploaded what the store lacked: "
+                 f"{up['files']} file{'s' if up['files'] != 1 else ''} ({_size(up['bytes'])})")
     else:
         head += "unchanged (this content is that version already); uploaded nothing"
     print(head)

@@ -218,8 +218,8 @@ def report(results: list[dict], args: argparse.Namespace, changed: str, loads: l
          f"`latest`, that is all an unchanged push does); a new version then lists the store's objects (one "
          f"ListObjectsV2 per 1,000 objects of the whole store, every dataset's) and uploads only the contents the "
          f"store lacks ({ds['files']} files are {results[-1]['first']['files']} distinct contents here), then its "
-         "manifest and `latest`. The first fetch makes two requests per file (boto3's `download_file` sends a "
-         "HeadObject before each GetObject; an empty file is not fetched); a cached fetch of a concrete id reads "
+         "manifest and `latest`. The first fetch makes one GetObject per distinct content (the manifest holds "
+         "each file's size and hash; an empty file is not fetched); a cached fetch of a concrete id reads "
          "nothing from S3 and costs Ultralytics' check of the yaml and the cached content hash."),
     ]
     if busy:

@@ -140,12 +140,12 @@ def timed(fn, rounds: int) -> float:
 
 
 def measure(rounds: int, out: Path, history: bool) -> dict[str, float]:
-    from gfcore.fleet import queries
+    from gfcore.fleet import queries, trends
     from gfcore.fleet.export import export
 
     figures = {"summary": timed(lambda: queries.summary(), rounds),
-               "trend (90 days)": timed(lambda: queries.trend("det.mAP50"), rounds),
-               "trend (all)": timed(lambda: queries.trend("det.mAP50", days=3650), rounds),
+               "trend (90 days)": timed(lambda: trends.trend("det.mAP50"), rounds),
+               "trend (all)": timed(lambda: trends.trend("det.mAP50", days=3650), rounds),
                "export": timed(lambda: export(out, "parquet"), rounds)}
     if history:
         figures["export --history"] = timed(lambda: export(out, "parquet", history=True), 1)

@@ -96,6 +96,14 @@ def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, aud
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_cli(uri: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m gfcore.cli ARGS` (the `guardianflow` command) from the repo root, against `uri`."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_RUN_ID", None)
+    return subprocess.run([sys.executable, "-m", "gfcore.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def run_project(entry: str, uri: str, params: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     """`mlflow run` of this repository's entry point, filed under the demo site's experiment, as a user runs it."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}

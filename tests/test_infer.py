@@ -62,6 +62,20 @@ def test_pt_model_of_a_train_run(trained_store, tmp_path):
         assert m[f"{prefix}inference_ms"] < m[f"{prefix}inference_stage_ms"], size
         assert m[f"{prefix}throughput_ips"] == pytest.approx(1000 * size / m[f"{prefix}latency_ms"])
     assert not any(k.startswith("sys.bs1.") for k in m) and "sys.fps" not in m, "one name per figure"
+    # The best batch size (no latency budget on the smoke site) and the per-batch table, from those same figures.
+    rows = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/latency/per_batch.json")
+    assert [r["batch_size"] for r in rows] == [1, 2]
+    for row, prefix in zip(rows, ("sys.", "sys.bs2.")):
+        assert row["latency_p50_ms"] == m[f"{prefix}latency_p50_ms"] and row["within_budget"] is None
+        assert row["latency_p95_ms_per_image"] == pytest.approx(m[f"{prefix}latency_p95_ms"] / row["batch_size"])
+        assert row["throughput_ips"] == pytest.approx(m[f"{prefix}throughput_ips"])
+    best = max(rows, key=lambda r: r["throughput_ips"])
+    assert (m["sys.best_batch_size"], m["sys.best_throughput_ips"]) == (best["batch_size"],
+                                                                       pytest.approx(best["throughput_ips"]))
+    assert tags["sys.best_batch_rule"].startswith("the most images/s of batch sizes 1, 2 (no site.latency_budget_ms)")
+    table = mlflow.MlflowClient().load_table(run.info.experiment_id, "latency/per_batch_table.json", [run.info.run_id])
+    assert list(table["batch_size"]) == [1, 2] and list(table["throughput_ips"]) == pytest.approx(
+        [r["throughput_ips"] for r in rows])
     assert tags["eval.split"] == "test" and "batch 1, 2" in tags["sys.latency_protocol"]
     assert any(k.startswith("system/") for k in m), "MLflow's system metrics, like every other run"
     # System snapshot and model figures; no GPU figures on a CPU machine.
@@ -118,11 +132,31 @@ def test_onnx_file_by_path(trained_store, tmp_path):
     weights = mlflow.artifacts.download_artifacts(run_id=_train_run_id(), artifact_path="weights/best.pt",
                                                   dst_path=str(tmp_path))
     onnx = YOLO(weights).export(format="onnx", imgsz=64, verbose=False)
-    infer(_cfg(f"infer.model_uri={onnx}", "infer.tracking.enabled=false"))
+    # A latency budget no batch size can keep: no best batch size, and the run says why.
+    infer(_cfg(f"infer.model_uri={onnx}", "infer.tracking.enabled=false", "site.latency_budget_ms=0.001"))
     run = _last_infer_run()
     assert run.info.status == "FINISHED" and run.data.tags["backend.name"] == "onnx"
     assert "source.run_id" not in run.data.tags and "mot.hota" not in run.data.metrics
-    assert run.data.metrics["sys.bs2.latency_p50_ms"] > 0
+    m = run.data.metrics
+    assert m["sys.bs2.latency_p50_ms"] > 0
+    assert "sys.best_batch_size" not in m and "sys.best_throughput_ips" not in m
+    assert run.data.tags["sys.best_batch_rule"].startswith("no best batch size: no batch size of 1, 2 keeps its p95")
+    rows = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/latency/per_batch.json")
+    assert [(r["batch_size"], r["within_budget"]) for r in rows] == [(1, False), (2, False)]
+
+
+@pytest.mark.parametrize("budget, best", [(None, 8), (30.0, 2), (5.0, None)])
+def test_best_batch_within_the_budget(budget, best):
+    from gfcore.jobs.measure import batch_table, best_batch
+
+    figures = {1: (4.0, 6.0, 240.0), 2: (7.0, 20.0, 270.0), 8: (25.0, 40.0, 300.0)}  # p50, p95 per call, images/s
+    rows = batch_table({n: {"latency_p50_ms": p50, "latency_p95_ms": p95, "throughput_ips": ips}
+                        for n, (p50, p95, ips) in figures.items()}, budget)
+    assert [r["within_budget"] for r in rows] == ([None] * 3 if budget is None else [p95 <= budget for _, p95, _ in
+                                                                                    figures.values()])
+    assert rows[2]["latency_p50_ms_per_image"] == 25.0 / 8 and rows[1]["latency_p95_ms_per_image"] == 10.0
+    chosen = best_batch(rows)
+    assert (chosen["batch_size"] if chosen else None) == best
 
 
 def test_infer_under_mlflow_run(trained_store, tmp_path):

@@ -12,20 +12,13 @@ import time
 import mlflow
 import pytest
 
-from tests.conftest import REPO, runs_of
-
-
-def _cli(uri, *args, timeout=600):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    env.pop("MLFLOW_RUN_ID", None)
-    return subprocess.run([sys.executable, "-m", "gfcore.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+from tests.conftest import REPO, run_cli, runs_of
 
 
 def test_reproduce_a_train_run(trained_store):
     [original] = [r for r in runs_of(trained_store) if r.data.tags["exp.type"] == "train"]
     mlflow.MlflowClient().set_tag(original.info.run_id, "gf.code_version", "0ld")
-    proc = _cli(trained_store, "reproduce", original.info.run_id)
+    proc = run_cli(trained_store, "reproduce", original.info.run_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"run {original.info.run_id} ran with code version 0ld" in proc.stderr
     again = [r for r in runs_of(trained_store) if r.data.tags.get("gf.reproduced_from") == original.info.run_id]
@@ -41,22 +34,22 @@ def test_reproduce_refuses_what_it_cannot_rerun(trained_store):
     bare = client.create_run(exp, tags={"exp.type": "train"}).info.run_id
     client.set_terminated(bare, "FINISHED")
     before = len(runs_of(trained_store))
-    proc = _cli(trained_store, "reproduce", bare)
+    proc = run_cli(trained_store, "reproduce", bare)
     assert proc.returncode == 2 and "has no logged config (config/resolved.yaml)" in proc.stderr
-    proc = _cli(trained_store, "reproduce", "0123456789abcdef")
+    proc = run_cli(trained_store, "reproduce", "0123456789abcdef")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     assert len(runs_of(trained_store)) == before
 
 
 def test_run_files_the_run_under_the_site(mlflow_store):
-    proc = _cli(mlflow_store, "run", "train", "scenario=smoke", "train.epochs=1 registry.register=false",
+    proc = run_cli(mlflow_store, "run", "train", "scenario=smoke", "train.epochs=1 registry.register=false",
                 "site.zone=gate")
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = runs_of(mlflow_store, "demo/local-plant1/gate")
     assert run.info.run_id == proc.stdout.strip().splitlines()[-1]
     assert run.data.tags["mlflow.project.entryPoint"] == "train" and run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "1"
-    proc = _cli(mlflow_store, "run", "deploy", "scenario=smoke")
+    proc = run_cli(mlflow_store, "run", "deploy", "scenario=smoke")
     assert proc.returncode == 2 and "unknown entry point 'deploy'" in proc.stderr
 
 

@@ -1,6 +1,6 @@
 """`guardianflow alerts list`: evaluate the alert rules on the fleet, record the evaluation as a run of experiment
-`guardianflow/alerts` (the open alerts as a table and a JSON artifact, counts as metrics), and with `notify` send
-what is new or resolved since the last evaluation to the webhook.
+`guardianflow/alerts` (the open alerts as a table, a JSON artifact and one tag each for the Grafana panel, counts
+as metrics), and with `notify` send what is new or resolved since the last evaluation to the webhook.
 
 The previous evaluation is the newest FINISHED run of the experiment: its `open_alerts.json` is what was open
 then. Notification state is that run history, in MLflow, so two machines running the same cron job agree.
@@ -24,7 +24,9 @@ from gfcore.core.vocabulary import (
     ALERTS_NOTIFICATION,
     ALERTS_NOTIFIED,
     EXP_TYPE,
+    MAX_TAG_VALUE,
     NOTE_TAG,
+    OPEN_ALERT,
     RunKind,
 )
 from gfcore.fleet import queries
@@ -131,6 +133,22 @@ def _previous_open(notified: bool) -> dict[str, dict[str, Any]]:
     return {a["key"]: a for a in mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/{OPEN_FILE}")}
 
 
+def open_alert_tags(open_alerts: list[rule_kinds.Alert]) -> dict[str, str]:
+    """One tag per open alert, `alerts.open_alert.0001` ... in the order listed, each a JSON object of the columns
+    (severity, rule, site, task, model, version, message): what the Grafana panel of open alerts reads from the
+    database, where the artifacts are out of reach. A long message is cut to fit a tag."""
+    out = {}
+    for i, a in enumerate(open_alerts, 1):
+        row = {"severity": a.severity, "rule": a.rule, "site": a.site, "task": a.task, "model": a.model,
+               "version": a.version, "message": a.message}
+        text = json.dumps(row, ensure_ascii=False)
+        while len(text) > MAX_TAG_VALUE:
+            row["message"] = row["message"][:len(row["message"]) - (len(text) - MAX_TAG_VALUE) - 1] + "\u2026"
+            text = json.dumps(row, ensure_ascii=False)
+        out[f"{OPEN_ALERT}{i:04d}"] = text
+    return out
+
+
 def _record(result: Evaluation, days: int) -> None:
     import mlflow
 
@@ -138,7 +156,7 @@ def _record(result: Evaluation, days: int) -> None:
     client = mlflow.MlflowClient()
     run = client.create_run(exp_id, run_name=f"alerts-{len(result.open)}-open",
                             tags={EXP_TYPE: RunKind.alerts.value, ALERTS_DAYS: str(days),
-                                  NOTE_TAG: describe(result)})
+                                  NOTE_TAG: describe(result), **open_alert_tags(result.open)})
     rid = run.info.run_id
     try:
         import time

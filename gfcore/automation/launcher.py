@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gfcore.config import compose
-from gfcore.config.compose import CONF_DIR, to_container
+from gfcore.config import compose, searchpath
+from gfcore.config.compose import to_container
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
     AUTOMATION_MODEL,
@@ -77,7 +77,7 @@ def scenario_overrides(run_id: str, drop: tuple[str, ...] = ()) -> tuple[str, li
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config/resolved.yaml")
     logged = _leaves(yaml.safe_load(Path(path).read_text()))
     preset = logged.get("exp.scenario")
-    if not preset or not (CONF_DIR / "scenario" / f"{preset}.yaml").exists():
+    if not preset or searchpath.source_of(f"scenario/{preset}") is None:  # conf/ or a GF_CONFIG_PATH folder
         preset = "demo"  # a scenario without a preset: every value comes from the overrides
     today = _leaves(to_container(compose([f"scenario={preset}"])))
     keep = ("exp.design",)  # the launched entry point sets its own design

@@ -70,6 +70,7 @@ class Alert:
     version: str | None
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    task: str | None = None  # the site model's task (the summary row's), which dashboards filter on
 
     @property
     def key(self) -> str:
@@ -191,7 +192,8 @@ def _new(name: str, rule: RuleConfig, row: Any, message: str, version: str | Non
          **evidence: Any) -> Alert:
     """An alert about the row's champion version (or, with `version=None` given by a site rule, its site)."""
     return Alert(rule=name, kind=rule.kind.value, severity=rule.severity.value, site=row.site,
-                 model=row.model, version=version, message=message, evidence=evidence)
+                 model=row.model, version=version, message=message, evidence=evidence,
+                 task=getattr(row, "task", None))
 
 
 def _champion_below(name: str, rule: RuleConfig, row: Any, ctx: _Context) -> Alert | None:

@@ -1,5 +1,6 @@
-"""The `guardianflow` command: scenarios, data, the model registry, MOT scoring, old folders and the stack,
-without training. One module per command group; this one wires them."""
+"""The `guardianflow` command: the entry points as verbs (train, quant, infer, sweep, compare, pipeline,
+challenge), scenarios, data, the model registry, the fleet, MOT scoring, old folders and the stack. One module per
+command group; this one wires them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from importlib import import_module
 from gfcore import __version__
 from gfcore.core.errors import GuardianFlowError
 
-GROUPS = ("run", "sync", "data", "registry", "challenge", "metrics", "alerts", "optimize", "eval_mot", "wrap", "stack")
+GROUPS = ("verbs", "run", "sync", "data", "experiments", "registry", "challenge", "metrics", "alerts", "optimize",
+          "eval_mot", "wrap", "stack", "site")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # a command that explains what it takes instead (the verbs) sets `unknown`; the others refuse here
+        if not hasattr(args, "unknown"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.unknown = unknown
     try:
         code = args.func(args)  # a command returns an exit status where it has one of its own
     except (GuardianFlowError, HydraException, OmegaConfBaseException) as exc:

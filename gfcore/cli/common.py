@@ -9,9 +9,12 @@ from contextlib import contextmanager
 
 
 def typed(overrides: list[str]):
-    from gfcore.config import compose, split_overrides, to_typed  # Hydra: only for the commands that compose
+    """The typed config of `overrides`, configs outside the package included (GF_CONFIG_PATH, scenario=PATH.yaml);
+    an error in one names its file."""
+    from gfcore.config import split_overrides  # Hydra: only for the commands that compose
+    from gfcore.config.compose import compose_typed
 
-    return to_typed(compose(split_overrides(overrides)))
+    return compose_typed(split_overrides(overrides))
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

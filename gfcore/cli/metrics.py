@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gfcore.cli.common import table
+from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import DET_MAP50, SYS_LATENCY_P50_MS
 
 
@@ -28,10 +29,26 @@ def _print(rows: list[dict], columns: list[str], empty: str, as_json: bool) -> N
         print(table([{c: _cell(r.get(c)) for c in columns} for r in rows], columns))
 
 
+def tag_args(given: list[str] | None) -> dict[str, str]:
+    """`--tag K=V` (repeatable) as {K: V}: a scenario's own tags (`exp.tags`), every one required."""
+    tags: dict[str, str] = {}
+    for item in given or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--tag {item!r}: give a tag as NAME=VALUE, e.g. --tag purpose=baseline.")
+        tags[key.strip()] = value
+    return tags
+
+
+def _add_tag_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--tag", action="append", metavar="K=V", help=f"{what} carrying tag K with value V (a "
+                   "scenario's exp.tags, e.g. purpose=baseline); repeatable, all must match")
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
     from gfcore.fleet import queries
 
-    rows = [r.as_dict() for r in queries.summary(args.customer, args.task, args.days)]
+    rows = [r.as_dict() for r in queries.summary(args.customer, args.task, args.days, tag_args(args.tag))]
     _print(rows, ["site", "task", "model", "champion", "champion_days", "det_mAP50", "det_mAP50_95", "eval_split",
                   "deployed", "latency_p50_ms", "latency_p95_ms", "hota", "idf1", "candidate",
                   "candidate_same_basis", "data", "data_newer", "runs", "failed_runs"],
@@ -40,9 +57,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_trend(args: argparse.Namespace) -> None:
-    from gfcore.fleet import queries
+    from gfcore.fleet import trends
 
-    rows = queries.trend(args.metric, args.customer, args.task, args.days, args.by)
+    rows = trends.trend(args.metric, args.customer, args.task, args.days, args.by, tag_args(args.tag))
     _print(rows, ["site", "task", args.by, args.metric, "runs", "last"],
            f"no finished run logged {args.metric} in the last {args.days} days.", args.json)
     if args.plot and rows:
@@ -52,10 +69,10 @@ def cmd_trend(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from gfcore.fleet import queries
+    from gfcore.fleet import trends
 
     metric = SYS_LATENCY_P50_MS if args.latency else args.metric
-    rows = queries.compare(args.by, metric, args.days, args.customer, lower_is_better=args.latency)
+    rows = trends.compare(args.by, metric, args.days, args.customer, lower_is_better=args.latency)
     _print(rows, [args.by, "mean", "best", "count"], f"no finished run logged {metric}.", args.json)
     if args.plot and rows:
         from gfcore.jobs.plots import metric_per_variant
@@ -69,7 +86,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from gfcore.fleet.export import export
 
-    files = export(Path(args.output), args.format, args.history, args.customer)
+    files = export(Path(args.output), args.format, args.history, args.customer, tag_args(args.tag))
     if args.json:
         print(json.dumps([str(f) for f in files]))
     else:
@@ -96,6 +113,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--customer")
     s.add_argument("--task")
     s.add_argument("--days", type=int, default=30, help="runs and failed runs counted over these days (30)")
+    _add_tag_option(s, "only site models whose champion (its version, or the run that registered it) is, and runs "
+                       "counted,")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_summary)
 
@@ -106,6 +125,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--days", type=int, default=90)
     t.add_argument("--by", choices=["day", "week"], default="day")
     t.add_argument("--plot", metavar="FILE.png")
+    _add_tag_option(t, "only runs")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_trend)
 
@@ -124,6 +144,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", required=True, metavar="DIR")
     e.add_argument("--history", action="store_true", help="also history.{parquet,csv}: run_id, key, step, value")
     e.add_argument("--customer")
+    _add_tag_option(e, "only runs")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_export)
 

@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from dataclasses import asdict
 
 from gfcore.cli.common import fmt, table
-from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95, SYSTEM
+from gfcore.core.vocabulary import DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS, SYSTEM
+
+
+def matches(name: str, pattern: str) -> bool:
+    """`--name`: a glob (`*.welding.*`) when it has one of * ? [, else a substring; case-insensitive."""
+    name, pattern = name.lower(), pattern.lower()
+    return fnmatch.fnmatchcase(name, pattern) if any(ch in pattern for ch in "*?[") else pattern in name
 
 
 def cmd_models(args: argparse.Namespace) -> None:
     from gfcore.registry import lifecycle
 
     models = lifecycle.list_models(customer=args.customer, task=args.task)
+    everything = len(models)
+    if args.name:
+        models = [m for m in models if matches(m.name, args.name)]
     if args.json:
         print(json.dumps([asdict(m) for m in models], indent=2))
         return
     rows = [{"name": m.name, "champion": m.aliases.get("champion"), "candidate": m.aliases.get("candidate"),
              "rollback": m.aliases.get("rollback"), "champion det.mAP50": fmt(m.champion_metrics.get(DET_MAP50)),
-             "det.mAP50_95": fmt(m.champion_metrics.get(DET_MAP50_95)), "path": m.path} for m in models]
-    print(table(rows, ["name", "champion", "candidate", "rollback", "champion det.mAP50", "det.mAP50_95", "path"])
-          if rows else "no registered models")
+             "det.mAP50_95": fmt(m.champion_metrics.get(DET_MAP50_95)),
+             "latency_p50_ms": fmt(m.champion_metrics.get(SYS_LATENCY_P50_MS)), "path": m.path} for m in models]
+    if not rows:
+        print(f"no registered model's name matches {args.name!r} ({everything} registered: `guardianflow models` "
+              "lists them)" if args.name and everything else "no registered models")
+        return
+    print(table(rows, ["name", "champion", "candidate", "rollback", "champion det.mAP50", "det.mAP50_95",
+                       "latency_p50_ms", "path"]))
+    print(f"next: `guardianflow versions {rows[0]['name']}` for its versions and their figures, "
+          f"`guardianflow promote {rows[0]['name']}` to make its candidate the champion")
 
 
 def cmd_versions(args: argparse.Namespace) -> None:
@@ -88,6 +105,8 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str, func, *posit
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "models", "registered models with their champion / candidate / rollback versions", cmd_models)
+    p.add_argument("--name", metavar="PATTERN", help="only models whose name matches: a glob (*.welding.*) or a "
+                                                     "substring (busan), case-insensitive")
     p.add_argument("--customer")
     p.add_argument("--task")
     _command(sub, "versions", "every version of a registered model, with aliases and metrics", cmd_versions, "name")

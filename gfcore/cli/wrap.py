@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gfcore.cli.common import table
 from gfcore.core.errors import GuardianFlowError
+
+if TYPE_CHECKING:
+    from gfcore.legacy.experiments_registry import ScriptEntry
 
 
 def cmd_scan(args: argparse.Namespace) -> None:
@@ -28,13 +32,20 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name, entry in load_registry(args.registry).items():
         if args.customer and entry.spec.site.customer != args.customer:
             continue
-        scripts = {k: (entry.scripts(k).default if entry.scripts(k) else None) for k in ENTRY_TYPES}
+        scripts = {k: _script_of(entry.scripts(k)) for k in ENTRY_TYPES}
         rows.append({"name": name, "experiment": experiment_name(entry.spec.site),
                      "task": entry.spec.task.type.value, **scripts, "folder": str(entry.folder)})
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         print(table(rows, ["name", "experiment", "task", "train", "infer", "quant", "folder"]))
+
+
+def _script_of(scripts: ScriptEntry | None) -> str | None:
+    """What `wrap` runs of a kind: its default, or (none named) the patterns a script is chosen by."""
+    if scripts is None:
+        return None
+    return scripts.default or (f"pattern {', '.join(scripts.patterns)}" if scripts.patterns else None)
 
 
 def cmd_wrap(args: argparse.Namespace) -> None:
@@ -49,8 +60,15 @@ def cmd_wrap(args: argparse.Namespace) -> None:
             raise GuardianFlowError(f"-p {item!r}: write parameters as key=value.")
         params[key] = value
     entry = get_entry(load_registry(args.registry), args.name)
-    result = wrap(entry, args.type, args.script, params, args.timeout, register=not args.no_register)
-    summary = {"run_id": result.run_id, "status": result.status, "exit_code": result.exit_code,
+    chosen = entry.choose(args.type, args.script)
+    if chosen.said:  # no default in the registry: say which pattern chose which script, before it runs
+        print(chosen.said, file=sys.stderr)
+    result = wrap(entry, args.type, args.script, params, args.timeout, register=not args.no_register,
+                  name=args.run_name, version=args.version,
+                  **({} if args.system_metrics_interval is None else
+                     {"system_metrics_interval_s": args.system_metrics_interval}))
+    summary = {"run_id": result.run_id, "run_name": result.run_name, "status": result.status,
+               "exit_code": result.exit_code, **({"script_chosen": result.chosen} if result.chosen else {}),
                "collected": result.collected, "registered": [f"{n} v{v}" for n, v in result.registered]}
     print(json.dumps(summary, indent=2, ensure_ascii=False), file=sys.stderr)
     if result.status != "FINISHED":
@@ -79,5 +97,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="fills the args template's {KEY}; without a template becomes --KEY VALUE")
     p.add_argument("--timeout", type=float, help="seconds; then the script's process group is killed (KILLED)")
     p.add_argument("--no-register", action="store_true", help="do not register a model file the script wrote")
+    p.add_argument("--name", dest="run_name", metavar="NAME",
+                   help="the name part of the run's name {task}-{NAME}-wrap-{version} (default: the script's name)")
+    p.add_argument("--version", default="v1", help="the run's version: the last part of its name and tag exp.version "
+                   "(default v1)")
+    p.add_argument("--system-metrics-interval", type=float, metavar="SECONDS",
+                   help="MLflow's system metrics (system/*) sampled every SECONDS while the script runs (default: "
+                        "as the entry points' runs, tracking.system_metrics_interval_s; 0: none)")
     p.add_argument("--registry", help=registry_help)
     p.set_defaults(func=cmd_wrap)

@@ -9,6 +9,7 @@ a type (names MLflow would reject, a data path the data kind needs) run in `__po
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -30,7 +31,7 @@ from gfcore.config.enums import (  # noqa: F401  re-exported: callers import the
     TrackerName,
 )
 from gfcore.core.errors import ConfigError
-from gfcore.core.vocabulary import DET_MAP50_95
+from gfcore.core.vocabulary import DET_MAP50_95, MAX_TAG_VALUE, own_tag
 
 # Site parts and task classes become parts of experiment, run and registered-model names and of metric
 # names: `.` separates the parts of a model name, MLflow rejects `/` and `:` in model names.
@@ -44,6 +45,27 @@ def check_name_part(where: str, value: str) -> None:
             "'-' and '_' only (no '/', ':', '.', or spaces), starting with a letter or digit. "
             "Fix it in the scenario or override it on the command line."
         )
+
+
+# A scenario's own tag name: what MLflow takes as a tag key, and quotes in no filter string (`tags.`K` = 'V'`).
+_TAG_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,249}$")
+
+
+def check_own_tag(name: str, value: str) -> None:
+    """An `exp.tags` entry: a name MLflow accepts and GuardianFlow does not write itself, a value that fits a tag."""
+    where = f"exp.tags.{name}"
+    if not isinstance(name, str) or not _TAG_NAME.match(name) or posixpath.normpath(name) != name:
+        raise ConfigError(f"{where}: {name!r} cannot be a tag name: use letters, digits, '_', '-', '.' and '/' "
+                          "(up to 250), starting with a letter, digit or '_', e.g. purpose or ticket.")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: a tag's value is one string, not {type(value).__name__} {value!r}.")
+    why = own_tag(name)
+    if why:
+        raise ConfigError(f"{where}: {why}, so a scenario's own tag cannot have that name: rename it (e.g. "
+                          f"{name.replace('.', '_').replace('/', '_')!r}, or purpose, ticket, owner).")
+    if len(str(value)) > MAX_TAG_VALUE:
+        raise ConfigError(f"{where}: the value has {len(str(value))} characters; a tag holds at most "
+                          f"{MAX_TAG_VALUE}.")
 
 
 @dataclass
@@ -189,9 +211,14 @@ class ExpConfig:
     scenario: str = "custom"  # the preset's name, tag gf.scenario
     version: str = "v1"  # tag exp.version and the run name's last part
     design: ExpDesign = ExpDesign.single
+    # The scenario's own tags, e.g. {purpose: baseline, ticket: SAFE-123}: tags of those names on every run the
+    # scenario makes and on every version it registers (`+exp.tags.purpose=baseline` on the command line).
+    tags: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name_part("exp.version", self.version)
+        for name, value in self.tags.items():
+            check_own_tag(name, value)
 
 
 @dataclass
@@ -366,7 +393,11 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    ConfigStore.instance().store(name="gf_schema", node=Config)
+    # Hydra closes every dict of the composed config, so a new key needs `+`; exp.tags stays open, so that
+    # `exp.tags.purpose=baseline` and `exp.tags={purpose: baseline}` work as well as `+exp.tags.purpose=baseline`.
+    node = OmegaConf.structured(Config)
+    OmegaConf.set_struct(node.exp.tags, False)
+    ConfigStore.instance().store(name="gf_schema", node=node)
     OmegaConf.register_new_resolver("gf_gpus", gpus_of_device, replace=True)
 
 

@@ -81,6 +81,7 @@ INFER_IMGSZ = "infer.imgsz"
 TRACKING_TRACKER = "tracking.tracker"  # an infer run that tracked: ByteTrack or BoT-SORT
 QUANT_METHOD = "quant.method"  # how a quant run quantized (also a version tag)
 LATENCY_PROTOCOL = "sys.latency_protocol"  # how latency was measured (a tag, not a metric)
+BEST_BATCH_RULE = "sys.best_batch_rule"  # an infer run: how its best batch size was chosen, or why none was
 EVAL_SPLIT, EVAL_DATASET, EVAL_DATASET_DIGEST = "eval.split", "eval.dataset", "eval.dataset_digest"
 EVAL_BASIS = (EVAL_SPLIT, EVAL_DATASET_DIGEST)  # two versions are comparable when these match
 REGISTERED_MODEL, REGISTERED_VERSION = "gf.registered_model", "gf.registered_version"
@@ -110,6 +111,7 @@ SLURM_NODE, SLURM_PARTITION, SLURM_STATE = "slurm.node", "slurm.partition", "slu
 WRAP_TYPE, WRAPPED = "gf.wrap.type", "gf.wrapped"
 WRAPPED_EXPERIMENT, WRAPPED_SCRIPT, WRAPPED_SOURCE_DIR = "gf.experiment", "gf.script", "gf.source_dir"
 WRAPPED_ARGS = "gf.args"  # a param: the script's arguments
+WRAPPED_PATTERN = "gf.script_pattern"  # the registry's pattern that chose the script (no default named)
 SCRIPT_OUTPUT = "gf.script_output"  # a version tag: the file the script wrote
 # challenges (run tags; verdict, run id and champion version are also the candidate version's tags)
 CHALLENGE_MODEL = "challenge.model"
@@ -124,6 +126,7 @@ AUTOMATION_MODE, AUTOMATION_CONFIG = "automation.mode", "automation.config"  # o
 AUTOMATION_LAUNCHED = "automation.launched"  # on an optimize run, from the moment each is filed: "entry:run_id, ..."
 ALERTS_DAYS, ALERTS_NOTIFICATION = "alerts.days", "alerts.notification"  # on an alerts run
 ALERTS_NOTIFIED = "alerts.notified"  # "true" on an alerts run whose changes reached the webhook
+OPEN_ALERT = "alerts.open_alert."  # + 0001, ...: one open alert of an alerts run as JSON (Grafana reads them)
 FLEET_SCOPE = "fleet.scope"  # on a fleet report run
 
 # --- registered-model tags (besides SITE_TAGS, TASK_TYPE and TASK_CLASSES)
@@ -138,6 +141,30 @@ FORMER_VERSION_TAGS = {VERSION_BACKEND: "backend", VERSION_PRECISION: "precision
 PROMOTED_AT, PROMOTED_FROM, PROMOTED_BY = "gf.promoted_at", "gf.promoted_from", "gf.promoted_by"
 GATES, GATES_CHALLENGE_RUN_ID = "gf.gates", "gf.gates_challenge_run_id"
 ROLLED_BACK_AT, ROLLED_BACK_FROM, ROLLED_BACK_BY = "gf.rolled_back_at", "gf.rolled_back_from", "gf.rolled_back_by"
+
+
+# --- a scenario's own tags (`exp.tags`, e.g. purpose, ticket) go onto its runs and versions under their own names:
+# never one of these namespaces (GuardianFlow's tags and metric prefixes above, MLflow's `mlflow.*`) nor one of
+# these plain names (version tags, a dataset input's tag).
+OWN_TAG_NAMESPACES = (
+    "mlflow.", "gf.", "exp.", "site.", "task.", "model.", "data.", "source.", "backend.", "infer.", "tracking.",
+    "quant.", "eval.", "best.", "slurm.", "challenge.", "automation.", "alerts.", "fleet.", "det.", "mot.", "sys.",
+    "val.", "train.", "lr.", "delta.", "ratio.", "original.", "quantized.", "comparison.", "pipeline.", "sweep.",
+    "compare.", "wrap.", "system/",
+)
+OWN_TAG_NAMES = (INPUT_IMAGES, VERSION_RUN_ID, VERSION_ARCHITECTURE, VERSION_IMGSZ, VERSION_TASK,
+                 *FORMER_VERSION_TAGS.values())
+
+
+def own_tag(name: str) -> str | None:
+    """Why `name` cannot be a scenario's own tag (it is GuardianFlow's or MLflow's), or None when it can."""
+    if name in OWN_TAG_NAMES:
+        return f"{name!r} is a tag GuardianFlow writes itself"
+    for space in OWN_TAG_NAMESPACES:
+        if name.startswith(space):
+            whose = "MLflow's" if space == "mlflow." else "GuardianFlow's"
+            return f"{name!r} is in {whose} own namespace {space!r}"
+    return None
 
 
 def version_tag(tags: Mapping[str, str] | None, key: str) -> str | None:
@@ -169,6 +196,8 @@ DET_MAP50, DET_MAP50_95 = "det.mAP50", "det.mAP50_95"
 DET_PRECISION, DET_RECALL, DET_F1 = "det.precision", "det.recall", "det.f1"
 SYS_LATENCY_P50_MS, SYS_LATENCY_P95_MS = "sys.latency_p50_ms", "sys.latency_p95_ms"
 SYS_MODEL_SIZE_MB, SYS_THROUGHPUT_IPS = "sys.model_size_mb", "sys.throughput_ips"
+# infer: the highest images/s over infer.batch_sizes (within site.latency_budget_ms) and its batch size
+SYS_BEST_THROUGHPUT_IPS, SYS_BEST_BATCH_SIZE = "sys.best_throughput_ips", "sys.best_batch_size"
 SYS_MODEL_PARAMS_M, SYS_MODEL_GFLOPS = "sys.model_params_m", "sys.model_gflops"
 SYS_GPU_UTILIZATION_PCT = "sys.gpu_utilization_pct"
 SYS_STARTUP_S = "sys.startup_s"  # process start to the run's first record

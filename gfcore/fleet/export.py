@@ -39,6 +39,7 @@ from gfcore.core.vocabulary import (
     VAL,
 )
 from gfcore.fleet.queries import bulk_read, client, iter_runs, site_experiments
+from gfcore.fleet.tagged import tag_filter
 
 FIGURE_PREFIXES = (DET, SYS, MOT, VAL, ORIGINAL, COMPARISON, BEST)
 RUN_COLUMNS = ("run_id", "run_name", "experiment", "customer", "region", "plant", "zone", "task", "exp_type",
@@ -48,8 +49,10 @@ RUN_COLUMNS = ("run_id", "run_name", "experiment", "customer", "region", "plant"
 
 
 @bulk_read
-def export(out_dir: Path, fmt: str = "parquet", history: bool = False, customer: str | None = None) -> list[Path]:
-    """runs.{parquet,csv} (and history.{parquet,csv}) in `out_dir`; returns the files written."""
+def export(out_dir: Path, fmt: str = "parquet", history: bool = False, customer: str | None = None,
+           tags: dict[str, str] | None = None) -> list[Path]:
+    """runs.{parquet,csv} (and history.{parquet,csv}) in `out_dir`, of the runs carrying `tags` when given; returns
+    the files written."""
     import pandas as pd
 
     if fmt not in ("parquet", "csv"):
@@ -57,7 +60,7 @@ def export(out_dir: Path, fmt: str = "parquet", history: bool = False, customer:
     c = client()
     experiments = site_experiments(c, customer)
     by_id = {v: k for k, v in experiments.items()}
-    runs = list(iter_runs(c, list(by_id), ""))
+    runs = list(iter_runs(c, list(by_id), tag_filter(tags)))
     rows = [run_row(run, by_id[run.info.experiment_id]) for run in runs]
     histories = _histories(c, runs) if history else []
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,27 +7,22 @@ reads one version per alias instead of runs and their histories.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import gc
-import math
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
-    BACKEND_NAME,
-    BACKEND_PRECISION,
     DET_MAP50,
     DET_MAP50_95,
     EVAL_BASIS,
     EVAL_SPLIT,
     EXP_TYPE,
-    MODEL_ARCHITECTURE,
     MODEL_PATH,
     MOT_HOTA,
     MOT_IDF1,
@@ -40,13 +35,13 @@ from gfcore.core.vocabulary import (
     SOURCE_RUN_ID,
     SYS_LATENCY_P50_MS,
     SYS_LATENCY_P95_MS,
-    SYSTEM,
     TASK_CLASSES,
     TASK_TYPE,
     RunKind,
 )
 from gfcore.fleet.data_versions import champion_data, newer_data
 from gfcore.fleet.figures import champion_figures
+from gfcore.fleet.tagged import both, carries, tag_filter
 from gfcore.tracking.server import check_tracking_store
 
 DAY_MS = 86_400_000
@@ -151,8 +146,10 @@ def registered_models(mlflow_client: Any, customer: str | None = None, task: str
 
 
 @bulk_read
-def summary(customer: str | None = None, task: str | None = None, days: int = 30) -> list[SiteModel]:
-    """One row per site model, plus sites with runs but no registered model."""
+def summary(customer: str | None = None, task: str | None = None, days: int = 30,
+            tags: dict[str, str] | None = None) -> list[SiteModel]:
+    """One row per site model, plus sites with runs but no registered model. With `tags` (`--tag K=V`): only the
+    site models whose champion carries them (`carries`), and the runs counted are the runs carrying them."""
     c = client()
     models = registered_models(c, customer, task)
     experiments = site_experiments(c, customer)
@@ -163,7 +160,7 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
         if "__" in m.name:
             variants[m.name.split("__", 1)[0]].append(m)
     since = int(time.time() * 1000) - days * DAY_MS
-    counts = run_counts(c, experiments, since, task)
+    counts = run_counts(c, experiments, since, task, tags)
     bases.sort(key=lambda m: m.name)
     rows = [SiteModel(site=m.tags.get(MODEL_PATH, "").rsplit("/", 1)[0] or _site_from_name(m.name),
                       task=m.tags.get(TASK_TYPE), model=m.name) for m in bases]
@@ -175,12 +172,14 @@ def summary(customer: str | None = None, task: str | None = None, days: int = 30
     # a round trip; one at a time on a local file, where threads only contend.
     with ThreadPoolExecutor(1 if _local_store() else 8) as pool:
         list(pool.map(fill, range(len(rows))))
+    seen_sites = {(row.site, row.task) for row in rows}  # a site model not tagged so is left out, not run-only
+    if tags:
+        rows = [row for row, m in zip(rows, bases)
+                if row.champion is not None and carries(c, c.get_model_version(m.name, row.champion), tags)]
     newer = newer_data({r.data_pin for r in rows if r.data_pin})
-    seen_sites: set[tuple[str, str | None]] = set()
     for row in rows:
         row.data_newer = newer.get(row.data_pin) if row.data_pin else None
         row.runs, row.failed_runs = counts.get((row.site, row.task), (0, 0))
-        seen_sites.add((row.site, row.task))
     for (site, run_task), (runs, failed) in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if (site, run_task) not in seen_sites:
             rows.append(SiteModel(site=site, task=run_task, model=None, runs=runs, failed_runs=failed))
@@ -248,8 +247,10 @@ def tracking_of(c: Any, experiment_id: str, source_run_id: str) -> tuple[float |
     return m.get(MOT_HOTA), m.get(MOT_IDF1)
 
 
-def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None) -> dict[tuple, tuple]:
-    """(site, task) -> (runs, failed runs) started since `since_ms`; paged, attributes and tags only."""
+def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | None,
+               tags: dict[str, str] | None = None) -> dict[tuple, tuple]:
+    """(site, task) -> (runs, failed runs) started since `since_ms` (carrying `tags`, when given); paged, attributes
+    and tags only."""
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     by_id = {v: k for k, v in experiments.items()}
     if not by_id:
@@ -257,7 +258,8 @@ def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | N
     task_filter = f" and tags.`{TASK_TYPE}` = '{task}'" if task else ""
     token = None
     while True:
-        page = c.search_runs(list(by_id), filter_string=f"attributes.start_time >= {since_ms}{task_filter}",
+        page = c.search_runs(list(by_id), filter_string=both(f"attributes.start_time >= {since_ms}{task_filter}",
+                                                             tag_filter(tags)),
                              max_results=_PAGE, page_token=token)
         for run in page:
             key = (by_id[run.info.experiment_id], run.data.tags.get(TASK_TYPE))
@@ -266,74 +268,6 @@ def run_counts(c: Any, experiments: dict[str, str], since_ms: int, task: str | N
         token = page.token
         if not token:
             return {k: (v[0], v[1]) for k, v in counts.items()}
-
-
-@bulk_read
-def trend(metric: str, customer: str | None = None, task: str | None = None, days: int = 90,
-          by: str = "day") -> list[dict[str, Any]]:
-    """`metric` per site and task over time: per day or week, the mean over the finished runs that logged it
-    (by end time), with their count and the last value."""
-    if by not in ("day", "week"):
-        raise ConfigError(f"--by {by}: use day or week.")
-    c = client()
-    experiments = site_experiments(c, customer)
-    since = int(time.time() * 1000) - days * DAY_MS
-    points: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
-    by_id = {v: k for k, v in experiments.items()}
-    known = False
-    for run in iter_runs(c, list(by_id), f"attributes.end_time >= {since} and attributes.status = 'FINISHED'"
-                         f" and {_has(metric)}" + (f" and tags.`{TASK_TYPE}` = '{task}'" if task else "")):
-        value = run.data.metrics.get(metric)
-        if value is None or not math.isfinite(value) or run.data.tags.get(EXP_TYPE) in PARENTS:
-            continue
-        known = True
-        bucket = _bucket(run.info.end_time, by)
-        points[(by_id[run.info.experiment_id], run.data.tags.get(TASK_TYPE), bucket)].append(
-            (run.info.end_time, value))
-    if not known and experiments:
-        _check_metric(c, list(by_id), metric)
-    rows = []
-    for (site, run_task, bucket), values in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1] or "",
-                                                                                   kv[0][2])):
-        values.sort()
-        rows.append({"site": site, "task": run_task, by: bucket, metric: sum(v for _, v in values) / len(values),
-                     "runs": len(values), "last": values[-1][1]})
-    return rows
-
-
-GROUPS = {"architecture": MODEL_ARCHITECTURE, "backend": BACKEND_NAME, "site": None, "task": TASK_TYPE}
-
-
-@bulk_read
-def compare(by: str, metric: str = DET_MAP50, days: int | None = None, customer: str | None = None,
-            lower_is_better: bool = False) -> list[dict[str, Any]]:
-    """`metric` grouped by architecture, backend, site or task: mean, best and count over finished runs."""
-    if by not in GROUPS:
-        raise ConfigError(f"--by {by}: use one of {', '.join(GROUPS)}.")
-    c = client()
-    experiments = site_experiments(c, customer)
-    by_id = {v: k for k, v in experiments.items()}
-    since = f" and attributes.end_time >= {int(time.time() * 1000) - days * DAY_MS}" if days else ""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for run in iter_runs(c, list(by_id), f"attributes.status = 'FINISHED' and {_has(metric)}" + since):
-        value = run.data.metrics.get(metric)
-        if value is None or not math.isfinite(value) or run.data.tags.get(EXP_TYPE) in PARENTS:
-            continue
-        key = by_id[run.info.experiment_id] if by == "site" else run.data.tags.get(GROUPS[by], "?")
-        if by == "backend":
-            key = "_".join(run.data.tags.get(k) or run.data.params.get(k, "?")
-                           for k in (BACKEND_NAME, BACKEND_PRECISION))
-        groups[key].append(value)
-    if not groups and experiments:
-        _check_metric(c, list(by_id), metric)
-    best = min if lower_is_better else max
-    return [{by: k, "mean": sum(v) / len(v), "best": best(v), "count": len(v)}
-            for k, v in sorted(groups.items(), key=lambda kv: sum(kv[1]) / len(kv[1]), reverse=not lower_is_better)]
-
-
-def _has(metric: str) -> str:
-    """A filter clause for runs that logged `metric` (on the server: runs without it are never sent)."""
-    return f"metrics.`{metric}` > -1e300"
 
 
 def iter_runs(c: Any, experiment_ids: list[str], filter_string: str) -> Any:
@@ -346,17 +280,6 @@ def iter_runs(c: Any, experiment_ids: list[str], filter_string: str) -> Any:
         token = page.token
         if not token:
             return
-
-
-def _check_metric(c: Any, experiment_ids: list[str], metric: str) -> None:
-    """No run has `metric`: say which metrics exist (from a few recent runs), the likely typo."""
-    recent = c.search_runs(experiment_ids, max_results=50, order_by=["attributes.start_time DESC"])
-    names = sorted({k for r in recent for k in r.data.metrics if not k.startswith(SYSTEM)})
-    if names and metric not in names:
-        close = difflib.get_close_matches(metric, names, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"no run has the metric {metric!r}{hint}. Metrics the recent runs have: "
-                          f"{', '.join(names[:40])}.")
 
 
 def _check_known(c: Any, customer: str | None, task: str | None, models: list[Any],
@@ -396,11 +319,3 @@ def _num(tags: dict[str, str], key: str) -> float | None:
 def _site_from_name(name: str) -> str:
     customer, region_plant, zone = name.split(".")[:3]
     return f"{customer}/{region_plant}/{zone}"
-
-
-def _bucket(ms: int, by: str) -> str:
-    day = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).date()
-    if by == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return day.isoformat()

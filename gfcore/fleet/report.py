@@ -18,7 +18,7 @@ from typing import Any
 
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import DET_MAP50, EXP_TYPE, FLEET, FLEET_SCOPE, NOTE_TAG, RunKind
-from gfcore.fleet import queries
+from gfcore.fleet import queries, trends
 from gfcore.tracking.experiments import ensure_experiment
 
 EXPERIMENT = "guardianflow/fleet"
@@ -48,7 +48,7 @@ def build(customer: str | None = None, task: str | None = None, days: int = 30, 
     """The page and its summary rows (for the logged run's counts and table)."""
     rows = [r.as_dict() for r in queries.summary(customer, task, days)]
     try:
-        points = queries.trend(DET_MAP50, customer, task, trend_days, "day") if rows else []
+        points = trends.trend(DET_MAP50, customer, task, trend_days, "day") if rows else []
     except ConfigError:  # runs, but none with det.mAP50 yet (only failures, say): the page says so
         points = []
     champions = queries.champions(customer, task)

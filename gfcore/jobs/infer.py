@@ -1,7 +1,8 @@
 """The `infer` entry point's work: benchmark one model the way a site will use it.
 
 Detection metrics on the scenario's split, latency and throughput per batch size after warm-up with a
-system snapshot, and, where the data has video sequences, tracking scored with TrackEval. The model
+system snapshot (and from them the best batch size within the site's latency budget, with a per-batch table),
+and, where the data has video sequences, tracking scored with TrackEval. The model
 (a registry or run URI, a path, or a run's model) is fetched and loaded before the run exists, so a
 model that does not resolve or cannot run here never leaves a run behind.
 """
@@ -21,6 +22,7 @@ from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
     BACKEND_NAME,
     BACKEND_PRECISION,
+    BEST_BATCH_RULE,
     DET_MAP50,
     DET_MAP50_95,
     INFER_IMGSZ,
@@ -28,6 +30,8 @@ from gfcore.core.vocabulary import (
     MODEL_URI,
     MOT,
     SOURCE_RUN_ID,
+    SYS_BEST_BATCH_SIZE,
+    SYS_BEST_THROUGHPUT_IPS,
     SYS_LATENCY_P50_MS,
     SYS_MODEL_GFLOPS,
     SYS_MODEL_PARAMS_M,
@@ -162,6 +166,7 @@ def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: 
             metrics.update(measure.batch_metrics(samples))
     metrics.update(sampler.metrics())
     run.log_metrics(metrics)
+    _best_batch(run, per_batch, cfg.site.latency_budget_ms)
     if cfg.tracking.log_plots:
         import mlflow
 
@@ -169,6 +174,35 @@ def _latency(run: OwnedRun, model: Any, cfg: Config, images: list[Path], imgsz: 
                                  work / "plots" / "latency_vs_batch.png")
         mlflow.log_artifact(str(chart), "plots")
     return metrics
+
+
+def _best_batch(run: OwnedRun, per_batch: dict[int, dict[str, float]], budget_ms: float | None) -> None:
+    """sys.best_throughput_ips and sys.best_batch_size (within the site's latency budget, where one is set), how
+    they were chosen as the tag sys.best_batch_rule, and the per-batch table (latency/per_batch.json and the MLflow
+    table latency/per_batch_table.json), all from the figures just measured."""
+    import mlflow
+
+    rows = measure.batch_table(per_batch, budget_ms)
+    best = measure.best_batch(rows)
+    sizes = ", ".join(str(r["batch_size"]) for r in rows)
+    if budget_ms is None:
+        scope = f"of batch sizes {sizes} (no site.latency_budget_ms)"
+    else:
+        within = ", ".join(str(r["batch_size"]) for r in rows if r["within_budget"])
+        scope = (f"of the batch sizes whose p95 per batch call is within site.latency_budget_ms={budget_ms:g} ms "
+                 f"({within or 'none'} of {sizes})")
+    if best is None:
+        fastest = min(rows, key=lambda r: r["latency_p95_ms"])
+        rule = (f"no best batch size: no batch size of {sizes} keeps its p95 per batch call within "
+                f"site.latency_budget_ms={budget_ms:g} ms (the quickest, batch {fastest['batch_size']}, takes "
+                f"{fastest['latency_p95_ms']:.1f} ms)")
+    else:
+        rule = f"the most images/s {scope}: batch {best['batch_size']}, {best['throughput_ips']:.1f} images/s"
+        run.log_metrics({SYS_BEST_THROUGHPUT_IPS: best["throughput_ips"], SYS_BEST_BATCH_SIZE: best["batch_size"]})
+    run.set_tags({BEST_BATCH_RULE: rule})
+    mlflow.log_dict(rows, "latency/per_batch.json")
+    mlflow.log_table({k: [r[k] for r in rows] for k in rows[0]}, "latency/per_batch_table.json")
+    log.info("best batch: %s", rule)
 
 
 def _model_stats(ref: ResolvedModel, imgsz: int) -> dict[str, float]:

@@ -135,6 +135,28 @@ def batch_metrics(samples: LatencySamples) -> dict[str, float]:
     return {f"{prefix}{k}": v for k, v in samples.metrics().items()}
 
 
+def batch_table(per_batch: dict[int, dict[str, float]], budget_ms: float | None) -> list[dict[str, Any]]:
+    """One row per batch size from the figures `time_batches` measured (`LatencySamples.metrics`, nothing timed
+    again): a call's p50 / p95, the same per image, images per second, and whether the call's p95 stays within
+    `budget_ms` (None without a budget), smallest batch first."""
+    rows = []
+    for size in sorted(per_batch):
+        m = per_batch[size]
+        rows.append({"batch_size": size, "latency_p50_ms": m["latency_p50_ms"], "latency_p95_ms": m["latency_p95_ms"],
+                     "latency_p50_ms_per_image": m["latency_p50_ms"] / size,
+                     "latency_p95_ms_per_image": m["latency_p95_ms"] / size,
+                     "throughput_ips": m["throughput_ips"],
+                     "within_budget": None if budget_ms is None else m["latency_p95_ms"] <= budget_ms})
+    return rows
+
+
+def best_batch(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the most images per second among those within the budget (all, without one); a tie goes to
+    the smaller batch. None when no batch size keeps within the budget."""
+    allowed = [r for r in rows if r["within_budget"] is not False]
+    return max(allowed, key=lambda r: (r["throughput_ips"], -r["batch_size"])) if allowed else None
+
+
 def latency_protocol(cfg: Config, dataset: DatasetInfo, batches: list[int] | tuple[int, ...] = (1,),
                      split: str | None = None, imgsz: int | None = None) -> str:
     """How a run's latency figures were measured, in words (its tag `sys.latency_protocol`)."""

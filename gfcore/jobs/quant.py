@@ -132,7 +132,7 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
               figures: dict[str, float], comparison: dict[str, float]) -> None:
     backend, precision = cfg.backend.name.value, cfg.backend.precision.value
     name = variant_model_name(registered_model_name(cfg), backend, precision)
-    tags = {SOURCE_RUN_ID: source.run_id, VERSION_RUN_ID: run.run_id, VERSION_BACKEND: backend,
+    tags = {**cfg.exp.tags, SOURCE_RUN_ID: source.run_id, VERSION_RUN_ID: run.run_id, VERSION_BACKEND: backend,
             VERSION_PRECISION: precision, QUANT_METHOD: exported.method,
             VERSION_ARCHITECTURE: arch_name(cfg.model.architecture), VERSION_IMGSZ: cfg.model.imgsz,
             VERSION_TASK: cfg.task.type.value, EXP_VERSION: cfg.exp.version, DATA_HASH: dataset.hash,

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -27,6 +28,16 @@ from gfcore.core.errors import ConfigError
 DEFAULT_REGISTRY = PROJECT / "experiments_registry.yaml"
 ENTRY_TYPES = ("train", "infer", "quant")
 TODO = "TODO"
+# A script name that looks like a copy: `train_backup.py`, `train_old.py`, `train (1).py`, `train_v2.py`, `train_20240101`.
+BACKUP = re.compile(r"(backup|bak|old|copy|복사|백업|\(\d+\)|_v?\d+$|[-_ ]\d{6,8}$)", re.IGNORECASE)
+SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+
+
+def script_rank(folder: Path, path: Path) -> tuple:
+    """The canonical script first: a script before a notebook, then not a backup, shallowest, shortest name. `scan`
+    picks a kind's default so, and `wrap` a pattern's match where the registry names no default."""
+    return (path.suffix != ".py", bool(BACKUP.search(path.stem)), len(path.relative_to(folder).parts),
+            len(path.name), str(path))
 
 
 @dataclass
@@ -59,6 +70,15 @@ class Registry:
 
 
 @dataclass
+class Chosen:
+    """The script `wrap` runs, and how it was chosen when the registry names no default."""
+
+    path: Path
+    pattern: str | None = None  # the registry's pattern that matched it
+    said: str = ""  # the choice in words, for the console
+
+
+@dataclass
 class Entry:
     """One experiment, checked, with its folder resolved."""
 
@@ -70,13 +90,42 @@ class Entry:
         return getattr(self.spec.entry_points, kind)
 
     def script(self, kind: str, override: str | None) -> Path:
-        """The script to run: --script, else the entry point's default; it must be inside the folder."""
+        return self.choose(kind, override).path
+
+    def choose(self, kind: str, override: str | None) -> Chosen:
+        """The script to run: --script, else the entry point's default, else the best match of its `patterns` (the
+        first pattern that matches a script, its canonical match: `script_rank`); it must be inside the folder."""
         scripts = self.scripts(kind)
         name = override or (scripts.default if scripts else None)
-        if not name:
+        if name:
+            return Chosen(inside(self.folder, name, f"experiment {self.name}: the {kind} script"))
+        patterns = list(scripts.patterns) if scripts else []
+        if not patterns:
             raise ConfigError(f"experiment {self.name} has no {kind} script: give --script, or set "
-                              f"entry_points.{kind}.default in the registry.")
-        return inside(self.folder, name, f"experiment {self.name}: the {kind} script")
+                              f"entry_points.{kind}.default (or patterns) in the registry.")
+        for pattern in patterns:
+            found = sorted(self.matches(pattern), key=lambda p: script_rank(self.folder, p))
+            if found:
+                rel = [p.relative_to(self.folder).as_posix() for p in found]
+                said = (f"experiment {self.name}: no {kind} default; pattern {pattern!r} matched {', '.join(rel)}: "
+                        f"running {rel[0]}")
+                if len(rel) > 1:
+                    said += " (a script before a notebook, not a backup, shallowest, shortest name)"
+                return Chosen(found[0], pattern, said + f". Set entry_points.{kind}.default or pass --script to "
+                                                        "choose.")
+        raise ConfigError(f"experiment {self.name} has no {kind} default, and its patterns {patterns} match no "
+                          f"script in {self.folder}: set entry_points.{kind}.default or pass --script.")
+
+    def matches(self, pattern: str) -> list[Path]:
+        """The folder's scripts and notebooks that `pattern` (a glob relative to the folder) matches."""
+        root = self.folder.resolve()
+        try:
+            found = [p.resolve() for p in self.folder.glob(pattern)]
+        except (ValueError, NotImplementedError) as exc:  # an absolute or otherwise unusable pattern
+            raise ConfigError(f"experiment {self.name}: pattern {pattern!r} is not a glob inside its folder: "
+                              f"{exc}") from None
+        return [p for p in found if p.is_file() and p.suffix in (".py", ".ipynb") and root in p.parents
+                and not SKIP_DIRS & set(p.relative_to(root).parts)]
 
 
 def inside(folder: Path, name: str, what: str) -> Path:

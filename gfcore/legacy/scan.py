@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gfcore.config.schema import TaskType
 from gfcore.core.errors import ConfigError
-from gfcore.legacy.experiments_registry import TODO
+from gfcore.legacy.experiments_registry import BACKUP, TODO, script_rank
 
 # First match wins: export words before "train" so `export_trained.py` is a quant script.
 KIND_WORDS = (
@@ -23,7 +23,6 @@ KIND_WORDS = (
     ("infer", ("infer", "eval", "bench", "val", "predict", "detect", "test", "stream", "추론", "평가")),
     ("train", ("train", "finetune", "fit", "학습", "훈련")),
 )
-BACKUP = re.compile(r"(backup|bak|old|copy|복사|백업|\(\d+\)|_v?\d+$|[-_ ]\d{6,8}$)", re.IGNORECASE)
 TASK_WORDS = {"ppe": TaskType.ppe, "helmet": TaskType.ppe, "안전모": TaskType.ppe, "fall": TaskType.fall,
               "넘어짐": TaskType.fall, "fire": TaskType.fire, "smoke": TaskType.fire, "화재": TaskType.fire,
               "collision": TaskType.collision, "forklift": TaskType.collision, "stuck": TaskType.stuck,
@@ -67,7 +66,7 @@ def _entry(folder: Path, out_dir: Path) -> list[str]:
     # Canonical names first, so a copy is the one called the duplicate.
     scripts = sorted((p for p in folder.rglob("*") if p.suffix in (".py", ".ipynb", ".sh") and p.is_file()
                       and "__pycache__" not in p.parts),
-                     key=lambda p: (bool(BACKUP.search(p.stem)), len(p.relative_to(folder).parts), len(p.name), str(p)))
+                     key=lambda p: script_rank(folder, p))
     by_kind: dict[str, list[Path]] = {}
     notes = []
     digests: dict[str, Path] = {}
@@ -99,7 +98,7 @@ def _entry(folder: Path, out_dir: Path) -> list[str]:
         found = by_kind.get(kind)
         if not found:
             continue
-        default = min(found, key=lambda p: (bool(BACKUP.search(p.stem)), len(p.parts), len(p.name), str(p)))
+        default = min(found, key=lambda p: script_rank(Path("."), p))
         for other in found:
             if other != default and BACKUP.search(other.stem):
                 notes.append(f"{other} looks like a backup of {default}")

@@ -25,11 +25,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import IO
 
+from gfcore.config.schema import TrackingConfig, check_name_part
 from gfcore.core import interrupts
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
     ERROR_TAG,
     EXP_TYPE,
+    EXP_VERSION,
     MAX_TAG_VALUE,
     SCRIPT_OUTPUT,
     SITE_CUSTOMER,
@@ -48,14 +50,15 @@ from gfcore.core.vocabulary import (
     WRAPPED,
     WRAPPED_ARGS,
     WRAPPED_EXPERIMENT,
+    WRAPPED_PATTERN,
     WRAPPED_SCRIPT,
     WRAPPED_SOURCE_DIR,
     RunKind,
 )
-from gfcore.legacy.experiments_registry import Entry
+from gfcore.legacy.experiments_registry import Chosen, Entry
 from gfcore.registry.register import register_model
-from gfcore.tracking.naming import experiment_name, registered_model_name, variant_model_name
-from gfcore.tracking.run import ensure_experiment
+from gfcore.tracking.naming import experiment_name, registered_model_name, variant_model_name, wrap_run_name
+from gfcore.tracking.run import ensure_experiment, last_system_sample
 from gfcore.tracking.server import check_tracking_store
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ KINDS = {  # what a produced file is, by suffix
 }
 SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 STDERR_TAIL = 20
+# MLflow's system metrics (system/*: CPU, memory, disk, network, GPU) every this many seconds, as an entry point's runs
+SYSTEM_METRICS_INTERVAL_S = TrackingConfig.system_metrics_interval_s
 
 
 @dataclass
@@ -77,6 +82,8 @@ class WrapResult:
     exit_code: int | None
     collected: dict[str, list[str]] = field(default_factory=dict)
     registered: list[tuple[str, str]] = field(default_factory=list)
+    run_name: str = ""
+    chosen: str = ""  # how the script was chosen, when a pattern of the registry chose it
 
 
 def build_args(template: str | None, params: dict[str, str]) -> list[str]:
@@ -97,11 +104,21 @@ def build_args(template: str | None, params: dict[str, str]) -> list[str]:
 
 
 def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, str] | None = None,
-         timeout: float | None = None, register: bool = True) -> WrapResult:
+         timeout: float | None = None, register: bool = True, name: str | None = None, version: str = "v1",
+         system_metrics_interval_s: float | None = SYSTEM_METRICS_INTERVAL_S) -> WrapResult:
+    """Run `entry`'s `kind` script (`script`, else the registry's default, else its best pattern match) as run
+    `{task}-{name}-wrap-{version}` (`name`: the script's name unless given), with MLflow's system metrics sampled
+    every `system_metrics_interval_s` seconds while it runs (None or 0: none)."""
     import mlflow
 
     params = dict(params or {})
-    path = entry.script(kind, script)
+    if name is not None:
+        check_name_part("wrap --name", name)
+    check_name_part("wrap --version", version)
+    chosen = entry.choose(kind, script)
+    if chosen.said:
+        log.info("%s", chosen.said)
+    path = chosen.path
     if path.suffix == ".ipynb":
         raise ConfigError(f"{path.name} is a notebook: export it first (jupyter nbconvert --to script "
                           f"{path.name}) and wrap the script.")
@@ -111,9 +128,15 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
     experiment = experiment_name(entry.spec.site)
     experiment_id = ensure_experiment(experiment)
 
+    system_metrics = bool(system_metrics_interval_s and system_metrics_interval_s > 0)
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(system_metrics_interval_s)
+        mlflow.set_system_metrics_samples_before_logging(1)
+
     before = _snapshot(entry.folder)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{entry.spec.task.type.value}-{path.stem}-wrap-v1",
-                           tags=_tags(entry, kind, path))
+    run_name = wrap_run_name(entry.spec.task.type.value, name or path.stem, version)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics,
+                           tags={**_tags(entry, kind, path, chosen), EXP_VERSION: version})
     mlflow.log_params({**params, WRAPPED_ARGS: " ".join(shlex.quote(a) for a in args)})
     status, code = "FAILED", None
     try:
@@ -129,6 +152,8 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
             registered = _register(entry, collected, params, run.info.run_id) if register and status == "FINISHED" else []
             if status != "FINISHED":
                 mlflow.set_tag(ERROR_TAG, error[:MAX_TAG_VALUE])
+            if system_metrics:  # a script shorter than one interval still gets a sample: its state at the end
+                last_system_sample(run.info.run_id)
     except BaseException as exc:
         from gfcore.tracking.run import end_run, record_failure
 
@@ -137,15 +162,17 @@ def wrap(entry: Entry, kind: str, script: str | None = None, params: dict[str, s
         end_run("KILLED" if killed else "FAILED")
         raise
     mlflow.end_run(status)
-    return WrapResult(run.info.run_id, status, code, {k: sorted(v) for k, v in collected.items()}, registered)
+    return WrapResult(run.info.run_id, status, code, {k: sorted(v) for k, v in collected.items()}, registered,
+                      run_name, chosen.said)
 
 
-def _tags(entry: Entry, kind: str, path: Path) -> dict[str, str]:
+def _tags(entry: Entry, kind: str, path: Path, chosen: Chosen) -> dict[str, str]:
     site, task = entry.spec.site, entry.spec.task
     return {EXP_TYPE: RunKind.wrap.value, WRAP_TYPE: kind, WRAPPED: "true", WRAPPED_EXPERIMENT: entry.name,
             WRAPPED_SCRIPT: str(path.relative_to(entry.folder)), WRAPPED_SOURCE_DIR: str(entry.folder),
             SITE_CUSTOMER: site.customer, SITE_REGION: site.region, SITE_PLANT: site.plant,
-            SITE_ZONE: site.zone, TASK_TYPE: task.type.value, TASK_CLASSES: ",".join(task.classes)}
+            SITE_ZONE: site.zone, TASK_TYPE: task.type.value, TASK_CLASSES: ",".join(task.classes),
+            **({WRAPPED_PATTERN: chosen.pattern} if chosen.pattern else {})}
 
 
 def _child_env(experiment: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gfcore.cluster import slurm
+from gfcore.config import searchpath
 from gfcore.config.schema import gpus_of_device
 from gfcore.core import interrupts
 from gfcore.core.errors import ResumeError, StepError
@@ -68,7 +69,8 @@ def run_in_job(start: Callable[..., object], entry: str, params: dict[str, str],
     named = ("timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node")  # submitit's own; the rest slurm_*
     executor.update_parameters(name=job.name, **{k: request[k] for k in named},
                                **{f"slurm_{k}": v for k, v in request.items() if k not in named and v is not None},
-                               slurm_additional_parameters=_requeue_flags(entry, job.config))
+                               slurm_additional_parameters=_requeue_flags(entry, job.config),
+                               slurm_setup=searchpath.export_lines())  # the job finds the same configs
     try:
         submitted = executor.submit(_job, start, entry, params, experiment_id, env_manager, run_id)
     except FailedJobError as exc:

@@ -235,6 +235,7 @@ def headline_tags(figures: dict[str, float]) -> dict[str, str]:
 
 def train_version_tags(cfg: Config, run_id: str, dataset: DatasetInfo) -> dict[str, Any]:
     tags: dict[str, Any] = {
+        **cfg.exp.tags,  # the scenario's own tags (purpose, ticket, ...), as on its runs
         VERSION_ARCHITECTURE: arch_name(cfg.model.architecture),
         VERSION_IMGSZ: cfg.model.imgsz,
         VERSION_TASK: cfg.task.type.value,

@@ -7,6 +7,8 @@ import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from gfcore.core.vocabulary import RunKind
+
 if TYPE_CHECKING:
     from gfcore.config.schema import Config, SiteConfig
 
@@ -32,6 +34,12 @@ def run_name(cfg: Config, exp_type: str) -> str:
     before the version: `ppe-yolov8n-infer-openvino_int8-v1`."""
     variant = f"-{cfg.backend.variant}" if exp_type in _VARIANT_RUNS else ""
     return f"{cfg.task.type.value}-{arch_name(cfg.model.architecture)}-{exp_type}{variant}-{cfg.exp.version}"
+
+
+def wrap_run_name(task: str, name: str, version: str) -> str:
+    """A wrapped old script's run, in the same scheme: `{task}-{name}-wrap-{version}`, the name part the script's
+    (`ppe-train-wrap-v1`) unless the user gives one (`wrap --name`, `--version`)."""
+    return f"{task}-{name}-{RunKind.wrap}-{version}"
 
 
 def logged_model_name(cfg: Config) -> str:

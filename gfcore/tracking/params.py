@@ -77,8 +77,10 @@ def config_params(cfg: Config, exp_type: str | None = None) -> dict[str, str]:
 
 def run_tags(cfg: Config, exp_type: str, data_hash: str, source_run_id: str | None = None,
              data_pin: DataPin | None = None) -> dict[str, str]:
-    """The tags every GuardianFlow run carries (DESIGN.md section 3), and where its data can be fetched again."""
+    """The tags every GuardianFlow run carries (DESIGN.md section 3), where its data can be fetched again, and the
+    scenario's own tags (`exp.tags`, names the schema keeps apart from these)."""
     tags = {
+        **cfg.exp.tags,
         EXP_TYPE: str(exp_type),
         EXP_VERSION: cfg.exp.version,
         EXP_DESIGN: cfg.exp.design.value,

@@ -170,7 +170,7 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, data_pin: DataPin |
             if monitor is not None:
                 sysmetrics.stop(monitor)
             elif system_metrics:
-                _last_system_sample(run.run_id)
+                last_system_sample(run.run_id)
             end_run("FINISHED")
 
 
@@ -250,7 +250,7 @@ def _close_failed(run: OwnedRun, status: str, reason: str, exc: BaseException) -
     return message
 
 
-def _last_system_sample(run_id: str) -> None:
+def last_system_sample(run_id: str) -> None:
     """MLflow samples system metrics once per interval, so a run shorter than one interval (a quick infer)
     would have none: stop its monitor and log one last sample, the state at the end of the work."""
     import mlflow

@@ -53,6 +53,10 @@ def test_rules_fire_exactly_when_they_should(fleet, capsys):
         runs[0].data.tags["mlflow.note.content"]
     recorded = mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/{alerts.OPEN_FILE}")
     assert {a["key"] for a in recorded} == {LOW_BETA, FAILED_ACME}
+    # One tag per open alert, in the listed order, for the Grafana panel (which cannot read artifacts).
+    tagged = [json.loads(v) for k, v in sorted(runs[0].data.tags.items()) if k.startswith("alerts.open_alert.")]
+    assert [{k: a[k] for k in tagged[0]} for a in recorded] == tagged
+    assert [a["task"] for a in tagged] == ["ppe", "ppe"]
 
 
 def test_fail_on_sets_the_exit_status(fleet, capsys):
@@ -189,3 +193,14 @@ def test_champion_below_on_a_safety_class_recall_at_the_operating_point(fleet, c
     err = capsys.readouterr().err
     assert "names the class 'helmett', which no champion's task has (did you mean det.op.recall.helmet?)" in err
     assert mlflow.get_experiment_by_name(alerts.EXPERIMENT) is None, "refused before anything is recorded"
+
+
+def test_a_long_alert_is_cut_to_fit_its_tag():
+    from gfcore.automation.rules import Alert
+    from gfcore.core.vocabulary import MAX_TAG_VALUE
+
+    long = Alert("r", "failed_runs", "warning", "a/r-p/z", None, None, "é" * 9000, task="ppe")
+    [(key, value)] = alerts.open_alert_tags([long]).items()
+    row = json.loads(value)
+    assert key == "alerts.open_alert.0001" and len(value) <= MAX_TAG_VALUE and row["message"].endswith("\u2026")
+    assert row["task"] == "ppe" and row["message"].startswith("é" * 4000)

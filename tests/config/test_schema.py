@@ -28,6 +28,32 @@ def test_every_preset_composes_and_validates(scenario):
     assert cfg.task.classes and cfg.site.customer and cfg.model.imgsz % 32 == 0
 
 
+TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+def test_there_are_the_required_task_and_model_presets():
+    assert {t.value for t in TaskType} <= set(TASKS), "one task preset per task type"
+    assert {"yolov8n", "yolov8s", "yolo11n", "yolo11s", "yolo11m", "yolo11l"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_preset_composes_and_validates(task):
+    cfg = to_typed(compose(["scenario=smoke", f"task={task}"]))
+    assert cfg.task.type.value == task and cfg.task.classes
+    assert cfg.task.safety_classes and set(cfg.task.safety_classes) <= set(cfg.task.classes)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_preset_composes_and_validates(model):
+    cfg = to_typed(compose(["scenario=smoke", f"model={model}"]))
+    assert cfg.model.architecture.split(".")[0] == model
+    if cfg.model.architecture.endswith(".yaml"):  # built from Ultralytics' yaml: known to it, offline
+        from ultralytics.nn.tasks import yaml_model_load
+
+        assert yaml_model_load(cfg.model.architecture)["scale"] == model[-1]
+
+
 def test_default_is_the_demo_scenario():
     cfg = to_typed(compose())
     assert (cfg.site.customer, cfg.site.region, cfg.site.plant, cfg.site.zone) == ("demo", "local", "plant1", "yard")

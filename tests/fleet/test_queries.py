@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gfcore.core.errors import ConfigError
-from gfcore.fleet import queries
+from gfcore.fleet import queries, trends
 from gfcore.fleet.export import export
 from tests.fleet.seed import seed
 
@@ -37,19 +37,19 @@ def test_summary_one_row_per_site_model(fleet):
 
 
 def test_trend_per_site_by_end_day(fleet):
-    rows = queries.trend("det.mAP50", days=30)
+    rows = trends.trend("det.mAP50", days=30)
     acme = [r for r in rows if r["site"] == "acme/r-p1/gate"]
     assert [r["det.mAP50"] for r in acme] == [0.8, 0.79, 0.79, 0.85]  # by day: train, quant, infer, train
     assert all(r["runs"] == 1 for r in acme)
-    assert len(queries.trend("det.mAP50", days=90, customer="beta", task="fire")) == 2
-    weekly = queries.trend("det.mAP50", days=90, by="week")
-    assert sum(r["runs"] for r in weekly) == sum(r["runs"] for r in queries.trend("det.mAP50", days=90))
+    assert len(trends.trend("det.mAP50", days=90, customer="beta", task="fire")) == 2
+    weekly = trends.trend("det.mAP50", days=90, by="week")
+    assert sum(r["runs"] for r in weekly) == sum(r["runs"] for r in trends.trend("det.mAP50", days=90))
 
 
 def test_compare_groups(fleet):
-    by_backend = {r["backend"]: r for r in queries.compare("backend", "sys.latency_p50_ms", lower_is_better=True)}
+    by_backend = {r["backend"]: r for r in trends.compare("backend", "sys.latency_p50_ms", lower_is_better=True)}
     assert by_backend["openvino_int8"] == {"backend": "openvino_int8", "mean": 4.1, "best": 4.0, "count": 2}
-    by_task = {r["task"]: r for r in queries.compare("task", "det.mAP50")}
+    by_task = {r["task"]: r for r in trends.compare("task", "det.mAP50")}
     assert by_task["fire"]["count"] == 2 and by_task["fire"]["best"] == 0.4
     assert by_task["ppe"]["count"] == 6 and by_task["ppe"]["best"] == 0.85
 
@@ -71,17 +71,17 @@ def test_export_reads_back_equal(fleet, tmp_path):
 
 def test_bad_input_says_what_exists(fleet):
     with pytest.raises(ConfigError, match="did you mean det.mAP50"):
-        queries.trend("det.mAP5")
+        trends.trend("det.mAP5")
     with pytest.raises(ConfigError, match="the store has acme, beta"):
         queries.summary(customer="gamma")
     with pytest.raises(ConfigError, match="use one of ppe, fall"):
         queries.summary(task="smoke")
     with pytest.raises(ConfigError, match="--by"):
-        queries.compare("zone")
+        trends.compare("zone")
 
 
 def test_an_empty_store_is_an_empty_table(mlflow_store):
-    assert queries.summary() == [] and queries.trend("det.mAP50") == [] and queries.compare("site") == []
+    assert queries.summary() == [] and trends.trend("det.mAP50") == [] and trends.compare("site") == []
 
 
 def test_cli_json_and_text(fleet, capsys, tmp_path):

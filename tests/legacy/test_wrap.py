@@ -17,16 +17,11 @@ import pytest
 from gfcore.core.errors import ConfigError
 from gfcore.legacy.experiments_registry import get_entry, load_registry
 from gfcore.legacy.wrap import build_args, wrap
-from tests.conftest import REPO, artifact_paths, runs_of
+from tests.conftest import REPO, artifact_paths, run_cli, runs_of
 
 PPE_EXP = "donghwa-entec/busan-plant1/welding"
 
 
-def _cli(uri, *args, timeout=600):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    env.pop("MLFLOW_RUN_ID", None)
-    return subprocess.run([sys.executable, "-m", "gfcore.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def _smoke_data_yaml() -> str:
@@ -74,7 +69,7 @@ def test_train_export_and_a_script_with_its_own_mlflow_run(mlflow_store, legacy_
 
 
 def test_hard_coded_korean_script_via_the_cli(mlflow_store, legacy_tree):
-    proc = _cli(mlflow_store, "wrap", "donghwa-entec-fall", "--type", "train", "--registry",
+    proc = run_cli(mlflow_store, "wrap", "donghwa-entec-fall", "--type", "train", "--registry",
                 str(legacy_tree / "registry.yaml"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 5/5" in proc.stdout and "완료" in proc.stdout  # streamed live
@@ -85,7 +80,7 @@ def test_hard_coded_korean_script_via_the_cli(mlflow_store, legacy_tree):
 
 
 def test_a_failing_script_ends_failed_with_its_stderr(mlflow_store, legacy_tree):
-    proc = _cli(mlflow_store, "wrap", "sampyo-gimhae-bct", "--type", "train", "--registry",
+    proc = run_cli(mlflow_store, "wrap", "sampyo-gimhae-bct", "--type", "train", "--registry",
                 str(legacy_tree / "registry.yaml"))
     assert proc.returncode == 3
     [run] = runs_of(mlflow_store, "sampyo/gimhae-plant1/bct")
@@ -147,9 +142,9 @@ def test_bad_registries_and_arguments_run_nothing(mlflow_store, legacy_tree, tmp
         bad.write_text(content)
         with pytest.raises(ConfigError, match=message):
             load_registry(bad)
-    proc = _cli(mlflow_store, "wrap", "nope", "--type", "train", "--registry", str(registry))
+    proc = run_cli(mlflow_store, "wrap", "nope", "--type", "train", "--registry", str(registry))
     assert proc.returncode == 2 and "no experiment 'nope' in the registry" in proc.stderr
-    proc = _cli(mlflow_store, "wrap", "donghwa-entec-ppe", "--type", "train", "-p", "epochs=1", "--registry",
+    proc = run_cli(mlflow_store, "wrap", "donghwa-entec-ppe", "--type", "train", "-p", "epochs=1", "--registry",
                 str(registry))
     assert proc.returncode == 2 and "needs batch, data, imgsz: pass -p batch=VALUE -p data=VALUE" in proc.stderr
     assert runs_of(mlflow_store, PPE_EXP) == []

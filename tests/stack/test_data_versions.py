@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import mlflow
 import pytest
@@ -21,7 +19,7 @@ from gfcore.data import s3 as s3data
 from gfcore.data.dataset import resolve_dataset
 from gfcore.data.versions import store as versions
 from gfcore.orchestration import reproduce
-from tests.conftest import REPO, run_entrypoint, runs_of
+from tests.conftest import run_cli, run_entrypoint, runs_of
 from tests.stack.servers import stack_missing
 
 pytestmark = pytest.mark.skipif(bool(stack_missing()) and not os.environ.get("GF_REQUIRE_STACK"),
@@ -231,9 +229,7 @@ def test_a_run_pinned_to_version_1_and_its_reproduction_train_on_version_1(pushe
 
     # Reproduced on a machine that has neither version: it fetches version 1, not `latest`.
     shutil.rmtree(s3_env)
-    proc = subprocess.run([sys.executable, "-m", "gfcore.cli", "reproduce", run.info.run_id], cwd=REPO,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}, capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli(mlflow_store, "reproduce", run.info.run_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"reproducing on the same data: yard@{pushed['v1']}" in proc.stderr
     again = [r for r in runs_of(mlflow_store) if r.data.tags.get("gf.reproduced_from") == run.info.run_id]

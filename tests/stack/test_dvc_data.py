@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gfcore.config import compose, to_typed
 from gfcore.core.errors import ConfigError, DataError
 from gfcore.data import dvc
 from gfcore.data.dataset import resolve_dataset
-from tests.conftest import REPO, run_entrypoint, runs_of
+from tests.conftest import run_cli, run_entrypoint, runs_of
 from tests.data import dvc_repo
 from tests.stack.servers import stack_missing
 
@@ -176,9 +175,7 @@ def test_runs_at_two_revisions_record_two_hashes_and_reproduce_reads_the_first(r
     assert source == old.data.tags["data.uri"]
 
     shutil.rmtree(tmp_path / "cache")
-    proc = subprocess.run([sys.executable, "-m", "gfcore.cli", "reproduce", old.info.run_id], cwd=REPO,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}, capture_output=True, text=True,
-                          timeout=600)
+    proc = run_cli(mlflow_store, "reproduce", old.info.run_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"reproducing on the same data: {root / YAML} at git {first[:12]}" in proc.stderr
     [again] = [r for r in runs_of(mlflow_store) if r.data.tags.get("gf.reproduced_from") == old.info.run_id]

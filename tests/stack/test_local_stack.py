@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -88,12 +89,24 @@ def test_every_dashboard_query_returns_rows(stack, monkeypatch):
     with pytest.raises(RuntimeError, match="an injected failure"):
         train(to_typed(compose(["scenario=smoke", "tracking.system_metrics=false"])))
 
-    dashboard = json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
+    # ... and an alert evaluation (the open-alerts panel: that failure is one).
+    from gfcore import cli
+
+    assert cli.main(["alerts", "list", "--json"]) == 0
+
+    dashboard = _dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"customer", "task"}
+    assert all(v["includeAll"] and v["multi"] and v["allValue"] == ALL_VALUE for v in variables.values())
     with _pg(stack, "grafana_ro", "GRAFANA_DB_PASSWORD") as conn:
-        results = {panel["title"]: conn.execute(panel["targets"][0]["rawSql"]).fetchall()
+        for panel in dashboard["panels"]:  # every panel follows both variables
+            assert {"$customer", "$task"} <= set(re.findall(r"\$\w+", panel["targets"][0]["rawSql"])), panel["title"]
+        results = {panel["title"]: conn.execute(_interpolate(panel["targets"][0]["rawSql"])).fetchall()
                    for panel in dashboard["panels"]}
+        options = {name: [r[0] for r in conn.execute(v["query"]).fetchall()] for name, v in variables.items()}
         with pytest.raises(Exception, match="permission denied"):  # read-only
             conn.execute("delete from runs")
+    assert options == {"customer": ["demo"], "task": ["ppe"]}
     assert all(results.values()), [title for title, rows in results.items() if not rows]
     [failed] = results["Failed and killed runs"]
     assert failed[4] == "FAILED" and "an injected failure" in failed[5]
@@ -101,13 +114,32 @@ def test_every_dashboard_query_returns_rows(stack, monkeypatch):
     assert variant == "pytorch_fp32" and mean >= best > 0 and runs == 2  # the train run measured it, then infer
     [site_model] = results["Site models: champion, figures, latency, candidate, runs (30 days)"]
     assert site_model[:4] == ("demo/local-plant1/yard", "ppe", "demo.local-plant1.yard.ppe", "1")
+    assert any(a[1] == "failed_runs" and a[2] == "demo/local-plant1/yard" for a in results["Open alerts (newest evaluation)"])
+    [(arch, map50, _, map_runs, p50, _, p50_runs)] = results["Architectures: det.mAP50 and batch-1 latency p50"]
+    assert arch == "yolov8n" and 0 <= map50 <= 1 and p50 > 0 and map_runs == p50_runs == 2
 
 
-def _panel_rows(stack, title: str) -> list[dict]:
-    dashboard = json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
-    [panel] = [p for p in dashboard["panels"] if p["title"].startswith(title)]
+ALL_VALUE = "'__all__'"  # the variables' custom All value, which Grafana puts in verbatim
+
+
+def _dashboard() -> dict:
+    return json.loads((REPO / "compose" / "grafana" / "dashboards" / "guardianflow.json").read_text())
+
+
+def _interpolate(sql: str, customer: str | None = None, task: str | None = None) -> str:
+    """The SQL as Grafana sends it: a chosen value of a multi-value / include-All variable quoted as a literal (its
+    quotes doubled), All as the variable's custom all value, verbatim."""
+    chosen = {"customer": customer, "task": task}
+    values = {name: v["allValue"] if chosen[name] is None else "'" + chosen[name].replace("'", "''") + "'"
+              for name, v in ((v["name"], v) for v in _dashboard()["templating"]["list"])}
+    return re.sub(r"\$\{?(customer|task)\}?\b", lambda m: values[m.group(1)], sql)
+
+
+def _panel_rows(stack, title: str, customer: str | None = None, task: str | None = None) -> list[dict]:
+    """The panel's rows for a chosen customer and task (None: All)."""
+    [panel] = [p for p in _dashboard()["panels"] if p["title"].startswith(title)]
     with _pg(stack, "grafana_ro", "GRAFANA_DB_PASSWORD") as conn:
-        cursor = conn.execute(panel["targets"][0]["rawSql"])
+        cursor = conn.execute(_interpolate(panel["targets"][0]["rawSql"], customer, task))
         names = [c.name for c in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -121,7 +153,8 @@ def _same(a: dict, b: dict) -> bool:
 
 def test_grafana_panels_equal_the_fleet_commands(stack, capsys):
     """The panels' SQL, run as grafana_ro on the stack's PostgreSQL, gives what `guardianflow metrics summary
-    --json`, `trend --json` and `compare --by backend --latency --json` print for the same store."""
+    --json`, `trend --json`, `compare --by backend --latency --json`, `compare --by architecture [--latency] --json`
+    and `alerts list --json` print for the same store: for All and for one customer (and task) chosen."""
     from datetime import datetime, timezone
 
     from gfcore import cli
@@ -133,35 +166,69 @@ def test_grafana_panels_equal_the_fleet_commands(stack, capsys):
     capsys.readouterr()  # MLflow's "View run ..." lines of the seeding
 
     def command(*args):
-        assert cli.main(["metrics", *args, "--json"]) == 0
-        return json.loads(capsys.readouterr().out)
+        assert cli.main([*args, "--json"]) == 0
+        lines = capsys.readouterr().out.splitlines()  # less MLflow's "View run ..." lines of a recorded run
+        return json.loads("\n".join(line for line in lines if not line.startswith(("\N{RUNNER}", "\N{TEST TUBE}"))))
 
-    summary = command("summary")
-    panel = _panel_rows(stack, "Site models")
     key = lambda r: (r["site"], r["task"] or "", r["model"] or "")  # noqa: E731
-    assert {("acme/r-p1/gate", "ppe", "acme.r-p1.gate.ppe"), ("beta/r-p1/dock", "fire", "")} <= set(map(key, summary))
-    assert sorted(map(key, panel)) == sorted(map(key, summary))
-    for want, got in zip(sorted(summary, key=key), sorted(panel, key=key)):
-        assert _same(want, got), (want, got)
-    acme = next(r for r in panel if r["model"] == "acme.r-p1.gate.ppe")
+    for customer, task in ((None, None), ("acme", None), (None, "fire")):
+        chosen = [*(["--customer", customer] if customer else []), *(["--task", task] if task else [])]
+        summary = [{k: v for k, v in r.items() if k != "data_newer"}  # read from S3, not in the database
+                   for r in command("metrics", "summary", *chosen)]
+        panel = _panel_rows(stack, "Site models", customer, task)
+        assert summary and sorted(map(key, panel)) == sorted(map(key, summary)), (customer, task)
+        for want, got in zip(sorted(summary, key=key), sorted(panel, key=key)):
+            assert _same(want, got), (want, got)
+        if customer or task:  # only what was chosen
+            assert all(r["site"].startswith(f"{customer}/" if customer else "") and r["task"] == (task or r["task"])
+                       for r in panel)
+        else:
+            assert {(r["site"].split("/")[0], r["task"]) for r in panel} >= {("acme", "ppe"), ("beta", "fire"),
+                                                                               ("demo", "ppe")}
+    acme = next(r for r in _panel_rows(stack, "Site models", "acme") if r["model"] == "acme.r-p1.gate.ppe")
     assert (acme["champion"], acme["deployed"], acme["hota"]) == ("2", "__openvino_int8", 0.7)
 
-    trend = command("trend", "--metric", "det.mAP50", "--days", "90")
-    points = {(r["metric"], r["time"].astimezone(timezone.utc).date().isoformat()): r["det.mAP50"]
-              for r in _panel_rows(stack, "det.mAP50 per site")}
-    assert points == pytest.approx({(f"{r['site']} {r['task']}", r["day"]): r["det.mAP50"] for r in trend})
-    assert len(points) >= 8
+    for customer in (None, "acme"):
+        chosen = ["--customer", customer] if customer else []
+        trend = command("metrics", "trend", "--metric", "det.mAP50", "--days", "90", *chosen)
+        points = {(r["metric"], r["time"].astimezone(timezone.utc).date().isoformat()): r["det.mAP50"]
+                  for r in _panel_rows(stack, "det.mAP50 per site", customer)}
+        assert points == pytest.approx({(f"{r['site']} {r['task']}", r["day"]): r["det.mAP50"] for r in trend})
+        assert len(points) >= (8 if customer is None else 3)
 
-    latency = command("compare", "--by", "backend", "--latency")
-    bars = _panel_rows(stack, "Batch-1 latency")
-    assert [{"backend": r["backend"], "mean": r["mean"], "best": r["best"], "count": r["count"]} for r in bars] == \
-        [pytest.approx(r) for r in latency] and "openvino_int8" in {r["backend"] for r in bars}
+        latency = command("metrics", "compare", "--by", "backend", "--latency", *chosen)
+        bars = _panel_rows(stack, "Batch-1 latency", customer)
+        assert [{"backend": r["backend"], "mean": r["mean"], "best": r["best"], "count": r["count"]} for r in bars] == \
+            [pytest.approx(r) for r in latency] and "openvino_int8" in {r["backend"] for r in bars}
 
-    failed = _panel_rows(stack, "Failed and killed")
-    for row in summary:
-        recent = [f for f in failed if (f["site"], f["task"] or None) == (row["site"], row["task"]) and
-                  f["status"] == "FAILED" and (datetime.now(timezone.utc) - f["time"]).days < 30]
-        assert len(recent) == row["failed_runs"], row
+        # Architectures: det.mAP50 (best = highest) and batch-1 p50 (best = lowest) side by side.
+        accuracy = {r["architecture"]: r for r in command("metrics", "compare", "--by", "architecture", *chosen)}
+        speed = {r["architecture"]: r for r in command("metrics", "compare", "--by", "architecture", "--latency",
+                                                       *chosen)}
+        archs = _panel_rows(stack, "Architectures", customer)
+        assert {r["architecture"] for r in archs} == set(accuracy) | set(speed) and accuracy
+        for row in archs:
+            a, s = accuracy.get(row["architecture"]), speed.get(row["architecture"])
+            assert (row["det_mAP50_mean"], row["det_mAP50_best"], row["det_mAP50_runs"]) == (
+                pytest.approx((a["mean"], a["best"], a["count"])) if a else (None, None, 0))
+            assert (row["latency_p50_ms_mean"], row["latency_p50_ms_best"], row["latency_p50_ms_runs"]) == (
+                pytest.approx((s["mean"], s["best"], s["count"])) if s else (None, None, 0))
+
+        failed = _panel_rows(stack, "Failed and killed", customer)
+        assert all(f["site"].startswith(f"{customer}/") for f in failed) if customer else failed
+        for row in command("metrics", "summary", *chosen):
+            recent = [f for f in failed if (f["site"], f["task"] or None) == (row["site"], row["task"]) and
+                      f["status"] == "FAILED" and (datetime.now(timezone.utc) - f["time"]).days < 30]
+            assert len(recent) == row["failed_runs"], row
+
+    # Open alerts: the newest evaluation's, in its order.
+    columns = ("severity", "rule", "site", "task", "model", "version", "message")
+    listed = [{c: a[c] for c in columns} for a in command("alerts", "list")["open"]]
+    assert {a["site"].split("/")[0] for a in listed} >= {"acme", "beta"}
+    for customer, task in ((None, None), ("acme", None), ("beta", "ppe")):
+        want = [a for a in listed if (customer is None or a["site"].split("/")[0] == customer)
+                and (task is None or a["task"] == task)]
+        assert want and _panel_rows(stack, "Open alerts", customer, task) == want, (customer, task)
 
 
 def test_fault_cases(stack, monkeypatch):

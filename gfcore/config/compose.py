@@ -60,14 +60,17 @@ def _files_behind(message: str, choices: dict[str, str] | None) -> str:
 def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
     """Compose the project's config as an entry point would (for the CLI, benchmarks and tests), with the configs
     outside the package (GF_CONFIG_PATH, `scenario=PATH.yaml`: gfcore.config.searchpath) in front of conf/. An
-    error in a config outside the package is a ConfigError naming its file."""
-    return _compose(overrides, config_name)[0]
+    error in a config outside the package is a ConfigError naming its file. GF_CONFIG_PATH is as it was afterwards
+    (entry points and launches keep what `searchpath.prepare` sets, for their child processes)."""
+    with searchpath.scoped():
+        return _compose(overrides, config_name)[0]
 
 
 def compose_typed(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """`compose` then `to_typed`, an error naming the config files behind the values refused."""
-    cfg, choices = _compose(overrides, "config")
-    return to_typed(cfg, choices)
+    with searchpath.scoped():
+        cfg, choices = _compose(overrides, "config")
+        return to_typed(cfg, choices)
 
 
 def _compose(overrides: list[str] | tuple[str, ...], config_name: str) -> tuple[DictConfig, dict[str, str]]:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gfcore.core.codeversion import PROJECT
@@ -109,6 +111,20 @@ def prepare(overrides: list[str]) -> list[str]:
         out.append(arg)
     use_folders(path)
     return out
+
+
+@contextmanager
+def scoped() -> Iterator[None]:
+    """GF_CONFIG_PATH as it was once the block ends: `prepare` for one composition inside a longer-lived process
+    (a CLI command reading config, a test) must not change what later compositions and child processes see."""
+    before = os.environ.get(ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def _searchpath_folders(value: str) -> list[str]:

@@ -103,6 +103,15 @@ def queue(cluster_env: dict[str, str]) -> str:
                           check=True).stdout.strip()
 
 
+def drained(cluster_env: dict[str, str], timeout: float = 60) -> str:
+    """What squeue lists once no job is left, or after `timeout` s: a job whose work ended may show as running a
+    few seconds longer (its epilogue, the controller's next look), which is not a job left behind."""
+    deadline = time.monotonic() + timeout
+    while (left := queue(cluster_env)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return left
+
+
 def sigterm_when(proc: subprocess.Popen, ready, timeout: float = 180) -> str:
     """Wait until `ready()` is true while `proc` runs, send it SIGTERM, and return its stderr once it ended."""
     try:

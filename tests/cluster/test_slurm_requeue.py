@@ -126,7 +126,7 @@ def _one_resumed_run(proc: subprocess.Popen, store: str, cluster: dict[str, str]
     log = _job_log(out, job_id)
     assert "guardianflow: stopped by SIGTERM; the run is marked KILLED." in log, "the training ended its own run"
     assert f"train.resume_run_id={train.info.run_id}" in log, "the requeued job resumed the run"
-    assert not slurm.queue(cluster), "no job is left"
+    assert not slurm.drained(cluster), "no job is left"
     return log
 
 

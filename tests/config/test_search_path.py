@@ -36,12 +36,13 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A config folder outside the package with one site and a scenario building on `smoke`; GF_CONFIG_PATH unset
-    (and restored after the test: composing may set it)."""
+    """A config folder outside the package with one site and a scenario building on `smoke`; GF_CONFIG_PATH unset,
+    and unset again after the test (`searchpath.prepare`, as a launch does, sets it for child processes)."""
     root = tmp_path / "fleet-conf"
     _write(root / "site" / "acme_north_gate.yaml", SITE)
     _write(root / "scenario" / "acme_gate.yaml", SCENARIO)
-    monkeypatch.delenv(searchpath.ENV, raising=False)
+    monkeypatch.setenv(searchpath.ENV, "")  # recorded, so that teardown restores what was there before
+    monkeypatch.delenv(searchpath.ENV)
     return root
 
 
@@ -64,13 +65,17 @@ def test_outside_folders_come_first_in_order(fleet, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "relative-is-made-absolute").mkdir()
     compose([])
+    assert os.environ[searchpath.ENV] == "relative-is-made-absolute", "a composition leaves the environment as it was"
+    searchpath.prepare([])  # what a launch does before starting child processes
     assert os.environ[searchpath.ENV] == str(tmp_path / "relative-is-made-absolute")
 
 
 def test_hydra_searchpath_on_the_command_line(fleet):
     cfg = compose_typed([f"hydra.searchpath=[file://{fleet}]", "scenario=acme_gate"])
     assert cfg.site.customer == "acme"
-    assert os.environ[searchpath.ENV] == str(fleet)  # child steps inherit it
+    assert searchpath.ENV not in os.environ, "a composition leaves the environment as it was"
+    searchpath.prepare([f"hydra.searchpath=[file://{fleet}]"])  # a launch: child steps inherit it
+    assert os.environ[searchpath.ENV] == str(fleet)
 
 
 def test_scenario_file_by_path(fleet, tmp_path, monkeypatch):
@@ -83,7 +88,9 @@ def test_scenario_file_by_path(fleet, tmp_path, monkeypatch):
     assert compose_typed(["scenario=anywhere/my_try.yaml"]).train.epochs == 3  # relative: from the current folder
     # A file in a config folder's scenario/: the folder joins the search path, so its own site is found.
     cfg = compose_typed([f"scenario={fleet / 'scenario' / 'acme_gate.yaml'}"])
-    assert cfg.site.customer == "acme" and os.environ[searchpath.ENV] == str(fleet)
+    assert cfg.site.customer == "acme" and searchpath.ENV not in os.environ
+    searchpath.prepare([f"scenario={fleet / 'scenario' / 'acme_gate.yaml'}"])  # a launch: child steps find it too
+    assert os.environ[searchpath.ENV] == str(fleet)
 
 
 def test_site_add_writes_a_site_that_composes_and_never_overwrites(fleet, tmp_path, monkeypatch, capsys):

@@ -65,6 +65,22 @@ def test_openvino_int8_keeps_accuracy(demo_run):
     assert abs(m["comparison.accuracy_drop_mAP50"]) <= 0.03
 
 
+def test_openvino_int8_within_the_requested_drop(demo_run):
+    """NNCF's accuracy-aware int8 of the demo model: det.mAP50 on the val split within 0.005 of the fp32 IR's, the
+    operations it kept in float named in quant/accuracy_control.json."""
+    run, _ = demo_run
+    quant(to_typed(compose(["backend=openvino_int8", "backend.max_accuracy_drop=0.005",
+                            f"quant.source_run_id={run.info.run_id}"])))
+    q = runs_of(mlflow.get_tracking_uri())[-1]
+    m = q.data.metrics
+    print(f"openvino_int8 (max drop 0.005): val drop {m['quant.accuracy_drop']:.4f}, "
+          f"{m['quant.reverted_layers']:.0f} of {m['quant.quantized_layers']:.0f} operations in float; test det.mAP50 "
+          f"{m['original.det.mAP50']:.3f} -> {m['det.mAP50']:.3f}, speedup {m['comparison.speedup_ratio']:.2f}x")
+    assert q.info.status == "FINISHED" and q.data.tags["quant.accuracy_target"] == "met"
+    assert m["quant.accuracy_drop"] <= 0.005 and m["quant.quantized_layers"] > m["quant.reverted_layers"]
+    assert abs(m["comparison.accuracy_drop_mAP50"]) <= 0.03
+
+
 @pytest.mark.parametrize("tracker, min_hota", [("bytetrack", 0.6), ("botsort", 0.5)])
 def test_infer_tracks_people_across_the_demo_sequences(demo_run, tracker, min_hota):
     run, _ = demo_run

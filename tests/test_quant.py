@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
 from gfcore.config import compose, to_typed
+from gfcore.config.schema import CalibrationMethod
 from gfcore.core.errors import ConfigError
 from gfcore.data.dataset import resolve_dataset
 from gfcore.jobs.quant import quant
@@ -172,3 +174,88 @@ def test_gpu_variants(trained_store, backend):
     run = runs_of(trained_store)[-1]
     assert run.info.status == "FINISHED" and math.isfinite(run.data.metrics["comparison.speedup_ratio"])
     assert mlflow.MlflowClient().get_registered_model(f"{BASE}__{backend}").aliases["candidate"]
+
+
+def _onnx_ops(uri: str) -> set[str]:
+    """The operator types of the .onnx file inside a registered model."""
+    import onnx
+
+    [path] = list(Path(mlflow.artifacts.download_artifacts(uri)).rglob("*.onnx"))
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def test_onnx_dynamic_and_static_calibration_are_what_ran(trained_store, tmp_path):
+    """`backend.method` and `backend.calibration_method` reach ONNX Runtime, and the run and version record them."""
+    from gfcore import backends
+    from gfcore.backends.onnx import quantize_int8
+    from gfcore.tracking.source import check_source_run, download_weights
+
+    name = f"{BASE}__onnx_int8"
+    client = mlflow.MlflowClient()
+    quant(_cfg("onnx_int8", "backend.method=dynamic"))
+    run = runs_of(trained_store)[-1]
+    assert run.data.tags["quant.method"] == "dynamic" and "quant.calibration_method" not in run.data.tags
+    assert "quantize_dynamic" in run.data.tags["quant.recipe"]
+    version = client.get_model_version(name, client.get_registered_model(name).aliases["candidate"])
+    assert version.tags["quant.method"] == "dynamic"
+    ops = _onnx_ops(f"models:/{name}/{version.version}")
+    assert {"DynamicQuantizeLinear", "ConvInteger"} <= ops and "QuantizeLinear" not in ops
+    assert math.isfinite(run.data.metrics["det.mAP50"])  # ONNX Runtime ran it on the test split
+
+    quant(_cfg("onnx_int8", "backend.calibration_method=percentile"))
+    run = runs_of(trained_store)[-1]
+    assert (run.data.tags["quant.method"], run.data.tags["quant.calibration_method"]) == ("static", "percentile")
+    assert "calibration Percentile" in run.data.tags["quant.recipe"]
+    version = client.get_model_version(name, client.get_registered_model(name).aliases["candidate"])
+    assert version.tags["quant.calibration_method"] == "percentile"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _onnx_ops(f"models:/{name}/{version.version}")
+
+    # The calibration method changes the activation scales ONNX Runtime computes from the same images (entropy:
+    # with more histogram bins than quantize_static's own, which would give the min-max ranges).
+    cfg = _cfg("onnx_fp32")
+    dataset = resolve_dataset(cfg.data, cfg.task)
+    fp32 = backends.get(cfg.backend)(backends.ExportRequest(
+        weights=download_weights(check_source_run(_source_run_id(), "quant"), tmp_path / "source"),
+        imgsz=cfg.model.imgsz, out_dir=tmp_path / "fp32", data_yaml=dataset.data_yaml, calibration_images=[],
+        backend=cfg.backend)).path
+    images = sorted(dataset.splits["train"][0].glob("*.png"))[:2]
+    scales = {}
+    for method in ("minmax", "entropy", "percentile"):
+        quantize_int8(fp32, tmp_path / f"{method}.onnx", images, cfg.model.imgsz, CalibrationMethod(method))
+        scales[method] = _activation_scales(tmp_path / f"{method}.onnx")
+    assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
+    assert scales["minmax"] != scales["entropy"] and scales["minmax"] != scales["percentile"]
+
+
+def _activation_scales(path) -> dict[str, float]:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {n.input[0]: float(init[n.input[1]].ravel()[0]) for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in init and init[n.input[1]].size == 1}
+
+
+def test_openvino_int8_within_a_maximum_accuracy_drop(trained_store):
+    """NNCF's accuracy-aware quantization: the run records the drop it reached on the val split (within the asked
+    maximum), how many operations were quantized and which went back to float, in metrics, tags and an artifact."""
+    import json
+
+    quant(_cfg("openvino_int8", "backend.max_accuracy_drop=0.02"))
+    run = runs_of(trained_store)[-1]
+    tags, m = run.data.tags, run.data.metrics
+    assert run.info.status == "FINISHED" and run.data.params["backend.max_accuracy_drop"] == "0.02"
+    assert (tags["quant.method"], tags["quant.calibration_method"]) == ("static", "mean_minmax")
+    assert "accuracy-aware" in tags["quant.recipe"] and tags["quant.accuracy_target"] == "met"
+    assert m["quant.accuracy_drop"] <= 0.02 and m["quant.quantized_layers"] > 0
+    report = json.loads(Path(mlflow.artifacts.download_artifacts(
+        f"runs:/{run.info.run_id}/quant/accuracy_control.json")).read_text())
+    assert report["split"] == "val" and report["metric"] == "det.mAP50" and report["max_drop"] == 0.02
+    assert report["accuracy_drop"] == pytest.approx(m["quant.accuracy_drop"])
+    assert report["fp32_mAP50"] - report["int8_mAP50"] == pytest.approx(report["accuracy_drop"])
+    assert len(report["reverted_to_float"]) == m["quant.reverted_layers"] <= m["quant.quantized_layers"]
+    assert report["quantized_operations"] == m["quant.quantized_layers"]
+    version = mlflow.MlflowClient().get_model_version(
+        f"{BASE}__openvino_int8", mlflow.MlflowClient().get_registered_model(f"{BASE}__openvino_int8").aliases["candidate"])
+    assert version.tags["quant.accuracy_target"] == "met" and float(version.tags["quant.accuracy_drop"]) <= 0.02

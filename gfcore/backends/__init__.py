@@ -8,7 +8,7 @@ backend-specific code. `check(backend)` refuses, before any work, what cannot ru
 from __future__ import annotations
 
 from gfcore.backends.base import Exported, Exporter, ExportRequest, is_cuda_device, require_cuda
-from gfcore.config.schema import BackendConfig, BackendName, Precision
+from gfcore.config.schema import BackendConfig, BackendName, Precision, QuantMethod
 from gfcore.core.errors import ConfigError
 
 __all__ = ["Exported", "ExportRequest", "Exporter", "check", "get", "is_cuda_device", "needs_calibration",
@@ -46,4 +46,5 @@ def get(backend: BackendConfig) -> Exporter:
 
 
 def needs_calibration(backend: BackendConfig) -> bool:
-    return backend.precision == Precision.int8
+    """Static int8 calibrates on real images; dynamic int8 computes its ranges at run time."""
+    return backend.precision == Precision.int8 and backend.method == QuantMethod.static

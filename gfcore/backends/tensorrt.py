@@ -43,4 +43,5 @@ def export(req: ExportRequest) -> Exported:
     out = Path(YOLO(str(src), task="detect").export(**args))
     target = req.out_dir / f"model_{req.backend.precision.value}.engine"
     out.replace(target)
-    return Exported(path=target, method=f"ultralytics tensorrt engine ({req.backend.precision.value})")
+    return Exported(path=target, method=f"ultralytics tensorrt engine ({req.backend.precision.value})",
+                    quant_method="static" if int8 else "none")

@@ -26,6 +26,25 @@ class Precision(str, Enum):
     int8 = "int8"
 
 
+class QuantMethod(str, Enum):
+    """How int8 activations get their ranges: measured once on calibration images (static), or at run time from
+    each input (dynamic: ONNX Runtime only)."""
+
+    static = "static"
+    dynamic = "dynamic"
+
+
+class CalibrationMethod(str, Enum):
+    """How a static int8 quantization turns calibration statistics into activation ranges."""
+
+    minmax = "minmax"  # ONNX Runtime CalibrationMethod.MinMax; NNCF RangeEstimatorParametersSet.MINMAX
+    entropy = "entropy"  # ONNX Runtime CalibrationMethod.Entropy (KL divergence of histograms)
+    percentile = "percentile"  # ONNX Runtime CalibrationMethod.Percentile (99.999 % of a histogram)
+    mean_minmax = "mean_minmax"  # NNCF RangeEstimatorParametersSet.MEAN_MINMAX (NNCF's own default)
+    mean_quantile = "mean_quantile"  # NNCF RangeEstimatorParametersSet.MEAN_QUANTILE
+    histogram = "histogram"  # NNCF RangeEstimatorParametersSet.HISTOGRAM
+
+
 class DataKind(str, Enum):
     demo = "demo"  # the built-in synthetic set, generated on first use
     yolo = "yolo"  # a YOLO data yaml (data.path): on disk, on S3, or in a DVC-tracked git repository

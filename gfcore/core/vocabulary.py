@@ -79,7 +79,11 @@ BACKEND_NAME, BACKEND_PRECISION = "backend.name", "backend.precision"  # quant, 
 MODEL_URI = "model.uri"  # the model an infer or challenge run measured
 INFER_IMGSZ = "infer.imgsz"
 TRACKING_TRACKER = "tracking.tracker"  # an infer run that tracked: ByteTrack or BoT-SORT
-QUANT_METHOD = "quant.method"  # how a quant run quantized (also a version tag)
+# how a quant run quantized (also version tags): QUANT_METHOD static / dynamic (int8; `none` for fp32 / fp16),
+# QUANT_CALIBRATION the calibration method that ran (static int8 where the runtime has one), QUANT_RECIPE in words
+QUANT_METHOD, QUANT_CALIBRATION, QUANT_RECIPE = "quant.method", "quant.calibration_method", "quant.recipe"
+# an accuracy-aware int8 (backend.max_accuracy_drop): `met` or `missed` (NNCF reverted every layer it could)
+QUANT_ACCURACY_TARGET = "quant.accuracy_target"
 LATENCY_PROTOCOL = "sys.latency_protocol"  # how latency was measured (a tag, not a metric)
 BEST_BATCH_RULE = "sys.best_batch_rule"  # an infer run: how its best batch size was chosen, or why none was
 EVAL_SPLIT, EVAL_DATASET, EVAL_DATASET_DIGEST = "eval.split", "eval.dataset", "eval.dataset_digest"
@@ -186,6 +190,10 @@ CI_LOW, CI_HIGH, MDE = ".ci_low", ".ci_high", ".mde"
 RATIO = "ratio."  # a challenge: candidate / champion of a latency figure, with its interval
 DET_OP = "det.op."  # detection at the site's operating confidence (site.conf_threshold)
 ORIGINAL, QUANTIZED, COMPARISON = "original.", "quantized.", "comparison."  # a quant run
+# an accuracy-aware quant run: det.mAP50 lost on the val split (fp32 IR - int8, as NNCF measured it), the operations
+# NNCF quantized at first and those it reverted to float (named in the artifact quant/accuracy_control.json)
+QUANT_ACCURACY_DROP, QUANT_QUANTIZED_LAYERS = "quant.accuracy_drop", "quant.quantized_layers"
+QUANT_REVERTED_LAYERS = "quant.reverted_layers"
 PIPELINE, SWEEP, COMPARE = "pipeline.", "sweep.", "compare."  # parents' own counts
 FLEET, ALERTS, AUTOMATION = "fleet.", "alerts.", "automation."  # GuardianFlow's own runs
 WRAP = "wrap."  # a wrapped script's exit code and duration

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gfcore import backends
+from gfcore.backends.openvino_accuracy import VALIDATION_SPLIT
 from gfcore.core.errors import ConfigError
 from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import (
@@ -20,7 +21,9 @@ from gfcore.core.vocabulary import (
     EXP_VERSION,
     LATENCY_PROTOCOL,
     ORIGINAL,
+    QUANT_CALIBRATION,
     QUANT_METHOD,
+    QUANT_RECIPE,
     SOURCE_RUN_ID,
     SYS_LATENCY_P50_MS,
     SYS_MODEL_SIZE_MB,
@@ -64,6 +67,8 @@ def quant(cfg: Config) -> float:
     if backends.needs_calibration(cfg.backend):
         calibration = split_images(dataset, cfg.backend.calibration_split, "backend.calibration_split")
         calibration = calibration[: cfg.backend.calibration_size]
+    if cfg.backend.max_accuracy_drop is not None:  # NNCF measures the drop on the val split
+        split_images(dataset, VALIDATION_SPLIT, "the split backend.max_accuracy_drop is measured on")
 
     with owned_run(cfg, RunKind.quant, data_hash=dataset.hash, data_pin=dataset.pin, source_run_id=source.run_id,
                    extra_tags={BACKEND_NAME: cfg.backend.name.value,
@@ -73,8 +78,9 @@ def quant(cfg: Config) -> float:
             exported = backends.get(cfg.backend)(backends.ExportRequest(
                 weights=weights, imgsz=cfg.model.imgsz, out_dir=work / "export", data_yaml=dataset.data_yaml,
                 calibration_images=calibration, backend=cfg.backend))
-            run.set_tags({QUANT_METHOD: exported.method, **eval_tags(dataset, split),
+            run.set_tags({**_quant_tags(exported), **eval_tags(dataset, split),
                           LATENCY_PROTOCOL: measure.latency_protocol(cfg, dataset)})
+            _log_quantization(run, exported)
             original = _measure(weights, cfg, dataset, eval_images, "source")
             quantized = _measure(exported.path, cfg, dataset, eval_images, cfg.backend.variant)
             comparison = compare(original, quantized)
@@ -106,6 +112,25 @@ def compare(original: dict[str, float], quantized: dict[str, float]) -> dict[str
     return out
 
 
+def _quant_tags(exported: backends.Exported) -> dict[str, str]:
+    """What ran, as the exporter called the runtime: static / dynamic, the calibration method, the recipe in words."""
+    tags = {QUANT_METHOD: exported.quant_method, QUANT_RECIPE: exported.method, **exported.tags}
+    if exported.calibration:
+        tags[QUANT_CALIBRATION] = exported.calibration
+    return tags
+
+
+def _log_quantization(run: OwnedRun, exported: backends.Exported) -> None:
+    """What the quantization itself measured (an accuracy-aware int8: the drop it reached, the layers it kept in
+    float) and its reports, as artifacts under quant/."""
+    import mlflow
+
+    if exported.metrics:
+        run.log_metrics(exported.metrics)
+    for path in exported.files:
+        mlflow.log_artifact(str(path), "quant")
+
+
 def _measure(path: Path, cfg: Config, dataset: DatasetInfo, images: list[Path], label: str) -> dict[str, float]:
     return measure.evaluate(path, dataset.data_yaml, cfg.registry.eval_split, images, cfg.model.imgsz,
                             cfg.backend.device, dataset.names, cfg.latency.warmup, cfg.latency.runs, label,
@@ -133,7 +158,8 @@ def _register(cfg: Config, run: OwnedRun, source: SourceRun, dataset: DatasetInf
     backend, precision = cfg.backend.name.value, cfg.backend.precision.value
     name = variant_model_name(registered_model_name(cfg), backend, precision)
     tags = {**cfg.exp.tags, SOURCE_RUN_ID: source.run_id, VERSION_RUN_ID: run.run_id, VERSION_BACKEND: backend,
-            VERSION_PRECISION: precision, QUANT_METHOD: exported.method,
+            VERSION_PRECISION: precision, **_quant_tags(exported),
+            **{k: f"{v:.6g}" for k, v in exported.metrics.items()},
             VERSION_ARCHITECTURE: arch_name(cfg.model.architecture), VERSION_IMGSZ: cfg.model.imgsz,
             VERSION_TASK: cfg.task.type.value, EXP_VERSION: cfg.exp.version, DATA_HASH: dataset.hash,
             **{k: f"{v:.6g}" for k, v in comparison.items()}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,40 @@ def test_yolo_data_needs_a_path():
 ])
 def test_split_overrides(raw, expected):
     assert split_overrides(raw) == expected
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["backend=openvino_int8", "backend.method=dynamic"], "openvino_int8 has no dynamic quantization; backend=onnx_int8"),
+    (["backend=onnx_fp32", "backend.method=dynamic"], "onnx_fp32 has no dynamic quantization; backend=onnx_int8"),
+    (["backend=onnx_int8", "backend.max_accuracy_drop=0.01"],
+     "onnx_int8 has no accuracy-aware quantization; backend=openvino_int8 has"),
+    (["backend=openvino_fp16", "backend.max_accuracy_drop=0.01"], "backend=openvino_int8 has"),
+    (["backend=tensorrt_int8", "backend.max_accuracy_drop=0.01"], "backend=openvino_int8 has"),
+    (["backend=openvino_int8", "backend.max_accuracy_drop=1.5"], "absolute value in [0, 1)"),
+    (["backend=openvino_int8", "backend.calibration_method=entropy"],
+     "openvino_int8 cannot calibrate with it (it offers minmax, mean_minmax, mean_quantile, histogram); "
+     "backend=onnx_int8 can"),
+    (["backend=onnx_int8", "backend.calibration_method=histogram"], "backend=openvino_int8 can"),
+    (["backend=tensorrt_int8", "backend.calibration_method=minmax"],
+     "tensorrt_int8 cannot calibrate with it; backend=onnx_int8 and backend=openvino_int8 can"),
+    (["backend=onnx_int8", "backend.method=dynamic", "backend.calibration_method=entropy"],
+     "dynamic quantization has no calibration"),
+])
+def test_quantization_settings_a_backend_cannot_honour_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        to_typed(compose(["scenario=smoke", *overrides]))
+
+
+def test_quantization_settings_resolve_to_what_the_runtime_runs():
+    def backend(*overrides):
+        return to_typed(compose(["scenario=smoke", *overrides])).backend
+
+    assert backend("backend=onnx_int8").calibration.value == "minmax"  # ONNX Runtime's default
+    assert backend("backend=openvino_int8").calibration.value == "mean_minmax"  # NNCF's default
+    assert backend("backend=onnx_int8", "backend.calibration_method=percentile").calibration.value == "percentile"
+    assert backend("backend=onnx_int8", "backend.method=dynamic").calibration is None
+    assert backend("backend=onnx_fp32").calibration is None
+    b = backend("backend=openvino_int8", "backend.max_accuracy_drop=0.01", "backend.calibration_method=minmax")
+    assert (b.max_accuracy_drop, b.calibration.value) == (0.01, "minmax")
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        backend("backend=onnx_int8", "backend.calibration_method=kl")

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,35 +38,17 @@ CASES = [("first", "first push"), ("unchanged", "push, same content"), ("one_lab
          ("fetch", "first fetch (empty cache)"), ("cached", "cached fetch (concrete version)")]
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(names: list[str]) -> dict[str, int]:
-    """A free port per service, each with port + 10000 free too (SeaweedFS' gRPC), none shared."""
-    out: dict[str, int] = {}
-    while len(out) < len(names):
-        port = random.randint(20000, 45000)
-        if port not in out.values() and _free(port) and _free(port + 10000):
-            out[names[len(out)]] = port
-    return out
-
-
 @contextmanager
 def temporary_stack():
     """`guardianflow stack up` in a temporary folder on free ports; this process sees its S3 (endpoint and keys)."""
     from gfcore.stack import local
+    from tests.stack.servers import free_port
 
     with tempfile.TemporaryDirectory(prefix="gf-bench-data-", dir="/tmp") as tmp:
         os.chmod(tmp, 0o755)  # PostgreSQL runs as its own user and must reach its data folder
         folder = Path(tmp) / "stack"
         start = time.perf_counter()
-        env = local.up(folder, free_ports(list(local.PORTS)))
+        env = local.up(folder, {name: free_port() for name in local.PORTS})  # as the stack tests start one
         print(f"stack up in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         try:
             with mock.patch.dict(os.environ, {k: env[k] for k in S3_KEYS}):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -41,14 +42,38 @@ def test_reproduce_refuses_what_it_cannot_rerun(trained_store):
     assert len(runs_of(trained_store)) == before
 
 
-def test_run_files_the_run_under_the_site(mlflow_store):
-    proc = run_cli(mlflow_store, "run", "train", "scenario=smoke", "train.epochs=1 registry.register=false",
-                "site.zone=gate")
+def _checkout_state() -> list[str]:
+    """`git status` of the checkout, ignored files each on its own line (bytecode left out: any import writes it)."""
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "__pycache__/" not in line]
+
+
+def test_run_files_the_run_under_the_site_and_its_files_where_the_user_is(mlflow_store, tmp_path):
+    """Started in another folder, `guardianflow run train` (its entry point runs in the checkout, under `mlflow run`)
+    writes its outputs into that folder, says where, and leaves the checkout as it was."""
+    git = (REPO / ".git").exists() and shutil.which("git") is not None
+    before = _checkout_state() if git else []
+    user = tmp_path / "elsewhere"
+    user.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    for name in ("MLFLOW_RUN_ID", "GF_WORK_DIR", "GF_FILES_SAID"):
+        env.pop(name, None)
+    proc = subprocess.run([sys.executable, "-m", "gfcore.cli", "run", "train", "scenario=smoke",
+                           "train.epochs=1 registry.register=false", "site.zone=gate"], cwd=user, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = runs_of(mlflow_store, "demo/local-plant1/gate")
     assert run.info.run_id == proc.stdout.strip().splitlines()[-1]
     assert run.data.tags["mlflow.project.entryPoint"] == "train" and run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "1"
+    assert f"train run {run.info.run_name} ({run.info.run_id}) finished" in proc.stderr
+    said = [line.split(" ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("files: ")]
+    assert len(said) == 1 and said[0].startswith(str(user.resolve() / "outputs")), proc.stderr[-3000:]
+    assert (Path(said[0]) / "ultralytics" / "train" / "results.csv").is_file()
+    if git:
+        changed = sorted(set(_checkout_state()) ^ set(before))
+        assert not changed, changed[:20]
     proc = run_cli(mlflow_store, "run", "deploy", "scenario=smoke")
     assert proc.returncode == 2 and "unknown entry point 'deploy'" in proc.stderr
 

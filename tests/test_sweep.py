@@ -39,6 +39,7 @@ def test_grid_sweep_with_a_failing_child(mlflow_store, tmp_path):
     assert all("not on disk" in c.data.tags["gf.error"] for c in failed)
     assert {c.data.params["train.lr0"] for c in finished} == {"0.001", "0.01"}
     assert all(c.data.tags["exp.type"] == "train" and c.data.tags["exp.design"] == "sweep" for c in finished)
+    assert all(c.info.run_name == f"ppe-yolov8n-train-v1-t{c.data.tags['gf.sweep.job']}" for c in finished)
 
     best = mlflow.get_run(parent.data.tags["best.run_id"])
     assert best.info.run_id in {c.info.run_id for c in finished}

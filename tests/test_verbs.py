@@ -108,8 +108,9 @@ def test_experiments_lists_the_sites(trained_store, capsys):
 def test_models_by_name(trained_store, capsys, pattern):
     assert main(["models", "--name", pattern]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["name", "champion", "candidate", "rollback"]
-    assert lines[1].split() == [MODEL, "-", "1", "-", "-", "-", "-", "demo/local-plant1/yard/ppe"]
+    assert lines[0].startswith("mAP50, mAP50-95, p50 ms (batch-1 latency): the champion's")
+    assert lines[1].split()[:4] == ["name", "champion", "candidate", "rollback"]
+    assert lines[2].split() == [MODEL, "-", "1", "-", "-", "-", "-", "demo/local-plant1/yard/ppe"]
     assert lines[-1].startswith(f"next: `guardianflow versions {MODEL}`")
     assert main(["models", "--name", pattern, "--json"]) == 0
     [model] = json.loads(capsys.readouterr().out)

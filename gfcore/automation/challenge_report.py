@@ -77,7 +77,8 @@ def rows(result: ChallengeResult, safety_classes: list[str]) -> list[dict[str, A
         cand = result.figures["candidate"].get(figure)
         champ = (result.figures.get("champion") or {}).get(figure)
         interval, reading = result.intervals.get(figure), read.get(figure)
-        row = {"figure": figure, **({champion: _num(champ)} if result.champion else {}), candidate: _num(cand),
+        row = {"figure": figure, **({champion: _num(champ, figure)} if result.champion else {}),
+               candidate: _num(cand, figure),
                DIFFERENCE: "", "tolerance": "", DETECTABLE: "", "verdict reads": ""}
         if interval is not None:
             ratio = figure in LATENCY
@@ -88,7 +89,9 @@ def rows(result: ChallengeResult, safety_classes: list[str]) -> list[dict[str, A
             if interval.mde is not None and math.isfinite(interval.mde):
                 row[DETECTABLE] = f"{interval.mde:.0%}" if ratio else f"{interval.mde:.3f}"
         elif cand is not None and champ is not None:
-            row[DIFFERENCE] = f"{cand - champ:+.0f}" if float(cand - champ).is_integer() else f"{cand - champ:+.3f}"
+            d = cand - champ
+            row[DIFFERENCE] = f"{d:+.0f}" if float(d).is_integer() else f"{d:+.1f}" if figure.endswith(
+                ("_ms", "_mb")) else f"{d:+.3f}"
         if reading is not None:
             row["tolerance"] = reading.tolerance_text()
             row["verdict reads"] = reading.status()
@@ -107,15 +110,15 @@ def markdown(title: str, sentence: str, table: list[dict[str, Any]], bootstrap: 
     return "\n".join(lines)
 
 
-def text(title: str, sentence: str, table: list[dict[str, Any]]) -> str:
-    """The table fitted to its content, for the terminal."""
+def text(title: str, table: list[dict[str, Any]]) -> str:
+    """The table fitted to its content, for the terminal (the command prints the verdict once, after it)."""
     cols = _columns(table)
     grid = [cols] + [[str(r[c]) for c in cols] for r in table]
     widths = [max(len(line[i]) for line in grid) for i in range(len(cols))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in grid]
     if any(r["figure"].startswith(MOT) and "[" in str(r.get(DIFFERENCE, "")) for r in table):
         lines.append("(mot.*: the range over the sequences, too few for an interval)")
-    return "\n".join([title, "", *lines, "", sentence])
+    return "\n".join([title, "", *lines])
 
 
 def report(result: ChallengeResult, cfg: Config, work: Path, per_sequence: dict[str, Any]) -> None:
@@ -135,7 +138,7 @@ def report(result: ChallengeResult, cfg: Config, work: Path, per_sequence: dict[
     for path in write_table(ordered, work / "summary" / "challenge"):
         client.log_artifact(result.run_id, str(path), "summary")
     client.log_table(result.run_id, pd.DataFrame(ordered), "summary/challenge_table.json")
-    result.table = text(title, sentence.replace("**", ""), ordered)
+    result.table = text(title, ordered)
     if cfg.tracking.log_plots and result.intervals:
         chart = differences_with_intervals(result.intervals, {r.figure: r for r in result.readings},
                                            per_sequence, work / "plots" / "challenge.png",
@@ -149,7 +152,10 @@ def _columns(table: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if any(str(r.get(k, "")) not in ("", "–") for r in table) or k == "figure"]
 
 
-def _num(v: float | None) -> str:
+def _num(v: float | None, figure: str = "") -> str:
+    """The rounding rule of the tables (gfcore.cli.tables): counts whole, ms and MB 1 decimal, rates 3."""
     if v is None or not math.isfinite(v):
         return "–"
+    if figure.endswith(("_ms", "_mb")):
+        return f"{v:.1f}"
     return f"{v:.0f}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"

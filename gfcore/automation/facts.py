@@ -107,7 +107,8 @@ class Facts:
                 return _version_change(name, tags[DATA_VERSION], store, then)
             now = resolve_dataset(cfg.data, cfg.task)
         except GuardianFlowError as exc:
-            log.warning("%s v%s: the data it was trained on cannot be checked here (%s)", model, version, exc)
+            # Said on every read of the fleet otherwise; the entry points log INFO, the read-only commands do not.
+            log.info("%s v%s: the data it was trained on cannot be checked here (%s)", model, version, exc)
             return None
         if not then or then == now.hash:
             return None

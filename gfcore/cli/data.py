@@ -7,9 +7,26 @@ import argparse
 import json
 from pathlib import Path
 
-from gfcore.cli.common import table, typed
+from gfcore.cli.common import typed
+from gfcore.cli.helptext import Parser
+from gfcore.cli.tables import COUNT, WIDE_HELP, Column, table
 
 VERBS = ("push", "versions", "diff", "get", "alias")
+DATA_TEXT = """Without a verb: generates (demo), checks or downloads a scenario's dataset and prints its path and hash.
+With a verb: dataset versions, immutable and content-addressed on S3 (`guardianflow data VERB -h` for each).
+
+verbs:
+  push DATA_YAML NAME       store a YOLO dataset as a new version (or find it stored)
+  versions NAME             list a dataset's versions, oldest first
+  diff NAME@A NAME@B        what changed between two versions
+  get NAME@VERSION -o DIR   write a version into a folder
+  alias NAME@VERSION ALIAS  point an alias at a version
+
+examples:
+  guardianflow data scenario=demo
+  guardianflow data push /data/yard/data.yaml yard --alias audited-2026-q4
+  guardianflow data versions yard
+  guardianflow data diff yard@audited-2026-q4 yard@latest"""
 
 
 def cmd_data(args: argparse.Namespace) -> int | None:
@@ -77,7 +94,9 @@ def _versions(args: argparse.Namespace) -> None:
     print(table([{"version": r["version"], "created (UTC)": r["created"].replace("T", " ").rstrip("Z"),
                   "images": r["images"], **{f"{c} boxes": r["boxes"].get(c, 0) for c in classes},
                   "size": _size(r["bytes"]), "aliases": ", ".join(r["aliases"])} for r in rows],
-                ["version", "created (UTC)", "images", *(f"{c} boxes" for c in classes), "size", "aliases"]))
+                [Column("version", cut=False), Column("created (UTC)", priority=2), Column("images", kind=COUNT),
+                 *(Column(f"{c} boxes", kind=COUNT, priority=1) for c in classes), Column("size"),
+                 Column("aliases")], wide=args.wide))
     print(f"compare two: guardianflow data diff {args.name}@{rows[0]['version']} {args.name}@latest"
           if len(rows) > 1 else f"train on it: data=versioned data.name={args.name}")
 
@@ -135,7 +154,7 @@ def _size(n: int) -> str:
 
 
 def _verb_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="guardianflow data")
+    p = Parser(prog="guardianflow data")
     sub = p.add_subparsers(dest="verb", required=True)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--store", help="s3://BUCKET/PREFIX of the versions (default $GF_DATA_STORE, else the local "
@@ -144,39 +163,36 @@ def _verb_parser() -> argparse.ArgumentParser:
                           description="Store a YOLO dataset as an immutable version of NAME: files the store has "
                                       "already are not uploaded again; identical content is the same version. The "
                                       "older form `push DATA_YAML s3://BUCKET/PREFIX/` uploads under a prefix.")
-    push.add_argument("data_yaml", type=Path)
+    push.add_argument("data_yaml", type=Path, help="the dataset's YOLO data yaml")
     push.add_argument("name", help="the dataset's name, e.g. yard (or s3://BUCKET/PREFIX/ for a plain upload)")
     push.add_argument("--alias", action="append", default=[], help="also point this alias at the version "
                                                                   "(repeatable); `latest` always moves")
     push.add_argument("--json", action="store_true", help="print one JSON object: the version and what was uploaded")
     push.set_defaults(func=_push)
     versions = sub.add_parser("versions", parents=[store], help="list a dataset's versions, oldest first")
-    versions.add_argument("name")
-    versions.add_argument("--json", action="store_true")
+    versions.add_argument("name", help="the dataset's name, e.g. yard")
+    versions.add_argument("--json", action="store_true", help="print the versions as JSON")
+    versions.add_argument("--wide", action="store_true", help=WIDE_HELP)
     versions.set_defaults(func=_versions)
     diff = sub.add_parser("diff", parents=[store], help="what changed between two versions (from their manifests)")
-    diff.add_argument("a", metavar="NAME@A")
-    diff.add_argument("b", metavar="NAME@B")
-    diff.add_argument("--json", action="store_true")
+    diff.add_argument("a", metavar="NAME@A", help="the version before: a version or an alias, e.g. yard@latest")
+    diff.add_argument("b", metavar="NAME@B", help="the version after")
+    diff.add_argument("--json", action="store_true", help="print every changed file as JSON")
     diff.set_defaults(func=_diff)
     get = sub.add_parser("get", parents=[store], help="write a version into a folder")
-    get.add_argument("ref", metavar="NAME@VERSION")
+    get.add_argument("ref", metavar="NAME@VERSION", help="the version (or alias) to write, e.g. yard@latest")
     get.add_argument("-o", "--out", type=Path, required=True, help="a new or empty folder")
     get.set_defaults(func=_get)
     alias = sub.add_parser("alias", parents=[store], help="point an alias (e.g. audited-2026-q4) at a version")
-    alias.add_argument("ref", metavar="NAME@VERSION")
-    alias.add_argument("alias")
+    alias.add_argument("ref", metavar="NAME@VERSION", help="the version to name, e.g. yard@latest")
+    alias.add_argument("alias", help="the alias to point at it")
     alias.set_defaults(func=_alias)
     return p
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="a scenario's dataset (path and hash); dataset versions: push, versions, diff, "
-                                    "get, alias",
-                       description="`guardianflow data [OVERRIDES]` generates, checks or downloads a scenario's "
-                                   "dataset and prints its path and hash. `data push DATA_YAML NAME` stores a "
-                                   "version; `data versions NAME`, `data diff NAME@A NAME@B`, `data get "
-                                   "NAME@VERSION -o DIR`, `data alias NAME@VERSION ALIAS` read and name them.")
+    p = sub.add_parser("data", help="a scenario's dataset; dataset versions: push, diff, get ...",
+                       description=DATA_TEXT)
     p.add_argument("overrides", nargs=argparse.REMAINDER,
                    help="Hydra overrides, e.g. scenario=smoke data=versioned data.name=yard; "
                         "or a verb and its arguments (`data push -h`)")

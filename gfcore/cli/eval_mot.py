@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from gfcore.cli.common import table
+from gfcore.cli.tables import table
 
 
 def cmd_eval_mot(args: argparse.Namespace) -> None:
@@ -32,11 +32,11 @@ def cmd_eval_mot(args: argparse.Namespace) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from gfcore.mot.benchmark import AUTO, BENCHMARKS  # constants only: no TrackEval import for --help
 
-    p = sub.add_parser("eval-mot", help="score MOTChallenge-format tracks with TrackEval (HOTA, CLEAR, Identity)",
+    p = sub.add_parser("eval-mot", help="score MOTChallenge tracks: HOTA, CLEAR, Identity (TrackEval)",
                        description="GT_DIR/<seq>/gt/gt.txt and GT_DIR/<seq>/seqinfo.ini against PRED_DIR/<seq>.txt. "
                                    "Rates are fractions (0-1), counts are integers; motp is IoU-based.")
-    p.add_argument("gt_dir")
-    p.add_argument("pred_dir")
+    p.add_argument("gt_dir", help="ground truth: GT_DIR/<seq>/gt/gt.txt and GT_DIR/<seq>/seqinfo.ini")
+    p.add_argument("pred_dir", help="tracks: PRED_DIR/<seq>.txt, one file per sequence")
     p.add_argument("--seqs", help="comma-separated sequence names (default: every sequence in GT_DIR)")
     p.add_argument("--benchmark", default=AUTO, type=lambda s: AUTO if s.lower() == AUTO else s.upper(),
                    choices=[AUTO, *BENCHMARKS],

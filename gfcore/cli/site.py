@@ -100,14 +100,17 @@ def cmd_add(args: argparse.Namespace) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("site", help="sites in a config folder outside the package (GF_CONFIG_PATH)")
     site_sub = p.add_subparsers(dest="site_command", required=True)
-    a = site_sub.add_parser("add", help="write a new site and a scenario to start from, checked by composing them")
-    a.add_argument("customer")
-    a.add_argument("region")
-    a.add_argument("plant")
-    a.add_argument("zone")
+    a = site_sub.add_parser("add", help="write a new site and a scenario to start from, checked by composing them",
+                            description="Writes a new site and a scenario to start from into a config folder "
+                                        "outside the package, checked by composing them.\n\nexample:\n"
+                                        "  guardianflow site add donghwa-entec busan plant1 welding --task ppe")
+    a.add_argument("customer", help="the customer, e.g. donghwa-entec")
+    a.add_argument("region", help="the customer's region, e.g. busan")
+    a.add_argument("plant", help="the plant in the region, e.g. plant1")
+    a.add_argument("zone", help="the zone the cameras watch, e.g. welding")
     a.add_argument("--task", required=True, help="a task preset: ppe, fall, fire ... (conf/task or the search path)")
     a.add_argument("--config-dir", default=None,
                    help="the config folder to write into (default: the first GF_CONFIG_PATH folder)")
-    a.add_argument("--name", default=None, help="the site's and scenario's name (default CUSTOMER_REGION_PLANT_ZONE)")
-    a.add_argument("--base", default="demo", help="the scenario it builds on (default demo; smoke for a quick run)")
+    a.add_argument("--name", default=None, help="the site's and scenario's name (default: CUSTOMER_REGION_PLANT_ZONE)")
+    a.add_argument("--base", default="demo", help="the scenario it builds on; smoke for a quick run")
     a.set_defaults(func=cmd_add)

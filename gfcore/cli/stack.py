@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from gfcore.cli.common import table
+from gfcore.cli.tables import table
 
 
 def cmd_stack(args: argparse.Namespace) -> None:
@@ -30,14 +30,17 @@ def cmd_stack(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stack", help="the tracking stack (MLflow server, PostgreSQL, SeaweedFS) as local processes")
-    p.add_argument("action", choices=["up", "status", "down"])
+    p = sub.add_parser("stack", help="MLflow server, PostgreSQL and SeaweedFS as local processes",
+                       description="The tracking stack (MLflow server, PostgreSQL, SeaweedFS) as local processes, "
+                                   "without Docker.\n\nexamples:\n  guardianflow stack up\n"
+                                   "  guardianflow stack status\n  guardianflow stack down --purge")
+    p.add_argument("action", choices=["up", "status", "down"], help="start it, say what runs, or stop it")
     p.add_argument("--dir", help="data, logs, pid files and secrets (default ~/.local/share/guardianflow/stack; "
                                  "as root /var/lib/guardianflow/stack)")
     p.add_argument("--purge", action="store_true", help="with down: delete the folder and all data in it")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the stack's state as JSON")
     from gfcore.stack.local import PORTS
 
     for name, port in PORTS.items():
-        p.add_argument(f"--{name}-port", type=int, dest=f"{name}_port", help=f"default {port}")
+        p.add_argument(f"--{name}-port", type=int, dest=f"{name}_port", help=f"{name}'s port (default: {port}, or the one the folder's stack used last)")
     p.set_defaults(func=cmd_stack)

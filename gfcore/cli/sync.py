@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from gfcore.cli.common import table
+from gfcore.cli.tables import table
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -41,8 +41,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sync", help="send what runs left in their local journals (after a server outage) and "
-                                    "publish offline runs",
+    p = sub.add_parser("sync", help="send journaled records and offline runs to the server",
                        description="Sends what runs left in their local journals ($GF_JOURNAL_DIR) while their "
                                    "server did not answer, then publishes ended offline runs ($GF_OFFLINE_DIR) on "
                                    "MLFLOW_TRACKING_URI. Every GuardianFlow command that reaches a server sends its "

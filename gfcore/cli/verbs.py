@@ -27,10 +27,10 @@ VERBS = {"train": "train", "quant": "quant", "infer": "infer", "sweep": "sweep",
          "pipeline": "full_pipeline"}
 HELP = {
     "train": "train a model (Ultralytics) and register it as the candidate",
-    "quant": "export and quantize a train run's model for a backend, measured against its source",
-    "infer": "benchmark a model on a backend: detection, latency per batch size, tracking",
-    "sweep": "a Hydra multirun: one parent run, one child per job, the best named",
-    "compare": "one parent run, one child per variant (architectures, backends, datasets, runs)",
+    "quant": "export and quantize a train run's model for a backend",
+    "infer": "benchmark a model on a backend: accuracy, latency, tracking",
+    "sweep": "a Hydra multirun: one child run per job, the best named",
+    "compare": "one child run per variant: architectures, backends, data",
     "pipeline": "train -> quant -> infer as child runs of one parent",
 }
 EXAMPLE = {
@@ -56,6 +56,7 @@ def cmd_verb(args: argparse.Namespace) -> None:
     """Launch the verb's entry point; print its run id (last on stdout) and, on stderr, what to do next."""
     from gfcore.config import split_overrides
     from gfcore.orchestration.reproduce import launch
+    from gfcore.tracking.naming import run_label
 
     entry = VERBS[args.verb]
     overrides = split_overrides(args.overrides)
@@ -66,7 +67,7 @@ def cmd_verb(args: argparse.Namespace) -> None:
     print(run_id)
     scenario = next((o for o in overrides if o.startswith("scenario=")), "")
     follow = NEXT.get(args.verb, "guardianflow experiments, or open the run in the MLflow UI")
-    print(f"{args.verb} run {run_id} finished; next: {follow.format(scenario=scenario, run_id=run_id)}"
+    print(f"{args.verb} run {run_label(run_id)} finished; next: {follow.format(scenario=scenario, run_id=run_id)}"
           .replace("  ", " "), file=sys.stderr)
 
 
@@ -188,6 +189,9 @@ def _explained(verb: str, overrides: list[str]) -> Iterator[None]:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
+    from gfcore.config import explain
+    from gfcore.core import suggest
+
     try:
         yield
     except MissingConfigException as exc:
@@ -199,24 +203,29 @@ def _explained(verb: str, overrides: list[str]) -> Iterator[None]:
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc).strip()
         unknown = re.match(r"Could not override '([^']+)'", message)
+        said = None if unknown else explain.one_line(exc, overrides)  # a value of the wrong type: one line
+        if said:
+            raise ConfigError(f"{said}. Nothing was started.") from None
         if unknown:
             key = unknown.group(1)
             given = next((o for o in overrides if o.split("=", 1)[0] == key), f"{key}=VALUE")
             hints = _hints(VERBS[verb], [f"--{key.rsplit('.', 1)[-1]}={given.split('=', 1)[1]}"], [])
+            close = "" if hints else suggest.did_you_mean(key, _leaf_keys())  # a typo: train.epoch
             message = (f"{given}: the config has no key {key}"
-                       + (f"; did you mean {' or '.join(hints)}?" if hints else "."))
+                       + (f"; did you mean {' or '.join(hints)}?" if hints else f"{close}."))
         raise ConfigError(f"{message} Nothing was started.\n{_how(verb)}") from None
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     for verb, entry in VERBS.items():
         params = PARAMETERS.get(entry, {})
-        p = sub.add_parser(verb, help=HELP[verb] + (f" (entry point {entry})" if entry != verb else ""),
-                           description=f"{HELP[verb]}: the {entry} entry point as an MLflow Project run in the "
-                                       f"scenario's site experiment (what `guardianflow run {entry}` does); prints "
-                                       f"its run id. e.g. {EXAMPLE[verb]}")
+        p = sub.add_parser(verb, help=HELP[verb],
+                           description=f"{HELP[verb][0].upper()}{HELP[verb][1:]}: the {entry} entry point as an "
+                                       f"MLflow Project run in the scenario's site experiment (what `guardianflow run "
+                                       f"{entry}` does); prints its run id.\n\nexample:\n  {EXAMPLE[verb]}")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                        help="scenario=NAME and Hydra overrides (group=option, group.key=value)"
                             + "".join(f"; {k}=ID" for k in params))
-        p.add_argument("--env-manager", default="local", choices=["local", "virtualenv", "uv", "conda"])
+        p.add_argument("--env-manager", default="local", choices=["local", "virtualenv", "uv", "conda"],
+                       help="how `mlflow run` makes the entry point's environment")
         p.set_defaults(func=cmd_verb, verb=verb, unknown=[])

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gfcore.cli.common import table
+from gfcore.cli.tables import table
 from gfcore.core.errors import GuardianFlowError
 
 if TYPE_CHECKING:
@@ -77,30 +77,36 @@ def cmd_wrap(args: argparse.Namespace) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     registry_help = "experiments registry file (default: the project's experiments_registry.yaml)"
-    p = sub.add_parser("scan", help="draft an experiments registry for every sub-folder of BASE_DIR")
-    p.add_argument("base_dir")
-    p.add_argument("-o", "--output", default="experiments_registry.yaml")
+    p = sub.add_parser("scan", help="draft an experiments registry of a folder's sub-folders")
+    p.add_argument("base_dir", help="the folder whose sub-folders are old experiments")
+    p.add_argument("-o", "--output", default="experiments_registry.yaml", help="the draft registry to write")
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("list", help="the old experiment folders of the registry")
-    p.add_argument("--customer")
+    p.add_argument("--customer", help="only this customer's folders")
     p.add_argument("--registry", help=registry_help)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the entries as JSON")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("wrap", help="run an old experiment's script unchanged and record it in MLflow")
+    p = sub.add_parser("wrap", help="run an old folder's script unchanged, recorded in MLflow",
+                       description="Runs an old experiment's script unchanged in its own folder and records it in "
+                                   "MLflow: its output, the files it produced, and a model it wrote (registered)."
+                                   "\n\nexamples:\n"
+                                   "  guardianflow wrap donghwa-entec-ppe --type train -p epochs=30 -p imgsz=160\n"
+                                   "  guardianflow wrap sampyo-gimhae-bct --type infer -p fps=5 --timeout 600")
     p.add_argument("name", help="the experiment's name in the registry")
-    p.add_argument("--type", required=True, choices=["train", "infer", "quant"])
+    p.add_argument("--type", required=True, choices=["train", "infer", "quant"],
+                   help="which of the folder's scripts, and the run's exp.type")
     p.add_argument("--script", help="a script of the folder instead of the entry point's default")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="fills the args template's {KEY}; without a template becomes --KEY VALUE")
-    p.add_argument("--timeout", type=float, help="seconds; then the script's process group is killed (KILLED)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="after SECONDS the script's process group is killed (the run ends KILLED)")
     p.add_argument("--no-register", action="store_true", help="do not register a model file the script wrote")
     p.add_argument("--name", dest="run_name", metavar="NAME",
                    help="the name part of the run's name {task}-{NAME}-wrap-{version} (default: the script's name)")
-    p.add_argument("--version", default="v1", help="the run's version: the last part of its name and tag exp.version "
-                   "(default v1)")
+    p.add_argument("--version", default="v1", help="the run's version: the last part of its name and tag exp.version")
     p.add_argument("--system-metrics-interval", type=float, metavar="SECONDS",
                    help="MLflow's system metrics (system/*) sampled every SECONDS while the script runs (default: "
                         "as the entry points' runs, tracking.system_metrics_interval_s; 0: none)")

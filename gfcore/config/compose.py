@@ -11,9 +11,11 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from gfcore.config import (
     automation,  # noqa: F401  registers the schemas of the roots compose_root composes
+    explain,
     searchpath,
 )
 from gfcore.config.schema import Config
+from gfcore.core import quiet
 from gfcore.core.errors import ConfigError
 
 CONF_DIR = searchpath.CONF_DIR  # the package's conf/
@@ -113,22 +115,41 @@ def compose_root(folder: str, schema: type[T], overrides: list[str] | tuple[str,
     from hydra.errors import HydraException
 
     searchpath.folders()  # a GF_CONFIG_PATH folder that does not exist: named, before composing
-    try:
+
+    def composed(given: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR / folder), version_base="1.3"):
-            cfg = hydra_compose(config_name="default", overrides=list(overrides))
+            return hydra_compose(config_name="default", overrides=given)
+
+    def keys_at(path: str) -> list[str]:  # for the "did you mean" of a typo: the defaults on the schema
+        root = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(composed([]), resolve=True))
+        node = OmegaConf.select(root, path) if path else root
+        return list(node.keys()) if isinstance(node, DictConfig) else []
+
+    try:
+        cfg = composed(list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         _raise_if_outside(exc)
+        _raise_one_line(exc, overrides, keys_at)
         raise
     try:  # merged afresh onto the schema as plain values, so that a key the schema lacks is refused
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
                                                   OmegaConf.to_container(cfg, resolve=True)))
     except ConfigKeyError as exc:
+        _raise_one_line(exc, overrides, keys_at)
         known = [f.name for f in fields(exc.object_type)] if is_dataclass(exc.object_type) else []
         raise ConfigError(f"conf/{folder}: {exc.full_key} is unknown"
                           + (f": the keys there are {', '.join(known)}." if known else ".")) from exc
     except OmegaConfBaseException as exc:
+        _raise_one_line(exc, overrides, keys_at)
         raise ConfigError(f"conf/{folder} with the overrides given: {exc}") from exc
     return obj
+
+
+def _raise_one_line(exc: Exception, overrides: list[str] | tuple[str, ...], keys_at: explain.KeysAt) -> None:
+    """A composition error that gfcore.config.explain can say in one line, as a ConfigError saying so."""
+    message = explain.one_line(exc, overrides, keys_at)
+    if message:
+        raise ConfigError(message) from None
 
 
 def split_overrides(args: list[str]) -> list[str]:
@@ -170,7 +191,9 @@ def normalise_argv() -> None:
     """Make this process's command line ready for Hydra, before Hydra reads it: `split_overrides`, then the configs
     outside the package (gfcore.config.searchpath.prepare: a scenario file made absolute, GF_CONFIG_PATH checked
     and made absolute for the child steps). When such configs are in use, the config is composed and typed here
-    once, so that an error in one of them names its file and exits 2 before anything starts."""
+    once, so that an error in one of them names its file and exits 2 before anything starts. It also sets the quiet
+    defaults (gfcore.core.quiet) before anything imports MLflow or torch."""
+    quiet.defaults()
     args = split_overrides(sys.argv[1:])
     try:
         args = searchpath.prepare(args)

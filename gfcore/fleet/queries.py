@@ -18,6 +18,8 @@ from typing import Any
 
 from gfcore.core.errors import ConfigError
 from gfcore.core.vocabulary import (
+    CHALLENGE_CHAMPION_VERSION,
+    CHALLENGE_VERDICT,
     DET_MAP50,
     DET_MAP50_95,
     EVAL_BASIS,
@@ -70,6 +72,7 @@ class SiteModel:
     idf1: float | None = None
     candidate: str | None = None
     candidate_same_basis: bool | None = None
+    candidate_verdict: str | None = None  # its challenge against the current champion: better, tie, worse
     data: str | None = None  # what the champion was trained on: `yard@6cadb757b956`, `git 1a2b3c4d5e6f`, `hash ...`
     data_newer: str | None = None  # a newer pushed version of that dataset (`latest`), with what changed
     runs: int = 0
@@ -213,6 +216,8 @@ def _fill_champion(c: Any, row: SiteModel, model: Any, variants: list[Any], expe
         if champ is not None:
             row.candidate_same_basis = all(cand.tags.get(k) == champ.tags.get(k) and champ.tags.get(k)
                                            for k in EVAL_BASIS)
+            if cand.tags.get(CHALLENGE_CHAMPION_VERSION) == row.champion:  # a verdict against another is stale
+                row.candidate_verdict = cand.tags.get(CHALLENGE_VERDICT)
 
 
 @bulk_read

@@ -96,7 +96,7 @@ def infer(cfg: Config) -> float:
             mot = _tracking(run, model, cfg, sequences, imgsz, device, work) if sequences else {}
         log.info("infer %s (%s): det.mAP50 %.3f, batch-1 p50 %.1f ms%s (run %s)", ref.uri, ref.backend,
                  det.get(DET_MAP50, 0.0), speed.get(SYS_LATENCY_P50_MS, float("nan")),
-                 f", mot.hota {mot['hota']:.3f}, mot.idf1 {mot['idf1']:.3f}" if mot else "", run.run_id)
+                 f", mot.hota {mot['hota']:.3f}, mot.idf1 {mot['idf1']:.3f}" if mot else "", run.label)
         return det.get(OBJECTIVE, 0.0)
 
 

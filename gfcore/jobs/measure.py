@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gfcore.core.paths import work_dir
 from gfcore.core.vocabulary import DET_OP, SYS, SYS_MODEL_SIZE_MB
 from gfcore.yolo.callbacks import detection_metrics
 from gfcore.yolo.model import model_size_mb
@@ -44,8 +45,12 @@ def detection_results(model: Any, data_yaml: Path, split: str, imgsz: int, devic
 
     from gfcore.yolo.validation import validator_class
 
-    results = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=1, device=device, conf=conf, iou=iou,
-                        plots=False, verbose=False, validator=validator_class(names, op_conf))
+    # Ultralytics' validator makes a folder even when it saves nothing (`runs/detect/val*` in the current folder
+    # by default): it goes into the run's work folder, or a temporary one that is removed.
+    with work_dir("gf-val-") as folder:
+        results = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=1, device=device, conf=conf,
+                            iou=iou, plots=False, verbose=False, validator=validator_class(names, op_conf),
+                            project=str(folder / "ultralytics"), name="val", exist_ok=True)
     out = detection_metrics(results.results_dict)
     for cls, ap in zip(results.box.ap_class_index, results.box.ap):
         out[f"det.ap50_95.{names[int(cls)]}"] = float(ap)

@@ -95,7 +95,7 @@ def quant(cfg: Config) -> float:
         log.info("%s on the %s split: det.mAP50 %.3f -> %.3f, p50 %.1f -> %.1f ms, %.1f -> %.1f MB (run %s)",
                  cfg.backend.variant, split, original.get(DET_MAP50, 0), quantized.get(DET_MAP50, 0),
                  original[SYS_LATENCY_P50_MS], quantized[SYS_LATENCY_P50_MS], original[SYS_MODEL_SIZE_MB],
-                 quantized[SYS_MODEL_SIZE_MB], run.run_id)
+                 quantized[SYS_MODEL_SIZE_MB], run.label)
         return quantized.get(DET_MAP50_95, 0.0)
 
 

@@ -95,7 +95,7 @@ def train(cfg: Config) -> float:
             _drop_checkpoints(run)
         objective = headline.get(OBJECTIVE, 0.0)
         log.info("trained %d epochs: on the %s split det.mAP50=%.3f det.mAP50_95=%.3f (run %s)", result.epochs,
-                 cfg.registry.eval_split, headline.get(DET_MAP50, 0.0), objective, run.run_id)
+                 cfg.registry.eval_split, headline.get(DET_MAP50, 0.0), objective, run.label)
         return objective
 
 

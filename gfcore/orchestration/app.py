@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from gfcore.config.compose import to_typed
 from gfcore.core import gcpolicy, interrupts
 from gfcore.core.errors import GuardianFlowError, StepError
+from gfcore.core.paths import hydra_output_dir, say_where_files_are
 from gfcore.core.vocabulary import ERROR_TAG
 from gfcore.orchestration import sweep
 from gfcore.tracking.offline import store as offline_store
@@ -38,11 +39,14 @@ def run_app(work: Callable[[Config], T], cfg: DictConfig) -> T | float:
     if offline_store.wanted(bool(cfg.tracking.offline)) and not offline_store.is_active():
         log.warning("recording offline into %s: `guardianflow sync` publishes the runs once the server answers",
                     offline_store.activate())
-    if _in_multirun():
+    if _in_multirun():  # the sweep's parent said where the sweep's folder is
         return _run_job(work, cfg)
     try:
         with interrupts.sigterm_raises():  # also before and after the run is owned: SIGTERM unwinds, never just kills
-            result = work(to_typed(cfg))
+            typed = to_typed(cfg)
+            if (out := hydra_output_dir()) is not None:  # said once the config holds: a bad value stays one line
+                say_where_files_are(out)
+            result = work(typed)
         gcpolicy.exiting()
         return result
     except GuardianFlowError as exc:

@@ -6,7 +6,9 @@ arguments (`guardianflow reproduce` hands it a config folder), a plain run that 
 MLFLOW_RUN_ID. The caller's tags are set on it at once, before anything starts, so others see it RUNNING with them.
 Then the entry point starts into that run: here, as `mlflow run` does (MLflow's local project backend: the entry
 point's command as a child process, or with `synchronous=False` an `mlflow run` process of its own), or inside a
-SLURM job (gfcore.orchestration.slurm_steps). `launch` waits, or returns the handle to wait on.
+SLURM job (gfcore.orchestration.slurm_steps). `launch` waits, or returns the handle to wait on. The entry point
+runs in the project checkout, so it is handed the user's folder (GF_WORK_DIR, gfcore.core.paths): its Hydra
+folders, and with them its files, go there.
 
 Stopped while it starts or waits (SIGTERM, Ctrl-C; gfcore.core.interrupts), a launch is stopped one way: the
 processes it started get SIGTERM, STOP_GRACE_S to end their own run, then SIGKILL (a SLURM job is cancelled);
@@ -30,6 +32,7 @@ from gfcore.cluster.ray_jobs import absolute_uri
 from gfcore.core import interrupts
 from gfcore.core.codeversion import PROJECT
 from gfcore.core.errors import StepError
+from gfcore.core.paths import work_dir_handed_on
 from gfcore.orchestration.slurm_steps import SlurmJob, run_in_job
 from gfcore.tracking.experiments import ensure_experiment
 from gfcore.tracking.run import end_if_running
@@ -121,16 +124,23 @@ def launch(entry: str, parameters: dict[str, str] | None = None, *, argv: list[s
                 _tag(launched.run_id, tags)
             if on_filed is not None:
                 on_filed(launched)
-            if slurm is not None:
-                run_in_job(launch, entry, parameters or {}, experiment_id, env_manager, launched.run_id, slurm)
-            elif argv is not None:
-                launched.process = _start_module(entry, argv, experiment_id, launched.run_id)
-            else:
-                launched.process = _start_project(entry, parameters or {}, experiment_id, env_manager,
-                                                  launched.run_id, synchronous)
+            with work_dir_handed_on():  # the entry point runs in the checkout; its files go to the user's folder
+                _start(launched, entry, parameters, argv, experiment_id, env_manager, synchronous, slurm)
     except MlflowException as exc:  # a parameter the entry point does not take, an environment that fails, ...
         raise LaunchFailed(f"{entry} could not start: {exc}", launched.run_id or None) from None
     return launched.wait() if synchronous else launched
+
+
+def _start(launched: Launched, entry: str, parameters: dict[str, str] | None, argv: list[str] | None,
+           experiment_id: str, env_manager: str, synchronous: bool, slurm: SlurmJob | None) -> None:
+    """Start the entry point into the launch's filed run: in a SLURM job, as a module, or as MLflow's project run."""
+    if slurm is not None:
+        run_in_job(launch, entry, parameters or {}, experiment_id, env_manager, launched.run_id, slurm)
+    elif argv is not None:
+        launched.process = _start_module(entry, argv, experiment_id, launched.run_id)
+    else:
+        launched.process = _start_project(entry, parameters or {}, experiment_id, env_manager, launched.run_id,
+                                          synchronous)
 
 
 def module_command(entry: str, argv: list[str]) -> list[str]:

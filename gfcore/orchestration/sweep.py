@@ -26,6 +26,7 @@ from omegaconf import DictConfig, open_dict
 from gfcore.config.compose import to_container, to_typed
 from gfcore.config.schema import Config, ExpDesign
 from gfcore.core.errors import ConfigError
+from gfcore.core.paths import say_where_files_are
 from gfcore.core.vocabulary import (
     BEST,
     BEST_PARAMS,
@@ -49,7 +50,7 @@ from gfcore.core.vocabulary import (
 from gfcore.data.dataset import resolve_dataset
 from gfcore.jobs.plots import metric_per_variant
 from gfcore.orchestration.results import FIGURES, Report, variant_row
-from gfcore.tracking.naming import experiment_name, run_name
+from gfcore.tracking.naming import experiment_name, free_run_name, run_name
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.run import PARENT_ENV, end_run, ensure_experiment
 
@@ -75,6 +76,7 @@ class SweepParent(Callback):
         except Exception as exc:
             raise SweepAborted(f"the sweep's parent run could not be created: {exc}") from exc
         os.environ[PARENT_ENV] = run_id
+        say_where_files_are(Path(str(config.hydra.sweep.dir)))
         # Jobs must start runs of their own: under `mlflow run`, MLFLOW_RUN_ID names the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
 
@@ -119,10 +121,14 @@ def open_parent(cfg: Config, sweep_spec: str) -> str:
     env_run = os.environ.get("MLFLOW_RUN_ID")
     if env_run:
         run_id = env_run
-        client.update_run(run_id, name=run_name(cfg, RunKind.sweep))
+        run = client.get_run(run_id)
+        name = free_run_name(run.info.experiment_id, run_name(cfg, RunKind.sweep), run_id)
+        if name != run.info.run_name:
+            client.update_run(run_id, name=name)
     else:
         experiment = ensure_experiment(experiment_name(cfg.site))
-        run_id = client.create_run(experiment, run_name=run_name(cfg, RunKind.sweep)).info.run_id
+        name = free_run_name(experiment, run_name(cfg, RunKind.sweep))
+        run_id = client.create_run(experiment, run_name=name).info.run_id
     _open["run_id"] = run_id  # from here on, a sweep that is stopped or fails ends this run (end_open_parent)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
@@ -131,7 +137,7 @@ def open_parent(cfg: Config, sweep_spec: str) -> str:
 
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run_id, to_container(cfg), "config/resolved.yaml")
-    log.info("sweep parent run %s (%s)", run_id, sweep_spec)
+    log.info("sweep parent run %s (%s, %s)", name, run_id, sweep_spec)
     return run_id
 
 

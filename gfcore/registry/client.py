@@ -3,10 +3,10 @@ must exist (with the ones that do in the error), and a model's aliases."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Any
 
+from gfcore.core import suggest
 from gfcore.core.errors import RegistryError
 from gfcore.tracking.server import check_tracking_store
 
@@ -37,11 +37,9 @@ def require_model(client: Any, name: str) -> Any:
         known = sorted(rm.name for rm in all_registered_models(client))
         if not known:
             raise RegistryError(f"no registered model named {name!r}: no model is registered yet.") from None
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-        listed = f": {', '.join(known)}." if len(known) <= 10 else "."
-        raise RegistryError(f"no registered model named {name!r}.{hint} `guardianflow models` lists the registered "
-                            f"models{listed}") from None
+        listed = f": {', '.join(known)}" if len(known) <= 10 else ""
+        raise RegistryError(f"no registered model named {name!r}{suggest.did_you_mean(name, known)}; "
+                            f"`guardianflow models` lists the registered models{listed}") from None
 
 
 def require_version(client: Any, name: str, version: str) -> Any:

@@ -11,11 +11,11 @@ difference the evaluation images allow is above -0.005.
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from dataclasses import dataclass
 
+from gfcore.core import suggest
 from gfcore.core.errors import RegistryError
 from gfcore.core.vocabulary import SYSTEM
 
@@ -100,8 +100,6 @@ def pessimistic(gate: Gate, value: float, champion: float, interval: dict | None
 def _figure(gate: Gate, metrics: dict[str, float], whose: str) -> float:
     if gate.metric not in metrics:
         names = sorted(k for k in metrics if not k.startswith(SYSTEM))
-        close = difflib.get_close_matches(gate.metric, names, n=1, cutoff=0.8)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RegistryError(f"gate {gate}: {whose} has no metric {gate.metric!r}.{hint} Its metrics: "
-                            f"{', '.join(names) or 'none'}.")
+        raise RegistryError(f"gate {gate}: {whose} has no metric {gate.metric!r}"
+                            f"{suggest.did_you_mean(gate.metric, names)}; its metrics: {suggest.listed(names) or 'none'}")
     return metrics[gate.metric]

@@ -27,6 +27,8 @@ from typing import Any
 from gfcore.core import paths
 from gfcore.core.errors import RegistryError
 from gfcore.core.vocabulary import (
+    CHALLENGE_CHAMPION_VERSION,
+    CHALLENGE_VERDICT,
     DET_MAP50,
     DET_MAP50_95,
     GATES,
@@ -47,7 +49,7 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.registry import gates as gating
 from gfcore.registry.client import aliases_of, all_registered_models, mlflow_client, require_model, require_version
-from gfcore.registry.register import CANDIDATE, CHAMPION, ROLLBACK
+from gfcore.registry.register import CANDIDATE, CHAMPION, HEADLINE, ROLLBACK
 
 MANAGED_ALIASES = (CHAMPION, CANDIDATE, ROLLBACK)
 KEY_METRICS = (DET_MAP50, DET_MAP50_95, SYS_LATENCY_P50_MS)
@@ -60,6 +62,9 @@ class VersionInfo:
     created: str
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, float] = field(default_factory=dict)  # headline figures on its eval split, as numbers
+    verdict: str | None = None  # of its challenge (tag challenge.verdict) ...
+    verdict_against: str | None = None  # ... against this champion version ("none": measured alone)
 
     @property
     def backend(self) -> str | None:
@@ -109,6 +114,24 @@ def list_versions(name: str) -> list[VersionInfo]:
             status=mv.status,
             created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             metrics=run_metrics(client, mv.run_id), tags=dict(mv.tags or {})))
+        info = out[-1]
+        info.figures = headline_figures(info.tags, info.metrics)
+        info.verdict, info.verdict_against = (info.tags.get(CHALLENGE_VERDICT),
+                                              info.tags.get(CHALLENGE_CHAMPION_VERSION))
+    return out
+
+
+def headline_figures(tags: dict[str, str], metrics: dict[str, float]) -> dict[str, float]:
+    """A version's headline figures as numbers. Its tags hold them to 6 significant digits (for people on the
+    registry page) and its run holds them unrounded: the run's value where it is the tag's figure, else the tag's."""
+    out = {}
+    for key in HEADLINE:
+        try:
+            value = float(tags[key])
+        except (KeyError, ValueError):
+            continue
+        raw = metrics.get(key)
+        out[key] = raw if raw is not None and f"{raw:.6g}" == tags[key] else value
     return out
 
 
@@ -242,8 +265,11 @@ def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
 
 
 def _version_metrics(client: Any, name: str, version: str) -> dict[str, float]:
-    metrics = run_metrics(client, client.get_model_version(name, version).run_id)
-    return {k: metrics[k] for k in KEY_METRICS if k in metrics}
+    """The version's headline figures (its tags: on its eval split), else its run's."""
+    mv = client.get_model_version(name, version)
+    metrics = run_metrics(client, mv.run_id)
+    figures = {**metrics, **headline_figures(dict(mv.tags or {}), metrics)}
+    return {k: figures[k] for k in KEY_METRICS if k in figures}
 
 
 def _verify(client: Any, name: str, expected: dict[str, str | None]) -> None:

@@ -47,7 +47,7 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.tracking import journal, server, sysmetrics
 from gfcore.tracking.experiments import describe, ensure_experiment
-from gfcore.tracking.naming import experiment_name, run_name, sanitize_metric_name
+from gfcore.tracking.naming import experiment_name, free_run_name, run_name, sanitize_metric_name, trial_stem
 from gfcore.tracking.offline import store as offline_store
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
@@ -67,6 +67,12 @@ _started: list[str] = []  # run ids owned_run started in this process (a sweep j
 class OwnedRun:
     run_id: str
     experiment_id: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the terminal names the run: `ppe-yolov8n-train-v1-2 (3f2a...)`."""
+        return f"{self.name} ({self.run_id})" if self.name else self.run_id
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, model_id: str | None = None,
                     dataset: Any = None) -> None:
@@ -91,7 +97,8 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, data_pin: DataPin |
               extra_tags: dict[str, str] | None = None, name: str | None = None,
               resume_run_id: str | None = None, resumed_from: str = "") -> Iterator[OwnedRun]:
     """Start (or resume under `mlflow run`) the run of one entry point, and always end it; `name` replaces the
-    run name of the naming scheme where it cannot say what the run is (a challenge names both versions).
+    run name of the naming scheme where it cannot say what the run is (a challenge names both versions). Either is
+    the stem of a name distinct in the experiment (gfcore.tracking.naming: `-2`, `-3` ...; a sweep trial's `-tN`).
 
     `resume_run_id`: continue that ended (or crashed) run instead, back to RUNNING: its tags and params stay as
     they are (only params it lacks are logged), the resume is its tag `gf.resume.N` = `resumed_from`."""
@@ -118,22 +125,30 @@ def owned_run(cfg: Config, exp_type: str, *, data_hash: str, data_pin: DataPin |
         env_run_id = os.environ.get("MLFLOW_RUN_ID")
         if resume_run_id:
             active = _restart(resume_run_id, env_run_id, system_metrics and not journaled)
+            name = active.info.run_name  # a resumed run keeps its name
         elif parent:
             exp_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
+            job = _job_tags()
+            if SWEEP_JOB in job:  # a trial's name says which one it is
+                name = trial_stem(name, job[SWEEP_JOB])
+            name = free_run_name(exp_id, name)
             active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics and not journaled,
-                                      tags={PARENT_TAG: parent, **_job_tags()})
+                                      tags={PARENT_TAG: parent, **job})
         elif env_run_id:
             active = mlflow.start_run(run_id=env_run_id, log_system_metrics=system_metrics and not journaled)
-            mlflow.MlflowClient().update_run(env_run_id, name=name)
+            name = free_run_name(active.info.experiment_id, name, env_run_id)
+            if name != active.info.run_name:
+                mlflow.MlflowClient().update_run(env_run_id, name=name)
             _warn_if_elsewhere(active.info.experiment_id, experiment)
             describe(active.info.experiment_id)
         else:
             exp_id = ensure_experiment(experiment)
+            name = free_run_name(exp_id, name)
             active = mlflow.start_run(experiment_id=exp_id, run_name=name, log_system_metrics=system_metrics and not journaled)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"MLflow refused to start the run: {short(exc)}") from exc
 
-    run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id)
+    run = OwnedRun(run_id=active.info.run_id, experiment_id=active.info.experiment_id, name=name)
     _started.append(run.run_id)
     monitor = None
     if journaled:

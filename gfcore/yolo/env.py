@@ -14,11 +14,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gfcore.core import quiet
+
 _INTEGRATIONS_OFF = {"mlflow": False, "sync": False, "clearml": False, "comet": False, "dvc": False,
                      "raytune": False, "tensorboard": False, "wandb": False}
 
 
 def configure() -> None:
+    quiet.defaults()  # MLflow's download bars and torch's deprecation warnings: not in a command's output
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
     from ultralytics.utils import SETTINGS

@@ -94,7 +94,7 @@ def test_run_acts_only_when_confirmed(store, capsys, monkeypatch):
     for mode in ("check", "run"):
         assert cli.main(["optimize", mode, "--model", NAME[:-1]]) == 2
         err = capsys.readouterr().err
-        assert f"no registered model named '{NAME[:-1]}'. Did you mean '{NAME}'" in err, err
+        assert f"no registered model named '{NAME[:-1]}' (did you mean {NAME}?)" in err, err
         assert "`guardianflow models` lists the registered models" in err
 
 

@@ -94,7 +94,10 @@ def test_cli_json_and_text(fleet, capsys, tmp_path):
     assert {r["model"] for r in rows} == {"acme.r-p1.gate.ppe", "beta.r-p1.dock.ppe", None}
     assert cli.main(["metrics", "trend", "--metric", "det.mAP50", "--by", "week", "--plot", str(tmp_path / "t.png")]) == 0
     out = capsys.readouterr()
-    assert out.out.splitlines()[0].split() == ["site", "task", "week", "det.mAP50", "runs", "last"]
+    title, header = out.out.splitlines()[:2]
+    assert title.startswith("det.mAP50 (higher is better) per week: the mean over the finished runs")
+    assert [c.strip() for c in header.split("  ") if c] == ["site", "task", "week", "mAP50 mean", "runs",
+                                                            "mAP50 last run"]
     assert (tmp_path / "t.png").stat().st_size > 1000
     assert cli.main(["metrics", "compare", "--by", "site", "--latency", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0] == {"site": "acme/r-p1/gate", "mean": 4.1, "best": 4.0, "count": 2}

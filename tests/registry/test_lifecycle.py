@@ -161,8 +161,9 @@ def test_cli_tables_and_json(new_version, capsys):
     assert model["champion_metrics"]["det.mAP50"] == 0.6
     assert cli.main(["models", "--customer", "acme"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["name", "champion", "candidate", "rollback"]
-    assert lines[1].split()[:3] == [NAME, v1, "2"]
+    assert lines[0].startswith("mAP50, mAP50-95, p50 ms (batch-1 latency): the champion's")
+    assert lines[1].split()[:4] == ["name", "champion", "candidate", "rollback"]
+    assert lines[2].split()[:3] == [NAME, v1, "2"]
     assert cli.main(["models", "--customer", "other"]) == 0
     assert "no registered models" in capsys.readouterr().out
     assert cli.main(["versions", NAME, "--json"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -96,11 +97,17 @@ def run_entrypoint(args: list[str], uri: str, cwd: Path, timeout: int = 600, aud
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_cli(uri: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m gfcore.cli ARGS` (the `guardianflow` command) from the repo root, against `uri`."""
+def run_cli(uri: str, *args: str, timeout: int = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """`python -m gfcore.cli ARGS` (the `guardianflow` command) from the repo root (or `cwd`: the user's folder,
+    where its files go), against `uri`."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    env.pop("MLFLOW_RUN_ID", None)
-    return subprocess.run([sys.executable, "-m", "gfcore.cli", *args], cwd=REPO, env=env, capture_output=True,
+    if Path(cwd) != REPO:  # this checkout's code, not whichever is installed
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    for name in ("MLFLOW_RUN_ID", "GF_WORK_DIR", "GF_FILES_SAID"):
+        env.pop(name, None)
+    if Path(cwd) == REPO:  # run files (Hydra's outputs/) go to a scratch folder, not into the checkout
+        env["GF_WORK_DIR"] = tempfile.mkdtemp(prefix="gf-test-work-")
+    return subprocess.run([sys.executable, "-m", "gfcore.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -16,12 +16,15 @@ import pytest
 from tests.conftest import REPO, run_cli, runs_of
 
 
-def test_reproduce_a_train_run(trained_store):
+def test_reproduce_a_train_run(trained_store, tmp_path):
     [original] = [r for r in runs_of(trained_store) if r.data.tags["exp.type"] == "train"]
     mlflow.MlflowClient().set_tag(original.info.run_id, "gf.code_version", "0ld")
-    proc = run_cli(trained_store, "reproduce", original.info.run_id)
+    proc = run_cli(trained_store, "reproduce", original.info.run_id, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"run {original.info.run_id} ran with code version 0ld" in proc.stderr
+    said = [line.split(" ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("files: ")]
+    assert len(said) == 1 and said[0].startswith(str(tmp_path.resolve() / "outputs")), proc.stderr[-3000:]
+    assert (Path(said[0]) / "ultralytics" / "train" / "results.csv").is_file()
     again = [r for r in runs_of(trained_store) if r.data.tags.get("gf.reproduced_from") == original.info.run_id]
     assert len(again) == 1 and again[0].info.status == "FINISHED"
     ignore = {"tracking.system_metrics_interval_s"}

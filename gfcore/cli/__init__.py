@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                                             + argv[end:])
     if unknown:  # a command that explains what it takes instead (the verbs) sets `unknown`; the others refuse here
         if not hasattr(args, "unknown"):
+            words = [args.command] + [v for k, v in vars(args).items() if k.endswith("_command") and v]
+            parser.prog = " ".join(["guardianflow", *words])  # the help to read is the command's own
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.unknown = unknown
     try:

@@ -69,7 +69,7 @@ def reproduce(run_id: str, dry_run: bool = False) -> int:
     _pin_data(run_id, run.data.tags, logged)
     entry = ENTRY_OF_TYPE[exp_type]
     folder = _config_folder(logged, "reproduce")
-    argv = ["--config-dir", str(folder), "--config-name", "reproduce", f"hydra.run.dir={folder / 'outputs'}"]
+    argv = ["--config-dir", str(folder), "--config-name", "reproduce"]
     print(f"reproducing run {run_id} ({exp_type}): {' '.join(launcher.module_command(entry, argv))}", file=sys.stderr)
     if dry_run:
         return 0
@@ -136,8 +136,10 @@ def _config_folder(logged: dict, name: str) -> Path:
     import yaml
 
     folder = Path(tempfile.mkdtemp(prefix=f"gf-{name}-"))
+    # Its files under the user's work folder, as conf/config.yaml puts every run's (the launcher hands it on).
+    hydra = {"job": {"chdir": False}, "run": {"dir": "${oc.env:GF_WORK_DIR,.}/outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}"}}
     (folder / f"{name}.yaml").write_text(yaml.safe_dump({"defaults": ["gf_schema", "_self_"], **logged,
-                                                         "hydra": {"job": {"chdir": False}}}, sort_keys=False))
+                                                         "hydra": hydra}, sort_keys=False))
     return folder
 
 
@@ -165,7 +167,7 @@ def resume(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> int:
     # The checks the train entry point makes before it touches the run, here before anything starts: a resume
     # refused later would leave a crashed (RUNNING) run FAILED. Only an uploaded checkpoint is not fetched here.
     resuming.prepare(cfg, resolve_dataset(cfg.data, cfg.task).hash, download=False)
-    argv = ["--config-dir", str(folder), "--config-name", "resume", *args, f"hydra.run.dir={folder / 'outputs'}"]
+    argv = ["--config-dir", str(folder), "--config-name", "resume", *args]
     print(f"resuming run {run_id}: {' '.join(launcher.module_command('train', argv))}", file=sys.stderr)
     try:
         launcher.launch("train", argv=argv, experiment_id=run.info.experiment_id, run_id=run_id)

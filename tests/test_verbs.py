@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import mlflow
 import pytest
 
-from gfcore.cli import main
+from gfcore.cli import build_parser, main
 from gfcore.cli.challenge import entry_arguments
 from tests.conftest import run_cli, runs_of
 
@@ -85,6 +85,14 @@ def test_challenge_takes_the_entry_points_arguments():
         parse(MODEL, "candidate=3", candidate="2")
     with pytest.raises(Exception, match="which registered model"):
         parse("candidate=3")
+    # overrides after an option, as the tie's next step prints them: the parser hands them over as leftovers
+    args = build_parser().parse_known_args(["challenge", MODEL, "--candidate", "3", "latency.runs=400"])
+    assert args[1] == ["latency.runs=400"] and args[0].unknown == []
+    args[0].unknown = args[1]
+    assert entry_arguments(args[0]) == (MODEL, "3", None, ["latency.runs=400"])
+    args[0].unknown = ["--bogus"]
+    with pytest.raises(Exception, match="challenge takes no option --bogus"):
+        entry_arguments(args[0])
 
 
 def test_experiments_lists_the_sites(trained_store, capsys):

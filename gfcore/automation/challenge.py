@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gfcore.automation.challenge_report import ChallengeResult, report
-from gfcore.config import to_typed
+from gfcore.config import explain, to_typed
 from gfcore.config.schema import ChallengeConfig, Config, ExpDesign
 from gfcore.core.errors import ConfigError, RegistryError
 from gfcore.core.paths import work_dir
@@ -174,10 +174,15 @@ def config_of(run_id: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
                           "on its own scenario.") from None
     logged = yaml.safe_load(Path(path).read_text())
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), logged, OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(OmegaConf.structured(Config), logged)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"the scenario logged by run {run_id} with overrides {list(overrides)} does not fit "
-                          f"today's config: {exc}".strip()) from None
+        raise ConfigError(f"the scenario logged by run {run_id} does not fit today's config: {exc}".strip()) from None
+    try:  # apart, so that a bad override is said as one line naming it (gfcore.config.explain)
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        said = explain.one_line(exc, overrides)
+        raise ConfigError(said or f"the overrides {list(overrides)} do not fit the scenario of run {run_id}: "
+                                  f"{exc}".strip()) from None
     return to_typed(merged)
 
 

@@ -31,8 +31,13 @@ def entry_arguments(args: argparse.Namespace) -> tuple[str, str | None, str | No
     from gfcore.config import split_overrides
 
     given = {"candidate": args.candidate, "variant": args.variant}
+    # KEY=VALUE words after an option (`NAME --candidate 3 latency.runs=400`) reach here as argparse's leftovers
+    later = list(getattr(args, "unknown", None) or [])
+    for word in later:
+        if word.startswith("-"):
+            raise ConfigError(f"challenge takes no option {word}; see `guardianflow challenge --help`")
     name, overrides = None, []
-    for i, word in enumerate([args.name, *split_overrides(args.overrides)]):
+    for i, word in enumerate([args.name, *split_overrides([*args.overrides, *later])]):
         key, eq, value = word.partition("=")
         if i == 0 and not eq:
             name = word
@@ -144,4 +149,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "this process; prints the verdict the run tagged on the version")
     p.add_argument("--env-manager", default="local", choices=["local", "virtualenv", "uv", "conda"],
                    help="with --launch: how `mlflow run` makes the entry point's environment")
-    p.set_defaults(func=cmd_challenge)
+    p.set_defaults(func=cmd_challenge, unknown=[])

@@ -106,3 +106,23 @@ def test_suggest():
     assert suggest.did_you_mean("zzz", ["failed_runs", "low_accuracy"]) == ""
     assert suggest.unknown("rule", "x", ["b", "a"]) == "no rule 'x'; rules: a, b"
     assert suggest.listed(str(i) for i in range(20)).endswith("and 8 more")
+
+
+def test_a_bad_override_of_a_logged_scenario_is_one_line(mlflow_store, tmp_path):
+    """`challenge NAME KEY=VALUE` changes the candidate's logged scenario: a wrong value or key there is said as one
+    line naming the override, as anywhere else."""
+    import yaml
+
+    from gfcore.automation.challenge import config_of
+    from gfcore.config.compose import compose, to_container
+    from gfcore.core.errors import ConfigError
+
+    logged = tmp_path / "resolved.yaml"
+    logged.write_text(yaml.safe_dump(to_container(compose(["scenario=smoke"]))))
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(logged), "config")
+    assert config_of(run.info.run_id, ["latency.runs=50"]).latency.runs == 50
+    with pytest.raises(ConfigError, match=r"^latency\.runs=abc: wants a whole number, got 'abc'$"):
+        config_of(run.info.run_id, ["latency.runs=abc"])
+    with pytest.raises(ConfigError, match=r"^latency\.rns=3: no key latency\.rns \(did you mean latency\.runs\?\)$"):
+        config_of(run.info.run_id, ["latency.rns=3"])

@@ -60,7 +60,8 @@ def cmd_versions(args: argparse.Namespace) -> None:
     versions = lifecycle.list_versions(args.name)
     if args.json:  # numbers as numbers: the figures once (raw), not again as the tags' rounded strings
         out = [{**asdict(v), "metrics": {k: x for k, x in v.metrics.items() if not k.startswith(SYSTEM)},
-                "tags": {k: x for k, x in v.tags.items() if k not in v.figures}} for v in versions]
+                "tags": {k: x for k, x in v.tags.items() if k not in v.figures},
+                "verdict": v.verdict, "verdict_against": v.verdict_against} for v in versions]
         print(json.dumps(out, indent=2))
         return
     rows = [{"version": v.version, "aliases": ",".join(v.aliases), "run_id": v.run_id,

@@ -18,7 +18,7 @@ ARTIFACT_BARS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # MLflow's own switc
 
 # Warnings that say nothing a GuardianFlow user can act on, by the start of their text.
 KNOWN_WARNINGS = (
-    r"(\x1b\[\d+m)?Add type hints to the `predict` method",  # MLflow, for a pyfunc with an explicit signature
+    r"(\x1b\[\d+m)?Add type hints to the `predict` method",  # MLflow; our pyfunc declares an explicit signature
     r"`torch\.jit\.trace(_method)?` is deprecated",  # torch, inside Ultralytics' and OpenVINO's exports
     r"Type hint used in the model's predict function is not supported",
 )

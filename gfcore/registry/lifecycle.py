@@ -63,8 +63,16 @@ class VersionInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)  # headline figures on its eval split, as numbers
-    verdict: str | None = None  # of its challenge (tag challenge.verdict) ...
-    verdict_against: str | None = None  # ... against this champion version ("none": measured alone)
+
+    @property
+    def verdict(self) -> str | None:
+        """Of its challenge (tag challenge.verdict): better, tie, worse, unopposed."""
+        return self.tags.get(CHALLENGE_VERDICT)
+
+    @property
+    def verdict_against(self) -> str | None:
+        """The champion version it was challenged against ("none": measured alone)."""
+        return self.tags.get(CHALLENGE_CHAMPION_VERSION)
 
     @property
     def backend(self) -> str | None:
@@ -114,10 +122,7 @@ def list_versions(name: str) -> list[VersionInfo]:
             status=mv.status,
             created=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             metrics=run_metrics(client, mv.run_id), tags=dict(mv.tags or {})))
-        info = out[-1]
-        info.figures = headline_figures(info.tags, info.metrics)
-        info.verdict, info.verdict_against = (info.tags.get(CHALLENGE_VERDICT),
-                                              info.tags.get(CHALLENGE_CHAMPION_VERSION))
+        out[-1].figures = headline_figures(out[-1].tags, out[-1].metrics)
     return out
 
 

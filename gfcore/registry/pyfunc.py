@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,6 @@ import mlflow.pyfunc
 import gfcore
 from gfcore.core.errors import RegistryError
 from gfcore.registry.formats import backend_of
-
-# MLflow nudges towards typed predict() signatures; this model declares an explicit signature instead.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")  # text is colour-coded
 
 OUTPUT_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
 DEFAULT_CONF = 0.25

@@ -83,15 +83,21 @@ def free_run_name(experiment_id: str, stem: str, run_id: str | None = None) -> s
     return free_name(stem, (r.info.run_name for r in found if r.info.run_id != run_id))
 
 
+def labelled(name: str | None, run_id: str) -> str:
+    """How the terminal names a run: `ppe-yolov8n-train-v1-2 (3f2a...)`, its name and its id (the id alone
+    without a name)."""
+    return f"{name} ({run_id})" if name else run_id
+
+
 def run_label(run_id: str) -> str:
-    """How the terminal names a run: `ppe-yolov8n-train-v1-2 (3f2a...)`, its name and its id."""
+    """`labelled` for a run known by its id only: its name read from the store."""
     import mlflow
 
     try:
         name = mlflow.MlflowClient().get_run(run_id).info.run_name
     except Exception:  # the id alone still names it
         return run_id
-    return f"{name} ({run_id})" if name else run_id
+    return labelled(name, run_id)
 
 
 def wrap_run_name(task: str, name: str, version: str) -> str:

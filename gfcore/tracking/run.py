@@ -47,7 +47,14 @@ from gfcore.core.vocabulary import (
 )
 from gfcore.tracking import journal, server, sysmetrics
 from gfcore.tracking.experiments import describe, ensure_experiment
-from gfcore.tracking.naming import experiment_name, free_run_name, run_name, sanitize_metric_name, trial_stem
+from gfcore.tracking.naming import (
+    experiment_name,
+    free_run_name,
+    labelled,
+    run_name,
+    sanitize_metric_name,
+    trial_stem,
+)
 from gfcore.tracking.offline import store as offline_store
 from gfcore.tracking.params import config_params, run_tags
 from gfcore.tracking.server import check_tracking_store, short
@@ -72,7 +79,7 @@ class OwnedRun:
     @property
     def label(self) -> str:
         """How the terminal names the run: `ppe-yolov8n-train-v1-2 (3f2a...)`."""
-        return f"{self.name} ({self.run_id})" if self.name else self.run_id
+        return labelled(self.name, self.run_id)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, model_id: str | None = None,
                     dataset: Any = None) -> None:
